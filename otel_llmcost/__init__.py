@@ -1,0 +1,43 @@
+"""otel-llmcost: OpenTelemetry instrumentation that tells you what LLM calls cost.
+
+Usage, with no code change::
+
+    pip install "otel-llmcost[openai]"
+    opentelemetry-instrument --traces_exporter llmcost python app.py   # embedded ClickHouse
+    otel-llmcost report
+
+or in code::
+
+    from otel_llmcost import LLMCostInstrumentor
+    LLMCostInstrumentor().instrument(tracer_provider=provider, meter_provider=meters)
+
+Attribution for the calls made inside a block::
+
+    import otel_llmcost as llmcost
+    with llmcost.attributes(feature="search", team="growth", user=user_id):
+        client.chat.completions.create(...)
+
+Environment variables:
+
+``OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT``
+    ``true`` records prompts and completions as span events (off by default).
+``OTEL_LLMCOST_PRICES_FILE``
+    YAML/JSON price overrides (USD per million tokens) that win over genai-prices.
+``OTEL_LLMCOST_OPENAI_INCLUDE_USAGE``
+    ``true`` adds ``stream_options.include_usage`` to OpenAI chat streams so usage is
+    exact instead of estimated (off by default: it adds a final chunk with no choices).
+``OTEL_LLMCOST_ESTIMATE_MISSING_USAGE``
+    ``false`` disables local tiktoken counts when a provider returns no usage.
+``OTEL_LLMCOST_USER_HASH_KEY``
+    when set, user ids leave the process as an HMAC-SHA256 keyed hash.
+``OTEL_EXPORTER_LLMCOST_DSN`` / ``OTEL_EXPORTER_LLMCOST_DATABASE``
+    where the ``llmcost`` span exporter writes (default: embedded chdb in the data dir).
+``OTEL_LLMCOST_HOME``
+    the data directory (default ``~/.local/share/otel-llmcost``).
+"""
+
+from .attribution import attributes
+from .instrumentor import LLMCostInstrumentor
+from .version import __version__
+
+__all__ = ["LLMCostInstrumentor", "attributes", "__version__"]

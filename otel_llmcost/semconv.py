@@ -1,0 +1,125 @@
+"""Every span attribute, event and metric name otel-llmcost emits, in one place.
+
+GenAI names follow the OpenTelemetry GenAI semantic conventions (v1.41). They are
+spelled out here rather than imported from opentelemetry-semantic-conventions
+because that package keeps them under ``_incubating`` and renames them between
+releases; our ClickHouse views key on these exact strings, so they must not move
+when a dependency is upgraded. ``llmcost.*`` names are ours.
+
+The SQL in ``otel_llmcost/sql`` reads the same strings; ``tests/test_sql_contract.py``
+checks that every name the views extract is defined here.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+# --- GenAI semantic conventions -------------------------------------------------
+GEN_AI_OPERATION_NAME: Final = "gen_ai.operation.name"
+GEN_AI_PROVIDER_NAME: Final = "gen_ai.provider.name"
+GEN_AI_REQUEST_MODEL: Final = "gen_ai.request.model"
+GEN_AI_REQUEST_MAX_TOKENS: Final = "gen_ai.request.max_tokens"
+GEN_AI_REQUEST_TEMPERATURE: Final = "gen_ai.request.temperature"
+GEN_AI_REQUEST_TOP_P: Final = "gen_ai.request.top_p"
+GEN_AI_REQUEST_STREAM: Final = "gen_ai.request.stream"
+GEN_AI_REQUEST_SERVICE_TIER: Final = "openai.request.service_tier"
+GEN_AI_RESPONSE_MODEL: Final = "gen_ai.response.model"
+GEN_AI_RESPONSE_ID: Final = "gen_ai.response.id"
+GEN_AI_RESPONSE_FINISH_REASONS: Final = "gen_ai.response.finish_reasons"
+GEN_AI_RESPONSE_SERVICE_TIER: Final = "openai.response.service_tier"
+GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK: Final = "gen_ai.response.time_to_first_chunk"
+GEN_AI_USAGE_INPUT_TOKENS: Final = "gen_ai.usage.input_tokens"
+GEN_AI_USAGE_OUTPUT_TOKENS: Final = "gen_ai.usage.output_tokens"
+GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS: Final = "gen_ai.usage.cache_read.input_tokens"
+GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS: Final = "gen_ai.usage.cache_creation.input_tokens"
+GEN_AI_USAGE_REASONING_OUTPUT_TOKENS: Final = "gen_ai.usage.reasoning.output_tokens"
+GEN_AI_TOKEN_TYPE: Final = "gen_ai.token.type"
+SERVER_ADDRESS: Final = "server.address"
+SERVER_PORT: Final = "server.port"
+ERROR_TYPE: Final = "error.type"
+HTTP_RESPONSE_STATUS_CODE: Final = "http.response.status_code"
+
+# Content events, recorded only with OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT=true.
+EVENT_GEN_AI_INPUT_MESSAGES: Final = "gen_ai.client.inference.input_messages"
+EVENT_GEN_AI_OUTPUT_MESSAGES: Final = "gen_ai.client.inference.output_messages"
+GEN_AI_INPUT_MESSAGES: Final = "gen_ai.input.messages"
+GEN_AI_OUTPUT_MESSAGES: Final = "gen_ai.output.messages"
+
+# Values of gen_ai.operation.name.
+OPERATION_CHAT: Final = "chat"
+OPERATION_GENERATE_CONTENT: Final = "generate_content"
+
+# --- llmcost extras -------------------------------------------------------------
+COST_TOTAL: Final = "llmcost.cost.total"
+COST_INPUT: Final = "llmcost.cost.input"
+COST_OUTPUT: Final = "llmcost.cost.output"
+COST_CACHE_READ: Final = "llmcost.cost.cache_read"
+COST_CACHE_WRITE: Final = "llmcost.cost.cache_write"
+COST_SAVINGS: Final = "llmcost.cost.savings"
+COST_CACHE_WRITE_PREMIUM: Final = "llmcost.cost.cache_write_premium"
+PRICE_SOURCE: Final = "llmcost.price.source"
+PRICE_MODEL: Final = "llmcost.price.model"
+PRICE_VARIANT: Final = "llmcost.price.variant"
+UNPRICED: Final = "llmcost.unpriced"
+USAGE_ESTIMATED: Final = "llmcost.usage.estimated"
+USAGE_UNCACHED_INPUT_TOKENS: Final = "llmcost.usage.uncached_input_tokens"
+CACHE_WRITE_TTL: Final = "llmcost.cache.write_ttl"
+CACHE_BREAKEVEN_READS: Final = "llmcost.cache.breakeven_reads"
+PROMPT_PREFIX_HASH: Final = "llmcost.prompt.prefix_hash"
+PROMPT_REQUEST_HASH: Final = "llmcost.prompt.request_hash"
+PROMPT_COMPONENT_PREFIX: Final = "llmcost.prompt.component."
+
+RATELIMIT_PREFIX: Final = "llmcost.ratelimit."
+# llmcost.ratelimit.{requests,tokens,input_tokens,output_tokens}.{limit,remaining,reset_s}
+RATELIMIT_KINDS: Final = ("requests", "tokens", "input_tokens", "output_tokens")
+RATELIMIT_FIELDS: Final = ("limit", "remaining", "reset_s")
+RETRY_COUNT: Final = "llmcost.retry.count"
+RETRY_AFTER_S: Final = "llmcost.retry.after_s"
+THROTTLED: Final = "llmcost.throttled"
+THROTTLED_ATTEMPTS: Final = "llmcost.throttled.attempts"
+
+ENDPOINT: Final = "llmcost.endpoint"
+FEATURE: Final = "llmcost.feature"
+TEAM: Final = "llmcost.team"
+USER: Final = "llmcost.user"
+SESSION: Final = "llmcost.session"
+TASK_ID: Final = "llmcost.task.id"
+ATTRIBUTION_KEYS: Final = ("endpoint", "feature", "team", "user", "session")
+
+BUDGET_SCOPE: Final = "llmcost.budget.scope"
+BUDGET_LIMIT: Final = "llmcost.budget.limit"
+BUDGET_USED: Final = "llmcost.budget.used"
+BUDGET_ACTION: Final = "llmcost.budget.action"
+
+# --- metrics --------------------------------------------------------------------
+METRIC_TOKEN_USAGE: Final = "gen_ai.client.token.usage"
+METRIC_OPERATION_DURATION: Final = "gen_ai.client.operation.duration"
+METRIC_TIME_TO_FIRST_CHUNK: Final = "gen_ai.client.operation.time_to_first_chunk"
+METRIC_COST: Final = "llmcost.cost"
+METRIC_CACHE_SAVINGS: Final = "llmcost.cache.savings"
+METRIC_UNPRICED_CALLS: Final = "llmcost.unpriced.calls"
+METRIC_THROTTLED: Final = "llmcost.throttled.requests"
+
+TOKEN_TYPE_INPUT: Final = "input"
+TOKEN_TYPE_OUTPUT: Final = "output"
+
+# Bucket boundaries recommended by the GenAI semconv for the two client histograms.
+TOKEN_USAGE_BUCKETS: Final = (
+    1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304, 16777216, 67108864,
+)
+DURATION_BUCKETS: Final = (
+    0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92,
+)
+
+
+def ratelimit_attribute(kind: str, field: str) -> str:
+    return f"{RATELIMIT_PREFIX}{kind}.{field}"
+
+
+def attribution_attribute(key: str) -> str:
+    return f"llmcost.{key}"
+
+# added for storage
+COST_CACHE_WRITE_PREMIUM: Final = "llmcost.cost.cache_write_premium"  # USD above the uncached input price
+TASK_SPAN_NAME: Final = "llmcost.task"  # span name of outcomes.record_outcome(); read by llm_task_outcomes_mv
+TASK_SUCCESS: Final = "llmcost.task.success"

@@ -1,0 +1,175 @@
+"""Proxies that end a call's span exactly once, however the caller treats the result.
+
+A stream proxy sees every chunk (usage, model, finish reasons arrive there) and
+ends the span when the stream is exhausted, raises, is closed, leaves a ``with``
+block, or is garbage-collected unfinished (abandoned). ``LLMCall.finish`` is
+idempotent, so overlapping endings (exhausted *and* closed) are harmless.
+
+The proxies subclass ``wrapt.ObjectProxy`` and define the iterator and
+context-manager methods themselves: wrapt 2 stopped proxying ``__iter__`` by
+default and never proxied ``__next__``/``__anext__``, so relying on either
+version's defaults would break on the other.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import logging
+from typing import Any
+
+import wrapt
+
+from .calls import LLMCall
+
+logger = logging.getLogger(__name__)
+
+
+class SyncStreamProxy(wrapt.ObjectProxy):  # type: ignore[misc]
+    def __init__(self, wrapped: Any, call: LLMCall) -> None:
+        super().__init__(wrapped)
+        self._self_call = call
+
+    def __iter__(self) -> SyncStreamProxy:
+        return self
+
+    def __next__(self) -> Any:
+        try:
+            chunk = self.__wrapped__.__next__()
+        except StopIteration:
+            self._self_call.finish()
+            raise
+        except BaseException as error:
+            self._self_call.fail(error)
+            raise
+        self._self_call.on_chunk(chunk)
+        return chunk
+
+    def __enter__(self) -> SyncStreamProxy:
+        self.__wrapped__.__enter__()
+        return self
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> Any:
+        try:
+            return self.__wrapped__.__exit__(exc_type, exc, tb)
+        finally:
+            self._end(exc)
+
+    def close(self) -> None:
+        try:
+            self.__wrapped__.close()
+        finally:
+            self._self_call.finish()
+
+    def _end(self, exc: BaseException | None) -> None:
+        if exc is not None and not isinstance(exc, GeneratorExit):
+            self._self_call.fail(exc)
+        else:
+            self._self_call.finish()
+
+    def __del__(self) -> None:
+        # Abandoned without being exhausted or closed: end with what we have.
+        call = getattr(self, "_self_call", None)
+        if call is not None and not call.ended:
+            call.finish()
+
+
+class AsyncStreamProxy(wrapt.ObjectProxy):  # type: ignore[misc]
+    def __init__(self, wrapped: Any, call: LLMCall) -> None:
+        super().__init__(wrapped)
+        self._self_call = call
+
+    def __aiter__(self) -> AsyncStreamProxy:
+        return self
+
+    async def __anext__(self) -> Any:
+        try:
+            chunk = await self.__wrapped__.__anext__()
+        except StopAsyncIteration:
+            self._self_call.finish()
+            raise
+        except BaseException as error:
+            self._self_call.fail(error)
+            raise
+        self._self_call.on_chunk(chunk)
+        return chunk
+
+    async def __aenter__(self) -> AsyncStreamProxy:
+        await self.__wrapped__.__aenter__()
+        return self
+
+    async def __aexit__(self, exc_type: Any, exc: Any, tb: Any) -> Any:
+        try:
+            return await self.__wrapped__.__aexit__(exc_type, exc, tb)
+        finally:
+            if exc is not None and not isinstance(exc, GeneratorExit):
+                self._self_call.fail(exc)
+            else:
+                self._self_call.finish()
+
+    async def close(self) -> None:
+        try:
+            await self.__wrapped__.close()
+        finally:
+            self._self_call.finish()
+
+    def __del__(self) -> None:
+        call = getattr(self, "_self_call", None)
+        if call is not None and not call.ended:
+            call.finish()
+
+
+class RawResponseProxy(wrapt.ObjectProxy):  # type: ignore[misc]
+    """``with_raw_response`` / ``with_streaming_response`` results: the body is read
+    (or the stream produced) only when the caller calls ``parse()``; we read usage
+    there, or end the span from headers alone if the caller never parses."""
+
+    def __init__(self, wrapped: Any, call: LLMCall) -> None:
+        super().__init__(wrapped)
+        self._self_call = call
+
+    def parse(self, *args: Any, **kwargs: Any) -> Any:
+        parsed = self.__wrapped__.parse(*args, **kwargs)
+        call = self._self_call
+        if call.ended:
+            return parsed
+        if inspect.isawaitable(parsed):  # AsyncAPIResponse.parse
+            return _complete_when_awaited(parsed, call)
+        try:
+            return call.telemetry.complete(call, parsed)
+        except Exception:
+            logger.debug("otel-llmcost: could not read parsed raw response", exc_info=True)
+            call.finish()
+            return parsed
+
+    def close(self) -> Any:
+        # with_streaming_response's context manager closes the response on exit.
+        try:
+            return self.__wrapped__.close()
+        finally:
+            self._self_call.finish()
+
+    def __del__(self) -> None:
+        call = getattr(self, "_self_call", None)
+        if call is not None and not call.ended:
+            call.finish()
+
+
+async def _complete_when_awaited(parsed: Any, call: LLMCall) -> Any:
+    result = await parsed
+    try:
+        return call.telemetry.complete(call, result)
+    except Exception:
+        call.finish()
+        return result
+
+
+def read_body_json(raw: Any) -> Any:
+    """The JSON body of an already-read raw response, or None if not read yet or not JSON."""
+    http = getattr(raw, "http_response", None)
+    if http is None or not getattr(http, "is_stream_consumed", False):
+        return None
+    try:
+        return json.loads(http.content)
+    except Exception:
+        return None

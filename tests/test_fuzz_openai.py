@@ -1,0 +1,58 @@
+"""Whatever the provider sends back, instrumentation never raises into user code
+and every span ends exactly once."""
+
+from __future__ import annotations
+
+import json
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from otel_llmcost.fakes import Reply, openai_client
+
+scalars = st.one_of(st.none(), st.booleans(), st.integers(-(2**40), 2**40), st.floats(), st.text(max_size=12))
+values = st.recursive(scalars, lambda inner: st.one_of(st.lists(inner, max_size=3),
+                                                       st.dictionaries(st.text(max_size=8), inner, max_size=3)),
+                      max_leaves=8)
+usage_keys = st.sampled_from(["prompt_tokens", "completion_tokens", "total_tokens", "prompt_tokens_details",
+                              "completion_tokens_details", "input_tokens", "output_tokens"])
+header_values = st.text(alphabet=st.characters(min_codepoint=32, max_codepoint=126), max_size=40)
+header_names = st.sampled_from(["x-ratelimit-remaining-requests", "x-ratelimit-reset-tokens", "retry-after",
+                                "retry-after-ms", "x-ratelimit-limit-tokens"])
+
+MESSAGES = [{"role": "user", "content": "hi"}]
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    usage=st.dictionaries(usage_keys, values, max_size=5),
+    extra=st.dictionaries(st.sampled_from(["model", "id", "choices", "service_tier"]), values, max_size=3),
+    headers=st.dictionaries(header_names, header_values, max_size=4),
+    stream=st.booleans(),
+)
+def test_any_response_shape_is_survived(instrument, otel, fake, usage, extra, headers, stream):
+    otel.exporter.clear()
+    otel.ends.ends.clear()
+    body = {"id": "x", "object": "chat.completion", "created": 1, "model": "gpt-4o-mini", "choices": [],
+            "usage": usage, **extra}
+    if stream:
+        chunk = {**body, "object": "chat.completion.chunk"}
+        fake.enqueue(Reply(headers=headers, sse=[chunk, "[DONE]"]))
+    else:
+        fake.enqueue(Reply(headers=headers, raw=json.dumps(body).encode()))
+    client = openai_client(fake, max_retries=0)
+    try:
+        result = client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, stream=stream)
+        if stream:
+            for _ in result:
+                pass
+    except Exception as error:  # the SDK's own parse errors are allowed; ours are not
+        assert "otel_llmcost" not in "".join(_frames(error))
+    assert all(count == 1 for count in otel.ends.ends.values())
+    assert len(otel.spans()) == 1
+
+
+def _frames(error: BaseException) -> list[str]:
+    import traceback
+
+    return [frame.filename for frame in traceback.extract_tb(error.__traceback__)]
