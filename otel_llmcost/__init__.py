@@ -38,6 +38,7 @@ Environment variables:
 
 from .attribution import attributes
 from .instrumentor import LLMCostInstrumentor
+from .outcomes import record_outcome, task
 from .version import __version__
 
-__all__ = ["LLMCostInstrumentor", "attributes", "__version__"]
+__all__ = ["LLMCostInstrumentor", "attributes", "record_outcome", "task", "__version__"]

@@ -18,6 +18,7 @@ from opentelemetry.instrumentation.utils import unwrap
 from packaging.requirements import Requirement
 from wrapt import wrap_function_wrapper
 
+from . import outcomes
 from .package import PROVIDER_REQUIREMENTS, _instruments
 from .telemetry import Telemetry, async_wrapper, sync_wrapper
 from .version import __version__
@@ -81,7 +82,9 @@ class LLMCostInstrumentor(BaseInstrumentor):  # type: ignore[misc]
             inject_include_usage=kwargs.get("inject_include_usage"),
             estimate_missing_usage=kwargs.get("estimate_missing_usage"),
             user_hash_key=kwargs.get("user_hash_key"),
+            hash_prompts=kwargs.get("hash_prompts"),
         )
+        outcomes.set_tracer_provider(kwargs.get("tracer_provider"))
         self.telemetry = telemetry
         wanted = kwargs.get("providers")
         for key, target in _PROVIDERS.items():

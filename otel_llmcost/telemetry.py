@@ -29,6 +29,7 @@ logger = logging.getLogger(__name__)
 CAPTURE_CONTENT_ENV = "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT"
 INJECT_INCLUDE_USAGE_ENV = "OTEL_LLMCOST_OPENAI_INCLUDE_USAGE"
 ESTIMATE_USAGE_ENV = "OTEL_LLMCOST_ESTIMATE_MISSING_USAGE"
+PROMPT_HASH_ENV = "OTEL_LLMCOST_PROMPT_HASH"
 
 # Attribution dimensions that are safe as metric attributes (bounded cardinality);
 # user and session stay on spans only.
@@ -53,6 +54,7 @@ class Telemetry:
         inject_include_usage: bool | None = None,
         estimate_missing_usage: bool | None = None,
         user_hash_key: str | None = None,
+        hash_prompts: bool | None = None,
     ) -> None:
         self.tracer = tracer
         self.instruments = Instruments(meter)
@@ -67,6 +69,7 @@ class Telemetry:
             env_flag(ESTIMATE_USAGE_ENV, True) if estimate_missing_usage is None else estimate_missing_usage
         )
         self.user_hash_key = user_hash_key or os.environ.get(attribution.USER_HASH_KEY_ENV) or None
+        self.hash_prompts = env_flag(PROMPT_HASH_ENV, True) if hash_prompts is None else hash_prompts
 
     # --- call lifecycle -----------------------------------------------------------
 
@@ -85,6 +88,15 @@ class Telemetry:
                     dimensions = {}
                 dimensions[attribute] = value
         call.metric_dimensions = dimensions
+        if self.hash_prompts:
+            try:
+                prefix_hash, request_hash = provider.prompt_hashes(kwargs)
+                if prefix_hash:
+                    attrs[semconv.PROMPT_PREFIX_HASH] = prefix_hash
+                if request_hash:
+                    attrs[semconv.PROMPT_REQUEST_HASH] = request_hash
+            except Exception:
+                logger.debug("otel-llmcost: could not hash the prompt", exc_info=True)
         call.begin(attrs)
         if self.capture_content:
             messages = provider.request_messages(kwargs)

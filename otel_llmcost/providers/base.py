@@ -9,6 +9,8 @@ outside ``providers/``.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -108,6 +110,21 @@ class Provider:
     def estimate_usage(self, call: Any) -> Any:
         return None
 
+    def prompt_hashes(self, kwargs: dict[str, Any]) -> tuple[str | None, str | None]:
+        """(prefix hash, request hash) of the prompt: hashes only, never content.
+
+        The prefix is what providers cache: system prompt, tools and every message
+        but the last. Equal prefixes with no cache reads are missed caching; equal
+        request hashes are duplicate spend.
+        """
+        messages = self.request_messages(kwargs)
+        if not isinstance(messages, (list, tuple)):
+            messages = [messages] if messages is not None else []
+        prefix = [kwargs.get("system"), kwargs.get("tools"), kwargs.get("instructions"), list(messages[:-1])]
+        prefix_hash = _digest(prefix) if len(messages) > 1 or prefix[0] or prefix[1] or prefix[2] else None
+        request = [kwargs.get("model"), prefix, list(messages[-1:]), kwargs.get("temperature")]
+        return prefix_hash, _digest(request)
+
     # Result classification: overridden per SDK with isinstance checks on its classes.
     def is_raw_response(self, result: Any) -> bool:
         return False
@@ -121,6 +138,11 @@ class Provider:
     def wrap_other(self, call: Any, result: Any) -> Any:
         """A proxy for SDK-specific results (e.g. a stream helper), or None."""
         return None
+
+
+def _digest(value: Any) -> str:
+    text = json.dumps(value, sort_keys=True, default=str, ensure_ascii=False, separators=(",", ":"))
+    return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=8).hexdigest()
 
 
 def common_request_attributes(

@@ -1,0 +1,264 @@
+"""``otel-llmcost``: demo, report, query, migrate, prices.
+
+Every command reads ClickHouse through the same views the dashboards use; with no
+``--dsn`` it uses the embedded database the ``llmcost`` exporter writes
+(``$OTEL_EXPORTER_LLMCOST_DSN``, default ``chdb://<data dir>/chdb``). Spans the app
+spooled while the database was busy are ingested first, so a report never misses
+what the app already handed over.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import sys
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from . import migrations, reports, storage
+from .version import __version__
+
+app = typer.Typer(
+    name="otel-llmcost",
+    help="What your LLM calls cost: reports and queries over the otel-llmcost ClickHouse views.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+console = Console()
+err = Console(stderr=True)
+
+DsnOption = typer.Option(None, "--dsn", help="chdb:///path or http(s)://user:pass@host:8123 (default: embedded)")
+DatabaseOption = typer.Option(None, "--database", "-d", help="ClickHouse database (default: otel)")
+FORMATS = ("table", "json", "csv")
+
+
+def _dsn(dsn: Optional[str]) -> str:
+    return dsn or storage.configured_dsn()
+
+
+def _database(database: Optional[str]) -> str:
+    return database or storage.configured_database()
+
+
+def _fail(message: str) -> None:
+    err.print(f"[bold red]error:[/] {message}")
+    raise typer.Exit(code=2)
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, (datetime, date)):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return float(value)
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    return value
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        if value != value:  # NaN: no data
+            return "-"
+        return f"{value:,.6f}" if abs(value) < 1 else f"{value:,.2f}"
+    return str(_plain(value))
+
+
+def _table(title: str, columns: list[str], rows: list[tuple[Any, ...]], caption: str = "") -> Table:
+    table = Table(title=title, caption=caption or None, title_justify="left", show_lines=False)
+    for column in columns:
+        table.add_column(column, overflow="fold")
+    for row in rows:
+        table.add_row(*(_cell(v) for v in row))
+    if not rows:
+        table.add_row(*(["(none)"] + [""] * (len(columns) - 1)))
+    return table
+
+
+def _emit(reports_out: list[reports.Report], fmt: str) -> None:
+    if fmt == "json":
+        payload = [
+            {"name": r.name, "title": r.title, "rows": [dict(zip(r.columns, map(_plain, row))) for row in r.rows]}
+            for r in reports_out
+        ]
+        sys.stdout.write(json.dumps(payload, indent=2, default=str) + "\n")
+    elif fmt == "csv":
+        buffer = io.StringIO()
+        writer = csv.writer(buffer)
+        for r in reports_out:
+            writer.writerow(["report", *r.columns])
+            for row in r.rows:
+                writer.writerow([r.name, *map(_plain, row)])
+        sys.stdout.write(buffer.getvalue())
+    else:
+        for r in reports_out:
+            console.print(_table(r.title, r.columns, r.rows, r.description))
+            console.print()
+
+
+def _ingest(dsn: str, database: str) -> None:
+    from .exporter import ingest_pending
+
+    try:
+        ingest_pending(dsn, database, wait_s=5.0)
+    except storage.StorageBusy:
+        err.print("[yellow]warning:[/] the database is busy; spans spooled since the last flush are not shown yet")
+
+
+def _open(dsn: str) -> Any:
+    try:
+        return storage.open_client(dsn)
+    except Exception as exc:  # pragma: no cover - open_client is lazy; errors surface on enter
+        _fail(str(exc))
+
+
+@app.command()
+def report(
+    dsn: Optional[str] = DsnOption,
+    database: Optional[str] = DatabaseOption,
+    since_hours: int = typer.Option(24 * 30, "--since-hours", help="time window, in hours back from now"),
+    only: Optional[list[str]] = typer.Option(None, "--only", help=f"reports to show: {', '.join(reports.REPORTS)}"),
+    fmt: str = typer.Option("table", "--format", "-f", help="table, json or csv"),
+) -> None:
+    """Spend by endpoint and model, caching, rate limits, anomalies, unpriced calls, tasks."""
+    if fmt not in FORMATS:
+        _fail(f"--format must be one of {', '.join(FORMATS)}")
+    unknown = [name for name in only or [] if name not in reports.REPORTS]
+    if unknown:
+        _fail(f"unknown report(s) {', '.join(unknown)}; choose from {', '.join(reports.REPORTS)}")
+    dsn, database = _dsn(dsn), _database(database)
+    _ingest(dsn, database)
+    try:
+        with storage.open_client(dsn) as client:
+            migrations.migrate(client, database=database)
+            selected = [reports.REPORTS[n] for n in only] if only else list(reports.ALL_REPORTS)
+            out = [fn(client, since_hours=since_hours, database=database) for fn in selected]
+    except (storage.StorageBusy, ConnectionError, RuntimeError, ValueError) as exc:
+        _fail(str(exc))
+    _emit(out, fmt)
+
+
+@app.command()
+def query(
+    sql: str = typer.Argument(..., help='SQL to run, e.g. "SELECT Endpoint, sum(CostTotal) FROM llm_calls GROUP BY 1"'),
+    dsn: Optional[str] = DsnOption,
+    database: Optional[str] = DatabaseOption,
+    fmt: str = typer.Option("table", "--format", "-f", help="table, json or csv"),
+) -> None:
+    """Run ad-hoc SQL against the otel-llmcost database (unqualified tables resolve there)."""
+    if fmt not in FORMATS:
+        _fail(f"--format must be one of {', '.join(FORMATS)}")
+    dsn, database = _dsn(dsn), _database(database)
+    migrations.render("", database=database, cluster=None, ttl_days=1)  # validates the identifier
+    _ingest(dsn, database)
+    try:
+        with storage.open_client(dsn) as client:
+            result = client.query(sql, settings={"database": database} if storage.is_chdb(dsn) else None)
+            columns, rows = list(result.column_names), [tuple(r) for r in result.result_rows]
+    except (storage.StorageBusy, ConnectionError, RuntimeError) as exc:
+        _fail(str(exc))
+    except Exception as exc:
+        _fail(storage.redact_text(str(exc).strip().splitlines()[0] if str(exc).strip() else repr(exc), dsn))
+    _emit([reports.Report(title="query", columns=columns, rows=rows, name="query")], fmt)
+
+
+@app.command()
+def migrate(
+    dsn: Optional[str] = DsnOption,
+    database: Optional[str] = DatabaseOption,
+    cluster: Optional[str] = typer.Option(None, "--cluster", help="render ON CLUSTER and Replicated engines"),
+    ttl_days: int = typer.Option(180, "--ttl-days", help="days to keep raw spans and llm_calls"),
+    print_sql: bool = typer.Option(False, "--print", help="print the rendered SQL instead of applying it"),
+) -> None:
+    """Create or update the tables, materialized views, rollups and views (idempotent)."""
+    database = _database(database)
+    if print_sql:
+        for statement in migrations.rendered_statements(database=database, cluster=cluster, ttl_days=ttl_days):
+            sys.stdout.write(statement.rstrip() + ";\n\n")
+        return
+    dsn = _dsn(dsn)
+    try:
+        with storage.open_client(dsn) as client:
+            applied = migrations.migrate(client, database=database, cluster=cluster, ttl_days=ttl_days)
+    except (storage.StorageBusy, ConnectionError, RuntimeError, ValueError) as exc:
+        _fail(str(exc))
+    console.print(f"applied {len(applied)} statements to {storage.redact_dsn(dsn)} (database {database})")
+
+
+@app.command()
+def prices(
+    model: str = typer.Argument(..., help="model id as sent to the API, e.g. gpt-4o-2024-08-06"),
+    provider: Optional[str] = typer.Option(None, "--provider", "-p", help="genai-prices provider id, e.g. openai"),
+    service_tier: Optional[str] = typer.Option(None, "--service-tier", help="price variant: flex, priority"),
+) -> None:
+    """Show the price otel-llmcost would apply to MODEL, and where it comes from."""
+    from .pricing import default_pricer
+
+    context = {"service_tier": service_tier} if service_tier else None
+    resolved = default_pricer().rates_for(model, provider_id=provider, price_context=context)
+    if resolved is None:
+        _fail(f"no price for {model!r}{f' at {provider}' if provider else ''}: calls to it are recorded as unpriced")
+    rates, model_id, provider_id, source = resolved
+    table = Table(title=f"{model} -> {provider_id}/{model_id}  ({source})", title_justify="left")
+    table.add_column("part")
+    table.add_column("USD per million tokens", justify="right")
+    for part in ("input", "cache_read", "cache_write_5m", "cache_write_1h", "output", "reasoning"):
+        value = getattr(rates, part)
+        text = str(value) if not hasattr(value, "tiers") else f"{value.base} (tiers: " + ", ".join(
+            f">{t.start}: {t.price}" for t in value.tiers
+        ) + ")"
+        table.add_row(part, text)
+    console.print(table)
+
+
+@app.command()
+def demo(
+    days: int = typer.Option(15, "--days", min=8, max=60, help="days of history to replay (>= 8 for anomalies)"),
+    dsn: Optional[str] = typer.Option(None, "--dsn", help="where to write (default: a fresh demo database)"),
+    fmt: str = typer.Option("table", "--format", "-f", help="table, json or csv"),
+) -> None:
+    """Run a realistic workload through the real SDKs against a local fake provider, then report."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from .demo import demo_dsn, run_demo
+
+    target = dsn or demo_dsn(storage.default_data_dir())
+    fresh = storage.chdb_path(target) if dsn is None else None
+    database = storage.configured_database()
+    with Progress(
+        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+        console=err, transient=False,
+    ) as bar:
+        task_id = bar.add_task("replaying LLM traffic", total=days)
+
+        def advance(label: str, done: int, total: int) -> None:
+            bar.update(task_id, completed=done, description=f"replaying LLM traffic ({label})")
+
+        result = run_demo(target, database=database, days=days, progress=advance, fresh_path=fresh)
+    err.print(
+        f"[green]{result.calls} instrumented calls over {result.days} days written to "
+        f"{storage.redact_dsn(target)}[/]"
+    )
+    report(dsn=target, database=database, since_hours=24 * (days + 1), only=None, fmt=fmt)
+    err.print(f"explore: otel-llmcost report --dsn {target}   |   otel-llmcost query --dsn {target} \"SELECT ...\"")
+
+
+@app.command()
+def version() -> None:
+    """Print the otel-llmcost version."""
+    console.print(__version__)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

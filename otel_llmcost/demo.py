@@ -1,0 +1,202 @@
+"""``otel-llmcost demo``: a realistic LLM workload, no keys, no network, no servers.
+
+The REAL openai and anthropic SDKs talk to the in-process fake provider
+(:mod:`otel_llmcost.fakes`) with the instrumentation on; spans go through the
+``llmcost`` exporter into an embedded ClickHouse (chdb) database, and the report
+is read back from its views. Nothing in the report is computed by the demo itself.
+
+To give the anomaly view the history it needs (7 days), the workload is replayed
+for each of the last 15 days with the span clock shifted back by whole days
+(:class:`DayShift`); everything else about those calls is real. Today's traffic
+adds what a team would want to catch: a throttled burst, failures, a cache that
+never pays back, a prompt prefix that is never cached, and a cost spike on one
+endpoint.
+"""
+
+from __future__ import annotations
+
+import random
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+DAY_NS = 86_400 * 1_000_000_000
+HISTORY_DAYS = 15
+SERVICE_NAME = "llmcost-demo"
+
+# ~1100 tokens of stable instructions: long enough for providers to cache.
+LONG_SYSTEM = ("You are the support assistant of Acme Cloud. Follow the policy below exactly. " * 55).strip()
+POLICY_DOC = ("Refund policy section: customers on annual plans may request a prorated refund. " * 60).strip()
+
+
+class DayShift(SpanProcessor):
+    """Moves span timestamps back by ``days`` whole days (history replay only)."""
+
+    def __init__(self) -> None:
+        self.days = 0
+
+    def on_start(self, span: Any, parent_context: Any = None) -> None:
+        if self.days:
+            span._start_time -= self.days * DAY_NS
+
+    def on_end(self, span: Any) -> None:
+        if self.days and span._end_time is not None:
+            span._end_time -= self.days * DAY_NS
+
+
+@dataclass
+class DemoResult:
+    dsn: str
+    database: str
+    calls: int
+    days: int
+
+
+def demo_dsn(data_dir: Path) -> str:
+    return f"chdb://{data_dir / 'demo' / 'chdb'}"
+
+
+def run_demo(
+    dsn: str,
+    *,
+    database: str = "otel",
+    days: int = HISTORY_DAYS,
+    seed: int = 7,
+    progress: Callable[[str, int, int], None] | None = None,
+    fresh_path: Path | None = None,
+) -> DemoResult:
+    """Run the workload into ``dsn``; ``fresh_path`` (a chdb directory) is wiped first."""
+    import otel_llmcost as llmcost
+    from otel_llmcost import LLMCostInstrumentor
+    from otel_llmcost.exporter import LLMCostSpanExporter
+    from otel_llmcost.fakes import FakeLLMServer, anthropic_client, openai_client
+    from otel_llmcost.pricing import Pricer
+
+    if fresh_path is not None and fresh_path.exists():
+        shutil.rmtree(fresh_path)
+    rng = random.Random(seed)
+    shift = DayShift()
+    provider = TracerProvider(resource=Resource.create({"service.name": SERVICE_NAME}))
+    provider.add_span_processor(shift)
+    exporter = LLMCostSpanExporter(dsn=dsn, database=database)
+    provider.add_span_processor(BatchSpanProcessor(exporter, max_export_batch_size=2048, schedule_delay_millis=60_000))
+    instrumentor = LLMCostInstrumentor()
+    if instrumentor.is_instrumented_by_opentelemetry:
+        instrumentor.uninstrument()
+    instrumentor.instrument(tracer_provider=provider, pricer=Pricer(overrides_path=""))
+
+    fake = FakeLLMServer()
+    oai = openai_client(fake, max_retries=2)
+    claude = anthropic_client(fake, max_retries=2)
+    users = [f"user-{i:03d}" for i in range(40)]
+    calls = 0
+
+    def chat(endpoint: str, feature: str, team: str, user: str, **kwargs: Any) -> None:
+        nonlocal calls
+        calls += 1
+        with llmcost.attributes(endpoint=endpoint, feature=feature, team=team, user=user):
+            try:
+                oai.chat.completions.create(**kwargs)
+            except Exception:
+                pass  # failures are part of the workload; the span records them
+
+    def stream(endpoint: str, feature: str, team: str, user: str, **kwargs: Any) -> None:
+        nonlocal calls
+        calls += 1
+        with llmcost.attributes(endpoint=endpoint, feature=feature, team=team, user=user):
+            for _ in oai.chat.completions.create(stream=True, stream_options={"include_usage": True}, **kwargs):
+                pass
+
+    def claude_call(endpoint: str, feature: str, team: str, user: str, **kwargs: Any) -> None:
+        nonlocal calls
+        calls += 1
+        with llmcost.attributes(endpoint=endpoint, feature=feature, team=team, user=user):
+            try:
+                claude.messages.create(max_tokens=512, **kwargs)
+            except Exception:
+                pass
+
+    def one_day(day: int) -> None:
+        today = day == 0
+        for i in range(rng.randint(14, 18)):
+            user = rng.choice(users)
+            chat(
+                "POST /chat", "assistant", "product", user,
+                model="gpt-4o-mini",
+                messages=[{"role": "system", "content": LONG_SYSTEM},
+                          {"role": "user", "content": f"My invoice #{rng.randint(1, 9999)} looks wrong."}],
+            )
+        for i in range(rng.randint(5, 7)):
+            stream(
+                "GET /autocomplete", "autocomplete", "product", rng.choice(users),
+                model="gpt-4o-mini", messages=[{"role": "user", "content": f"Complete: how do I rese{i}"}],
+            )
+        # Search: a RAG prompt whose long context repeats, so OpenAI's automatic cache hits.
+        for i in range(rng.randint(6, 8)):
+            chat(
+                "POST /search", "search", "growth", rng.choice(users),
+                model="gpt-4o",
+                messages=[{"role": "system", "content": LONG_SYSTEM},
+                          {"role": "user", "content": POLICY_DOC},
+                          {"role": "user", "content": f"Question {rng.randint(1, 50)}: can I get a refund?"}],
+            )
+        # Summaries: Anthropic with an explicit cache breakpoint on the system prompt.
+        spike = 10 if today else 1
+        for i in range(rng.randint(4, 6) * spike):
+            claude_call(
+                "POST /summarize", "summaries", "docs", rng.choice(users),
+                model="claude-sonnet-4-20250514",
+                system=[{"type": "text", "text": LONG_SYSTEM, "cache_control": {"type": "ephemeral"}}],
+                messages=[{"role": "user", "content": POLICY_DOC + f" Summarise for customer {i}."}],
+            )
+        # Agent tasks: reasoning model, several calls per task, some tasks fail.
+        for t in range(rng.randint(2, 3)):
+            with llmcost.task(f"ticket-{day}-{t}") as task:
+                for step in range(rng.randint(2, 4)):
+                    chat(
+                        "POST /agent", "agent", "platform", rng.choice(users),
+                        model="o3-mini",
+                        messages=[{"role": "user", "content": f"Step {step}: diagnose build failure {t}"}],
+                    )
+                task.success = rng.random() > 0.3
+        if today:
+            from otel_llmcost.fakes import Reply
+
+            # A cache that never pays back: a unique long system prompt per call, written, never read.
+            for i in range(4):
+                claude_call(
+                    "POST /report", "weekly-report", "docs", rng.choice(users),
+                    model="claude-3-5-haiku-latest",
+                    system=[{"type": "text", "text": LONG_SYSTEM + f" Report {i} " + POLICY_DOC[: 200 + i],
+                             "cache_control": {"type": "ephemeral"}}],
+                    messages=[{"role": "user", "content": "Write this week's report."}],
+                )
+            # A throttled burst: 429s with retry-after, retried by the SDK; two give up.
+            fake.enqueue(*(Reply(status=429, headers={"retry-after-ms": "1"}) for _ in range(8)))
+            for i in range(6):
+                chat("POST /chat", "assistant", "product", rng.choice(users),
+                     model="gpt-4o-mini", messages=[{"role": "user", "content": f"burst {i}"}])
+            # Failures: server errors the SDK gives up on.
+            fake.enqueue(*(Reply(status=500, headers={"retry-after-ms": "1"}) for _ in range(3)))
+            chat("POST /search", "search", "growth", rng.choice(users),
+                 model="gpt-4o", messages=[{"role": "user", "content": "fails"}])
+            # A model with no known price: reported as unpriced, never as $0.
+            chat("POST /chat", "assistant", "product", rng.choice(users),
+                 model="acme-finetune-7b", messages=[{"role": "user", "content": "hello"}])
+
+    try:
+        for index, day in enumerate(range(days - 1, -1, -1)):
+            shift.days = day
+            one_day(day)
+            if progress is not None:
+                progress(f"day -{day}" if day else "today", index + 1, days)
+    finally:
+        shift.days = 0
+        instrumentor.uninstrument()
+        provider.shutdown()
+    return DemoResult(dsn=dsn, database=database, calls=calls, days=days)
