@@ -21,7 +21,8 @@ import hashlib
 import hmac
 import inspect
 import os
-from typing import Any, Callable, Iterator, Mapping, TypeVar
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any, TypeVar
 
 from opentelemetry import baggage, trace
 from opentelemetry.trace import SpanKind

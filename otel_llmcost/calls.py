@@ -317,4 +317,3 @@ class LLMCall:
         except Exception:
             logger.debug("otel-llmcost: token estimate failed", exc_info=True)
             return None
-

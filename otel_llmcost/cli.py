@@ -15,7 +15,7 @@ import json
 import sys
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Any, Optional
+from typing import Any
 
 import typer
 from rich.console import Console
@@ -38,11 +38,11 @@ DatabaseOption = typer.Option(None, "--database", "-d", help="ClickHouse databas
 FORMATS = ("table", "json", "csv")
 
 
-def _dsn(dsn: Optional[str]) -> str:
+def _dsn(dsn: str | None) -> str:
     return dsn or storage.configured_dsn()
 
 
-def _database(database: Optional[str]) -> str:
+def _database(database: str | None) -> str:
     return database or storage.configured_database()
 
 
@@ -85,7 +85,11 @@ def _table(title: str, columns: list[str], rows: list[tuple[Any, ...]], caption:
 def _emit(reports_out: list[reports.Report], fmt: str) -> None:
     if fmt == "json":
         payload = [
-            {"name": r.name, "title": r.title, "rows": [dict(zip(r.columns, map(_plain, row))) for row in r.rows]}
+            {
+                "name": r.name,
+                "title": r.title,
+                "rows": [dict(zip(r.columns, map(_plain, row), strict=True)) for row in r.rows],
+            }
             for r in reports_out
         ]
         sys.stdout.write(json.dumps(payload, indent=2, default=str) + "\n")
@@ -121,10 +125,10 @@ def _open(dsn: str) -> Any:
 
 @app.command()
 def report(
-    dsn: Optional[str] = DsnOption,
-    database: Optional[str] = DatabaseOption,
+    dsn: str | None = DsnOption,
+    database: str | None = DatabaseOption,
     since_hours: int = typer.Option(24 * 30, "--since-hours", help="time window, in hours back from now"),
-    only: Optional[list[str]] = typer.Option(None, "--only", help=f"reports to show: {', '.join(reports.REPORTS)}"),
+    only: list[str] | None = typer.Option(None, "--only", help=f"reports to show: {', '.join(reports.REPORTS)}"),
     fmt: str = typer.Option("table", "--format", "-f", help="table, json or csv"),
 ) -> None:
     """Spend by endpoint and model, caching, rate limits, anomalies, unpriced calls, tasks."""
@@ -148,8 +152,8 @@ def report(
 @app.command()
 def query(
     sql: str = typer.Argument(..., help='SQL to run, e.g. "SELECT Endpoint, sum(CostTotal) FROM llm_calls GROUP BY 1"'),
-    dsn: Optional[str] = DsnOption,
-    database: Optional[str] = DatabaseOption,
+    dsn: str | None = DsnOption,
+    database: str | None = DatabaseOption,
     fmt: str = typer.Option("table", "--format", "-f", help="table, json or csv"),
 ) -> None:
     """Run ad-hoc SQL against the otel-llmcost database (unqualified tables resolve there)."""
@@ -159,8 +163,8 @@ def query(
     migrations.render("", database=database, cluster=None, ttl_days=1)  # validates the identifier
     _ingest(dsn, database)
     try:
-        with storage.open_client(dsn) as client:
-            result = client.query(sql, settings={"database": database} if storage.is_chdb(dsn) else None)
+        with storage.open_client(dsn, database=database) as client:
+            result = client.query(sql)
             columns, rows = list(result.column_names), [tuple(r) for r in result.result_rows]
     except (storage.StorageBusy, ConnectionError, RuntimeError) as exc:
         _fail(str(exc))
@@ -171,9 +175,9 @@ def query(
 
 @app.command()
 def migrate(
-    dsn: Optional[str] = DsnOption,
-    database: Optional[str] = DatabaseOption,
-    cluster: Optional[str] = typer.Option(None, "--cluster", help="render ON CLUSTER and Replicated engines"),
+    dsn: str | None = DsnOption,
+    database: str | None = DatabaseOption,
+    cluster: str | None = typer.Option(None, "--cluster", help="render ON CLUSTER and Replicated engines"),
     ttl_days: int = typer.Option(180, "--ttl-days", help="days to keep raw spans and llm_calls"),
     print_sql: bool = typer.Option(False, "--print", help="print the rendered SQL instead of applying it"),
 ) -> None:
@@ -195,8 +199,8 @@ def migrate(
 @app.command()
 def prices(
     model: str = typer.Argument(..., help="model id as sent to the API, e.g. gpt-4o-2024-08-06"),
-    provider: Optional[str] = typer.Option(None, "--provider", "-p", help="genai-prices provider id, e.g. openai"),
-    service_tier: Optional[str] = typer.Option(None, "--service-tier", help="price variant: flex, priority"),
+    provider: str | None = typer.Option(None, "--provider", "-p", help="genai-prices provider id, e.g. openai"),
+    service_tier: str | None = typer.Option(None, "--service-tier", help="price variant: flex, priority"),
 ) -> None:
     """Show the price otel-llmcost would apply to MODEL, and where it comes from."""
     from .pricing import default_pricer
@@ -211,9 +215,11 @@ def prices(
     table.add_column("USD per million tokens", justify="right")
     for part in ("input", "cache_read", "cache_write_5m", "cache_write_1h", "output", "reasoning"):
         value = getattr(rates, part)
-        text = str(value) if not hasattr(value, "tiers") else f"{value.base} (tiers: " + ", ".join(
-            f">{t.start}: {t.price}" for t in value.tiers
-        ) + ")"
+        text = (
+            str(value)
+            if not hasattr(value, "tiers")
+            else f"{value.base} (tiers: " + ", ".join(f">{t.start}: {t.price}" for t in value.tiers) + ")"
+        )
         table.add_row(part, text)
     console.print(table)
 
@@ -221,7 +227,7 @@ def prices(
 @app.command()
 def demo(
     days: int = typer.Option(15, "--days", min=8, max=60, help="days of history to replay (>= 8 for anomalies)"),
-    dsn: Optional[str] = typer.Option(None, "--dsn", help="where to write (default: a fresh demo database)"),
+    dsn: str | None = typer.Option(None, "--dsn", help="where to write (default: a fresh demo database)"),
     fmt: str = typer.Option("table", "--format", "-f", help="table, json or csv"),
 ) -> None:
     """Run a realistic workload through the real SDKs against a local fake provider, then report."""
@@ -233,8 +239,12 @@ def demo(
     fresh = storage.chdb_path(target) if dsn is None else None
     database = storage.configured_database()
     with Progress(
-        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-        console=err, transient=False,
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err,
+        transient=False,
     ) as bar:
         task_id = bar.add_task("replaying LLM traffic", total=days)
 
@@ -243,11 +253,10 @@ def demo(
 
         result = run_demo(target, database=database, days=days, progress=advance, fresh_path=fresh)
     err.print(
-        f"[green]{result.calls} instrumented calls over {result.days} days written to "
-        f"{storage.redact_dsn(target)}[/]"
+        f"[green]{result.calls} instrumented calls over {result.days} days written to {storage.redact_dsn(target)}[/]"
     )
     report(dsn=target, database=database, since_hours=24 * (days + 1), only=None, fmt=fmt)
-    err.print(f"explore: otel-llmcost report --dsn {target}   |   otel-llmcost query --dsn {target} \"SELECT ...\"")
+    err.print(f'explore: otel-llmcost report --dsn {target}   |   otel-llmcost query --dsn {target} "SELECT ..."')
 
 
 @app.command()

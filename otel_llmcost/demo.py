@@ -17,9 +17,10 @@ from __future__ import annotations
 
 import random
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
@@ -123,33 +124,50 @@ def run_demo(
 
     def one_day(day: int) -> None:
         today = day == 0
-        for i in range(rng.randint(14, 18)):
+        for _ in range(rng.randint(14, 18)):
             user = rng.choice(users)
             chat(
-                "POST /chat", "assistant", "product", user,
+                "POST /chat",
+                "assistant",
+                "product",
+                user,
                 model="gpt-4o-mini",
-                messages=[{"role": "system", "content": LONG_SYSTEM},
-                          {"role": "user", "content": f"My invoice #{rng.randint(1, 9999)} looks wrong."}],
+                messages=[
+                    {"role": "system", "content": LONG_SYSTEM},
+                    {"role": "user", "content": f"My invoice #{rng.randint(1, 9999)} looks wrong."},
+                ],
             )
         for i in range(rng.randint(5, 7)):
             stream(
-                "GET /autocomplete", "autocomplete", "product", rng.choice(users),
-                model="gpt-4o-mini", messages=[{"role": "user", "content": f"Complete: how do I rese{i}"}],
+                "GET /autocomplete",
+                "autocomplete",
+                "product",
+                rng.choice(users),
+                model="gpt-4o-mini",
+                messages=[{"role": "user", "content": f"Complete: how do I rese{i}"}],
             )
         # Search: a RAG prompt whose long context repeats, so OpenAI's automatic cache hits.
-        for i in range(rng.randint(6, 8)):
+        for _ in range(rng.randint(6, 8)):
             chat(
-                "POST /search", "search", "growth", rng.choice(users),
+                "POST /search",
+                "search",
+                "growth",
+                rng.choice(users),
                 model="gpt-4o",
-                messages=[{"role": "system", "content": LONG_SYSTEM},
-                          {"role": "user", "content": POLICY_DOC},
-                          {"role": "user", "content": f"Question {rng.randint(1, 50)}: can I get a refund?"}],
+                messages=[
+                    {"role": "system", "content": LONG_SYSTEM},
+                    {"role": "user", "content": POLICY_DOC},
+                    {"role": "user", "content": f"Question {rng.randint(1, 50)}: can I get a refund?"},
+                ],
             )
         # Summaries: Anthropic with an explicit cache breakpoint on the system prompt.
         spike = 10 if today else 1
         for i in range(rng.randint(4, 6) * spike):
             claude_call(
-                "POST /summarize", "summaries", "docs", rng.choice(users),
+                "POST /summarize",
+                "summaries",
+                "docs",
+                rng.choice(users),
                 model="claude-sonnet-4-20250514",
                 system=[{"type": "text", "text": LONG_SYSTEM, "cache_control": {"type": "ephemeral"}}],
                 messages=[{"role": "user", "content": POLICY_DOC + f" Summarise for customer {i}."}],
@@ -159,7 +177,10 @@ def run_demo(
             with llmcost.task(f"ticket-{day}-{t}") as task:
                 for step in range(rng.randint(2, 4)):
                     chat(
-                        "POST /agent", "agent", "platform", rng.choice(users),
+                        "POST /agent",
+                        "agent",
+                        "platform",
+                        rng.choice(users),
                         model="o3-mini",
                         messages=[{"role": "user", "content": f"Step {step}: diagnose build failure {t}"}],
                     )
@@ -170,24 +191,50 @@ def run_demo(
             # A cache that never pays back: a unique long system prompt per call, written, never read.
             for i in range(4):
                 claude_call(
-                    "POST /report", "weekly-report", "docs", rng.choice(users),
+                    "POST /report",
+                    "weekly-report",
+                    "docs",
+                    rng.choice(users),
                     model="claude-3-5-haiku-latest",
-                    system=[{"type": "text", "text": LONG_SYSTEM + f" Report {i} " + POLICY_DOC[: 200 + i],
-                             "cache_control": {"type": "ephemeral"}}],
+                    system=[
+                        {
+                            "type": "text",
+                            "text": LONG_SYSTEM + f" Report {i} " + POLICY_DOC[: 200 + i],
+                            "cache_control": {"type": "ephemeral"},
+                        }
+                    ],
                     messages=[{"role": "user", "content": "Write this week's report."}],
                 )
             # A throttled burst: 429s with retry-after, retried by the SDK; two give up.
             fake.enqueue(*(Reply(status=429, headers={"retry-after-ms": "1"}) for _ in range(8)))
             for i in range(6):
-                chat("POST /chat", "assistant", "product", rng.choice(users),
-                     model="gpt-4o-mini", messages=[{"role": "user", "content": f"burst {i}"}])
+                chat(
+                    "POST /chat",
+                    "assistant",
+                    "product",
+                    rng.choice(users),
+                    model="gpt-4o-mini",
+                    messages=[{"role": "user", "content": f"burst {i}"}],
+                )
             # Failures: server errors the SDK gives up on.
             fake.enqueue(*(Reply(status=500, headers={"retry-after-ms": "1"}) for _ in range(3)))
-            chat("POST /search", "search", "growth", rng.choice(users),
-                 model="gpt-4o", messages=[{"role": "user", "content": "fails"}])
+            chat(
+                "POST /search",
+                "search",
+                "growth",
+                rng.choice(users),
+                model="gpt-4o",
+                messages=[{"role": "user", "content": "fails"}],
+            )
             # A model with no known price: reported as unpriced, never as $0.
-            chat("POST /chat", "assistant", "product", rng.choice(users),
-                 model="acme-finetune-7b", messages=[{"role": "user", "content": "hello"}])
+            chat(
+                "POST /chat",
+                "assistant",
+                "product",
+                rng.choice(users),
+                model="acme-finetune-7b",
+                messages=[{"role": "user", "content": "hello"}],
+            )
 
     try:
         for index, day in enumerate(range(days - 1, -1, -1)):

@@ -84,6 +84,8 @@ TEAM: Final = "llmcost.team"
 USER: Final = "llmcost.user"
 SESSION: Final = "llmcost.session"
 TASK_ID: Final = "llmcost.task.id"
+TASK_SUCCESS: Final = "llmcost.task.success"
+TASK_SPAN_NAME: Final = "llmcost.task"  # the outcome span of outcomes.record_outcome()
 ATTRIBUTION_KEYS: Final = ("endpoint", "feature", "team", "user", "session")
 
 BUDGET_SCOPE: Final = "llmcost.budget.scope"
@@ -105,10 +107,36 @@ TOKEN_TYPE_OUTPUT: Final = "output"
 
 # Bucket boundaries recommended by the GenAI semconv for the two client histograms.
 TOKEN_USAGE_BUCKETS: Final = (
-    1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304, 16777216, 67108864,
+    1,
+    4,
+    16,
+    64,
+    256,
+    1024,
+    4096,
+    16384,
+    65536,
+    262144,
+    1048576,
+    4194304,
+    16777216,
+    67108864,
 )
 DURATION_BUCKETS: Final = (
-    0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92,
+    0.01,
+    0.02,
+    0.04,
+    0.08,
+    0.16,
+    0.32,
+    0.64,
+    1.28,
+    2.56,
+    5.12,
+    10.24,
+    20.48,
+    40.96,
+    81.92,
 )
 
 
@@ -118,8 +146,3 @@ def ratelimit_attribute(kind: str, field: str) -> str:
 
 def attribution_attribute(key: str) -> str:
     return f"llmcost.{key}"
-
-# added for storage
-COST_CACHE_WRITE_PREMIUM: Final = "llmcost.cost.cache_write_premium"  # USD above the uncached input price
-TASK_SPAN_NAME: Final = "llmcost.task"  # span name of outcomes.record_outcome(); read by llm_task_outcomes_mv
-TASK_SUCCESS: Final = "llmcost.task.success"

@@ -14,7 +14,8 @@ from __future__ import annotations
 import json
 import logging
 import os
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from opentelemetry.instrumentation.utils import is_instrumentation_enabled
 
@@ -59,9 +60,7 @@ class Telemetry:
         self.tracer = tracer
         self.instruments = Instruments(meter)
         self.pricer = pricer or default_pricer()
-        self.capture_content = (
-            env_flag(CAPTURE_CONTENT_ENV, False) if capture_content is None else capture_content
-        )
+        self.capture_content = env_flag(CAPTURE_CONTENT_ENV, False) if capture_content is None else capture_content
         self.inject_include_usage = (
             env_flag(INJECT_INCLUDE_USAGE_ENV, False) if inject_include_usage is None else inject_include_usage
         )

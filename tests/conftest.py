@@ -90,9 +90,7 @@ def instrument(otel: Instrumented):  # type: ignore[no-untyped-def]
         if instrumentor.is_instrumented_by_opentelemetry:
             instrumentor.uninstrument()
         options.setdefault("pricer", Pricer(overrides_path=""))
-        instrumentor.instrument(
-            tracer_provider=otel.tracer_provider, meter_provider=otel.meter_provider, **options
-        )
+        instrumentor.instrument(tracer_provider=otel.tracer_provider, meter_provider=otel.meter_provider, **options)
         return instrumentor
 
     apply()

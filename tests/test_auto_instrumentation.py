@@ -36,7 +36,11 @@ def test_opentelemetry_instrument_produces_a_priced_span(tmp_path: Path):
     }
     result = subprocess.run(
         [str(bindir / "opentelemetry-instrument"), sys.executable, str(app)],
-        capture_output=True, text=True, timeout=120, env=env, cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+        cwd=tmp_path,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "APP-DONE" in result.stdout

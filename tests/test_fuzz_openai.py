@@ -11,14 +11,32 @@ from hypothesis import strategies as st
 from otel_llmcost.fakes import Reply, openai_client
 
 scalars = st.one_of(st.none(), st.booleans(), st.integers(-(2**40), 2**40), st.floats(), st.text(max_size=12))
-values = st.recursive(scalars, lambda inner: st.one_of(st.lists(inner, max_size=3),
-                                                       st.dictionaries(st.text(max_size=8), inner, max_size=3)),
-                      max_leaves=8)
-usage_keys = st.sampled_from(["prompt_tokens", "completion_tokens", "total_tokens", "prompt_tokens_details",
-                              "completion_tokens_details", "input_tokens", "output_tokens"])
+values = st.recursive(
+    scalars,
+    lambda inner: st.one_of(st.lists(inner, max_size=3), st.dictionaries(st.text(max_size=8), inner, max_size=3)),
+    max_leaves=8,
+)
+usage_keys = st.sampled_from(
+    [
+        "prompt_tokens",
+        "completion_tokens",
+        "total_tokens",
+        "prompt_tokens_details",
+        "completion_tokens_details",
+        "input_tokens",
+        "output_tokens",
+    ]
+)
 header_values = st.text(alphabet=st.characters(min_codepoint=32, max_codepoint=126), max_size=40)
-header_names = st.sampled_from(["x-ratelimit-remaining-requests", "x-ratelimit-reset-tokens", "retry-after",
-                                "retry-after-ms", "x-ratelimit-limit-tokens"])
+header_names = st.sampled_from(
+    [
+        "x-ratelimit-remaining-requests",
+        "x-ratelimit-reset-tokens",
+        "retry-after",
+        "retry-after-ms",
+        "x-ratelimit-limit-tokens",
+    ]
+)
 
 MESSAGES = [{"role": "user", "content": "hi"}]
 
@@ -33,8 +51,15 @@ MESSAGES = [{"role": "user", "content": "hi"}]
 def test_any_response_shape_is_survived(instrument, otel, fake, usage, extra, headers, stream):
     otel.exporter.clear()
     otel.ends.ends.clear()
-    body = {"id": "x", "object": "chat.completion", "created": 1, "model": "gpt-4o-mini", "choices": [],
-            "usage": usage, **extra}
+    body = {
+        "id": "x",
+        "object": "chat.completion",
+        "created": 1,
+        "model": "gpt-4o-mini",
+        "choices": [],
+        "usage": usage,
+        **extra,
+    }
     if stream:
         chunk = {**body, "object": "chat.completion.chunk"}
         fake.enqueue(Reply(headers=headers, sse=[chunk, "[DONE]"]))

@@ -309,7 +309,9 @@ def test_500_after_retries_records_error_type_and_retry_count(instrument, otel, 
 
 
 def test_malformed_body_never_raises_from_instrumentation(instrument, otel, fake):
-    fake.enqueue(Reply(raw=b'{"id": 5, "usage": "lots", "choices": "none"}', headers={"content-type": "application/json"}))
+    fake.enqueue(
+        Reply(raw=b'{"id": 5, "usage": "lots", "choices": "none"}', headers={"content-type": "application/json"})
+    )
     result = openai_client(fake).chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
     assert result.id == 5
     span = otel.only_span()

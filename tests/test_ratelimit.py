@@ -53,8 +53,11 @@ def test_anthropic_headers_map_to_attributes():
     }
 
 
-@given(st.dictionaries(st.sampled_from([h for h, _, _ in OPENAI_HEADERS + ANTHROPIC_HEADERS] + ["retry-after"]),
-                       st.text(max_size=80)))
+@given(
+    st.dictionaries(
+        st.sampled_from([h for h, _, _ in OPENAI_HEADERS + ANTHROPIC_HEADERS] + ["retry-after"]), st.text(max_size=80)
+    )
+)
 def test_header_parsers_never_raise(headers):
     ratelimit_attributes(headers, OPENAI_HEADERS)
     ratelimit_attributes(headers, ANTHROPIC_HEADERS)

@@ -54,13 +54,31 @@ def test_gemini_prompt_includes_cached_and_thoughts_are_output():
     )
 
 
-junk = st.one_of(st.none(), st.integers(-5, 10**7), st.floats(), st.text(max_size=5), st.booleans(), st.lists(st.integers()))
+junk = st.one_of(
+    st.none(), st.integers(-5, 10**7), st.floats(), st.text(max_size=5), st.booleans(), st.lists(st.integers())
+)
 
 
-@given(st.dictionaries(st.sampled_from(["prompt_tokens", "input_tokens", "completion_tokens", "output_tokens",
-                                         "prompt_tokens_details", "cache_read_input_tokens",
-                                         "cache_creation_input_tokens", "cache_creation", "prompt_token_count",
-                                         "cached_content_token_count", "thoughts_token_count"]), junk))
+@given(
+    st.dictionaries(
+        st.sampled_from(
+            [
+                "prompt_tokens",
+                "input_tokens",
+                "completion_tokens",
+                "output_tokens",
+                "prompt_tokens_details",
+                "cache_read_input_tokens",
+                "cache_creation_input_tokens",
+                "cache_creation",
+                "prompt_token_count",
+                "cached_content_token_count",
+                "thoughts_token_count",
+            ]
+        ),
+        junk,
+    )
+)
 def test_normalizers_never_raise_and_never_go_negative(payload):
     for rule in (Usage.from_openai, Usage.from_anthropic, Usage.from_gemini):
         usage = rule(payload)

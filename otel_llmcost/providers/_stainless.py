@@ -11,7 +11,8 @@ in this context; outside an instrumented call they cost one contextvar read.
 from __future__ import annotations
 
 import logging
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from ..calls import CURRENT_CALL
 from .base import Hook
@@ -70,9 +71,7 @@ def _process_response_hook(_telemetry: Any) -> Callable[..., Any]:
 
 
 def _async_process_response_hook(_telemetry: Any) -> Callable[..., Any]:
-    async def wrapper(
-        wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
-    ) -> Any:
+    async def wrapper(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         try:
             _report_final(kwargs)
         except Exception:

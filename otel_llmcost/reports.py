@@ -1,0 +1,313 @@
+"""Named report queries over the SQL views, for ``otel-llmcost report`` and the like.
+
+Each report reads one view (never the raw span maps) and takes its time window as a
+server-side query parameter (``{since_hours:UInt32}``): user input never becomes SQL
+text. The only interpolated name is the database, checked as a strict identifier.
+
+ClickHouse resolves an alias before a column of the same name, so an expression that
+reuses an aggregated name (``sum(Calls) AS Calls``) must use the alias outside any
+aggregate (``x / Calls``), never ``sum(Calls)`` again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from otel_llmcost.migrations import _check_identifier
+
+
+@dataclass(frozen=True)
+class Report:
+    title: str
+    columns: list[str]
+    rows: list[tuple[Any, ...]]
+    name: str = ""
+    description: str = field(default="", compare=False)
+
+
+def _run(
+    client: Any,
+    *,
+    name: str,
+    title: str,
+    description: str,
+    sql: str,
+    since_hours: int,
+    database: str,
+    limit: int,
+) -> Report:
+    if isinstance(since_hours, bool) or not isinstance(since_hours, int) or since_hours <= 0:
+        raise ValueError(f"since_hours must be a positive integer, got {since_hours!r}")
+    if isinstance(limit, bool) or not isinstance(limit, int) or limit <= 0:
+        raise ValueError(f"limit must be a positive integer, got {limit!r}")
+    _check_identifier("database", database)
+    sql = sql.replace("{db}", database)
+    parameters = {"since_hours": since_hours, "limit": limit}
+    result = client.query(sql, parameters=parameters)
+    columns = list(result.column_names)
+    if not columns:  # chdb returns no column names for an empty result
+        columns = [row[0] for row in client.query(f"DESCRIBE ({sql})", parameters=parameters).result_rows]
+    return Report(
+        title=title,
+        columns=columns,
+        rows=[tuple(r) for r in result.result_rows],
+        name=name,
+        description=description,
+    )
+
+
+def spend_by_endpoint(client: Any, *, since_hours: int = 24, database: str = "otel", limit: int = 50) -> Report:
+    return _run(
+        client,
+        name="spend_by_endpoint",
+        title="Spend by endpoint",
+        description="Total cost, calls and latency per service and endpoint.",
+        sql="""
+SELECT
+    ServiceName,
+    Endpoint,
+    sum(Calls) AS Calls,
+    sum(Errors) AS Errors,
+    sum(InputTokens) AS InputTokens,
+    sum(OutputTokens) AS OutputTokens,
+    round(sum(CostTotal), 6) AS CostUsd,
+    round(sum(CostTotal) / nullIf(Calls, 0), 6) AS CostPerCallUsd,
+    round(max(DurationMsP99), 1) AS WorstHourP99Ms
+FROM {db}.v_cost_by_endpoint_hourly
+WHERE Hour >= toStartOfHour(now() - toIntervalHour({since_hours:UInt32}))
+GROUP BY
+    ServiceName,
+    Endpoint
+ORDER BY CostUsd DESC
+LIMIT {limit:UInt32}""",
+        since_hours=since_hours,
+        database=database,
+        limit=limit,
+    )
+
+
+def spend_by_model(client: Any, *, since_hours: int = 24, database: str = "otel", limit: int = 50) -> Report:
+    return _run(
+        client,
+        name="spend_by_model",
+        title="Spend by model",
+        description="Cost and tokens per provider and requested model.",
+        sql="""
+SELECT
+    Provider,
+    RequestModel,
+    sum(Calls) AS Calls,
+    sum(InputTokens) AS InputTokens,
+    sum(CacheReadTokens) AS CacheReadTokens,
+    sum(OutputTokens) AS OutputTokens,
+    sum(Unpriced) AS UnpricedCalls,
+    round(sum(CostTotal), 6) AS CostUsd,
+    round(sum(CostSavings), 6) AS CacheSavingsUsd
+FROM {db}.v_cost_hourly
+WHERE Hour >= toStartOfHour(now() - toIntervalHour({since_hours:UInt32}))
+GROUP BY
+    Provider,
+    RequestModel
+ORDER BY CostUsd DESC
+LIMIT {limit:UInt32}""",
+        since_hours=since_hours,
+        database=database,
+        limit=limit,
+    )
+
+
+def cache_efficiency(client: Any, *, since_hours: int = 24, database: str = "otel", limit: int = 50) -> Report:
+    return _run(
+        client,
+        name="cache_efficiency",
+        title="Prompt cache efficiency",
+        description="Share of input tokens read from cache, savings, and the write premium paid.",
+        sql="""
+SELECT
+    ServiceName,
+    Endpoint,
+    RequestModel,
+    sum(InputTokens) AS InputTokens,
+    sum(CacheReadTokens) AS CacheReadTokens,
+    sum(CacheWriteTokens) AS CacheWriteTokens,
+    round(CacheReadTokens / nullIf(InputTokens, 0), 4) AS HitRate,
+    round(sum(CostSavings), 6) AS SavingsUsd,
+    round(sum(CostCacheWritePremium), 6) AS WritePremiumUsd
+FROM {db}.v_cache_efficiency
+WHERE Hour >= toStartOfHour(now() - toIntervalHour({since_hours:UInt32}))
+GROUP BY
+    ServiceName,
+    Endpoint,
+    RequestModel
+ORDER BY InputTokens DESC
+LIMIT {limit:UInt32}""",
+        since_hours=since_hours,
+        database=database,
+        limit=limit,
+    )
+
+
+def missed_caching(client: Any, *, since_hours: int = 24, database: str = "otel", limit: int = 50) -> Report:
+    return _run(
+        client,
+        name="missed_caching",
+        title="Missed caching opportunities",
+        description="Prompt prefixes sent repeatedly (>= 1024 input tokens) that were never read from cache.",
+        sql="""
+SELECT
+    ServiceName,
+    RequestModel,
+    PrefixHash,
+    arrayStringConcat(Endpoints, ', ') AS Endpoints,
+    Calls,
+    TotalInputTokens AS InputTokens,
+    round(InputCost, 6) AS InputCostUsd,
+    LastSeen
+FROM {db}.v_missed_caching
+WHERE LastSeen >= now() - toIntervalHour({since_hours:UInt32})
+ORDER BY InputCostUsd DESC
+LIMIT {limit:UInt32}""",
+        since_hours=since_hours,
+        database=database,
+        limit=limit,
+    )
+
+
+def rate_limits(client: Any, *, since_hours: int = 24, database: str = "otel", limit: int = 50) -> Report:
+    return _run(
+        client,
+        name="rate_limits",
+        title="Rate-limit pressure",
+        description="Throttled (429) share, retries and the lowest remaining request/token budget per model.",
+        sql="""
+SELECT
+    ServiceName,
+    Provider,
+    RequestModel,
+    sum(Calls) AS Calls,
+    sum(ThrottledCalls) AS ThrottledCalls,
+    round(ThrottledCalls / Calls, 4) AS ThrottledShare,
+    sum(Retries) AS Retries,
+    min(MinRequestsRemaining) AS MinRequestsRemaining,
+    min(MinTokensRemaining) AS MinTokensRemaining,
+    round(min(MinRequestsHeadroom), 4) AS MinRequestsHeadroom
+FROM {db}.v_rate_limit_pressure
+WHERE Hour >= toStartOfHour(now() - toIntervalHour({since_hours:UInt32}))
+GROUP BY
+    ServiceName,
+    Provider,
+    RequestModel
+ORDER BY ThrottledShare DESC, Calls DESC
+LIMIT {limit:UInt32}""",
+        since_hours=since_hours,
+        database=database,
+        limit=limit,
+    )
+
+
+def anomalies(client: Any, *, since_hours: int = 24, database: str = "otel", limit: int = 50) -> Report:
+    return _run(
+        client,
+        name="anomalies",
+        title="Spend anomalies",
+        description="Endpoints whose daily spend is >= 2 sigma and >= 1.3x their prior 7-day mean.",
+        sql="""
+SELECT
+    Day,
+    ServiceName,
+    Endpoint,
+    round(Spend, 6) AS SpendUsd,
+    round(PriorMean, 6) AS PriorMeanUsd,
+    round(ZScore, 2) AS ZScore
+FROM {db}.v_spend_anomalies_daily
+WHERE Flagged
+    AND Day >= toDate(now() - toIntervalHour({since_hours:UInt32}))
+ORDER BY
+    Day DESC,
+    SpendUsd DESC
+LIMIT {limit:UInt32}""",
+        since_hours=since_hours,
+        database=database,
+        limit=limit,
+    )
+
+
+def unpriced(client: Any, *, since_hours: int = 24, database: str = "otel", limit: int = 50) -> Report:
+    return _run(
+        client,
+        name="unpriced",
+        title="Unpriced calls",
+        description="Models with no known price: their cost is unknown, not zero.",
+        sql="""
+SELECT
+    ServiceName,
+    Provider,
+    RequestModel,
+    ResponseModel,
+    sum(Calls) AS Calls,
+    sum(InputTokens) AS InputTokens,
+    sum(OutputTokens) AS OutputTokens,
+    max(LastSeen) AS LastSeen
+FROM {db}.v_unpriced_calls
+WHERE Hour >= toStartOfHour(now() - toIntervalHour({since_hours:UInt32}))
+GROUP BY
+    ServiceName,
+    Provider,
+    RequestModel,
+    ResponseModel
+ORDER BY Calls DESC
+LIMIT {limit:UInt32}""",
+        since_hours=since_hours,
+        database=database,
+        limit=limit,
+    )
+
+
+def cost_per_task(client: Any, *, since_hours: int = 24, database: str = "otel", limit: int = 50) -> Report:
+    return _run(
+        client,
+        name="cost_per_task",
+        title="Cost per successful task",
+        description="All spend of recorded tasks (failed ones included) divided by the successful ones.",
+        sql="""
+SELECT
+    ServiceName,
+    Feature,
+    count() AS Tasks,
+    sum(Success) AS SuccessfulTasks,
+    round(sum(Success) / count(), 4) AS SuccessRate,
+    round(sum(CostTotal), 6) AS CostUsd,
+    round(sum(CostTotal) / nullIf(sum(Success), 0), 6) AS CostPerSuccessUsd
+FROM {db}.v_task_outcomes
+WHERE Timestamp >= now() - toIntervalHour({since_hours:UInt32})
+GROUP BY
+    ServiceName,
+    Feature
+ORDER BY CostUsd DESC
+LIMIT {limit:UInt32}""",
+        since_hours=since_hours,
+        database=database,
+        limit=limit,
+    )
+
+
+ReportFn = Callable[..., Report]
+
+ALL_REPORTS: Sequence[ReportFn] = (
+    spend_by_endpoint,
+    spend_by_model,
+    cache_efficiency,
+    missed_caching,
+    rate_limits,
+    anomalies,
+    unpriced,
+    cost_per_task,
+)
+
+REPORTS: dict[str, ReportFn] = {fn.__name__: fn for fn in ALL_REPORTS}
+
+
+def run_all(client: Any, *, since_hours: int = 24, database: str = "otel") -> list[Report]:
+    return [fn(client, since_hours=since_hours, database=database) for fn in ALL_REPORTS]

@@ -1,0 +1,81 @@
+"""The CLI end to end: the demo (the newcomer's main job) and the commands on its data."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from otel_llmcost.cli import app
+
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def demo_dsn(tmp_path_factory: pytest.TempPathFactory) -> str:
+    dsn = f"chdb://{tmp_path_factory.mktemp('demo') / 'chdb'}"
+    result = runner.invoke(app, ["demo", "--dsn", dsn, "--days", "10", "--format", "json"])
+    assert result.exit_code == 0, result.output
+    return dsn
+
+
+def report(dsn: str, *names: str) -> dict[str, list[dict]]:
+    args = ["report", "--dsn", dsn, "--format", "json", "--since-hours", "720"]
+    for name in names:
+        args += ["--only", name]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    return {r["name"]: r["rows"] for r in json.loads(result.stdout)}
+
+
+def test_demo_fills_every_endpoint_with_priced_calls(demo_dsn):
+    rows = report(demo_dsn, "spend_by_endpoint")["spend_by_endpoint"]
+    endpoints = {r["Endpoint"] for r in rows}
+    assert {"POST /chat", "POST /search", "POST /agent", "GET /autocomplete"} <= endpoints
+    assert all(r["CostUsd"] > 0 for r in rows)
+
+
+def test_demo_shows_cache_savings_throttling_unpriced_and_tasks(demo_dsn):
+    out = report(demo_dsn, "cache_efficiency", "rate_limits", "unpriced", "cost_per_task")
+    assert any(r["SavingsUsd"] > 0 for r in out["cache_efficiency"])
+    assert any(r["ThrottledCalls"] > 0 for r in out["rate_limits"])
+    assert [r["RequestModel"] for r in out["unpriced"]] == ["acme-finetune-7b"]
+    assert out["cost_per_task"][0]["Tasks"] > out["cost_per_task"][0]["SuccessfulTasks"] > 0
+
+
+def test_query_runs_sql_against_the_database(demo_dsn):
+    result = runner.invoke(
+        app, ["query", "--dsn", demo_dsn, "--format", "csv", "SELECT count() AS n FROM llm_calls WHERE Unpriced = 1"]
+    )
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines()[1].endswith(",1")
+
+
+def test_query_error_is_a_clear_message_not_a_traceback(demo_dsn):
+    result = runner.invoke(app, ["query", "--dsn", demo_dsn, "SELECT * FROM no_such_table"])
+    assert result.exit_code == 2
+    assert "Traceback" not in result.output
+
+
+def test_prices_shows_the_source():
+    result = runner.invoke(app, ["prices", "gpt-4o-2024-08-06", "--provider", "openai"])
+    assert result.exit_code == 0, result.output
+    assert "genai-prices" in result.stdout and "2.5" in result.stdout
+
+
+def test_prices_for_unknown_model_says_unpriced():
+    result = runner.invoke(app, ["prices", "acme-finetune-7b", "--provider", "openai"])
+    assert result.exit_code == 2
+    assert "unpriced" in result.output
+
+
+def test_migrate_print_renders_cluster_sql():
+    result = runner.invoke(app, ["migrate", "--print", "--cluster", "prod"])
+    assert result.exit_code == 0, result.output
+    assert "ON CLUSTER prod" in result.stdout
+
+
+def test_bad_format_is_rejected():
+    result = runner.invoke(app, ["report", "--format", "xml"])
+    assert result.exit_code == 2
