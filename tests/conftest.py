@@ -30,6 +30,23 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(skip)
 
 
+def require_binary(name: str) -> str:
+    """Path of a system binary a test drives for real (redis-server, chromium).
+
+    Missing on a developer machine: the test is skipped with the install hint.
+    Missing under CI (CI=true): the test fails, so a broken install never passes silently.
+    """
+    import shutil
+
+    path = shutil.which(name)
+    if path is None:
+        message = f"{name} is not installed (see .ci/system-packages.txt; apt-get install it)"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    return path
+
+
 @pytest.fixture(autouse=True)
 def _isolated_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
     # The data directory (chdb database, tiktoken vocab) never lands in the real home.
