@@ -1,4 +1,4 @@
-"""A local fake of the OpenAI and Anthropic HTTP APIs, for the demo and the tests.
+"""A local fake of the OpenAI, Anthropic and Gemini HTTP APIs, for the demo and the tests.
 
 It is an httpx/httpx2 ``MockTransport`` handler: the real SDKs build, send, retry
 and parse exactly as in production, but nothing leaves the process and no key is
@@ -92,6 +92,8 @@ class FakeLLMServer:
             self.ratelimit_remaining = max(self.ratelimit_remaining - 1, 0)
         reply = scripted or Reply()
         path = request.url.path
+        if ":generateContent" in path or ":streamGenerateContent" in path:
+            return self._gemini(path, payload, reply)
         if path.endswith("/messages"):
             return self._anthropic(payload, reply)
         if path.endswith("/responses"):
@@ -327,6 +329,58 @@ class FakeLLMServer:
             events.append({"type": "message_stop"})
         return self._respond(reply, None, self._anthropic_headers(), events)
 
+    # --- Google Gemini (generativelanguage.googleapis.com / Vertex AI) -------------------
+
+    def _gemini(self, path: str, payload: dict[str, Any], reply: Reply) -> Any:
+        """``models/{model}:generateContent`` and ``:streamGenerateContent?alt=sse``."""
+        model = path.rsplit("/", 1)[-1].split(":", 1)[0]
+        config = payload.get("generationConfig") or {}
+        system = _text_of((payload.get("systemInstruction") or {}).get("parts") or [])
+        texts = [_text_of(part) for content in payload.get("contents") or [] for part in content.get("parts") or []]
+        prompt = _tokens(system) + sum(_tokens(t) for t in texts)
+        text = self.reply_text
+        candidates_tokens = _tokens(text)
+        budget = (config.get("thinkingConfig") or {}).get("thinkingBudget")
+        thoughts = 0 if budget == 0 or not model.startswith("gemini-2.5") else 3 * candidates_tokens
+        usage = reply.usage or {
+            "promptTokenCount": prompt,
+            "candidatesTokenCount": candidates_tokens,
+            "totalTokenCount": prompt + candidates_tokens + thoughts,
+            "promptTokensDetails": [{"modality": "TEXT", "tokenCount": prompt}],
+            **({"thoughtsTokenCount": thoughts} if thoughts else {}),
+        }
+        base = {"modelVersion": model, "responseId": "gemini-fake-response-1"}
+        if ":streamGenerateContent" not in path:
+            body = {
+                "candidates": [
+                    {
+                        "content": {"parts": [{"text": text}], "role": "model"},
+                        "finishReason": "STOP",
+                        "index": 0,
+                    }
+                ],
+                "usageMetadata": usage,
+                **base,
+            }
+            return self._respond(reply, body, {}, None)
+        events = reply.sse
+        if events is None:
+            pieces = _pieces(text, 12)
+            events = []
+            for i, piece in enumerate(pieces):
+                last = i == len(pieces) - 1
+                candidate: dict[str, Any] = {"content": {"parts": [{"text": piece}], "role": "model"}, "index": 0}
+                if last:
+                    candidate["finishReason"] = "STOP"
+                # Every chunk carries the running usage; the prompt side is complete from the first.
+                running = {
+                    "promptTokenCount": usage.get("promptTokenCount", 0),
+                    "candidatesTokenCount": _tokens("".join(pieces[: i + 1])),
+                    "totalTokenCount": usage.get("promptTokenCount", 0) + _tokens("".join(pieces[: i + 1])),
+                }
+                events.append({"candidates": [candidate], "usageMetadata": usage if last else running, **base})
+        return self._respond(reply, None, {}, events)
+
 
 def _pieces(text: str, size: int = 8) -> list[str]:
     return [text[i : i + size] for i in range(0, len(text), size)] or [""]
@@ -366,23 +420,101 @@ def _frames(events: list[Any], break_after: int | None) -> Any:
 
 
 def openai_client(server: FakeLLMServer, *, is_async: bool = False, **kwargs: Any) -> Any:
-    """A real ``openai`` client whose HTTP goes to ``server`` (base URL api.openai.com)."""
-    import httpx2
+    """A real ``openai`` client whose HTTP goes to ``server`` (base URL api.openai.com).
+
+    Its HTTP client comes from the library the installed SDK is built on: httpx2 for
+    openai 3.x, httpx for 1.x and 2.x (see :func:`_sdk_http_client`).
+    """
     import openai
 
     kwargs.setdefault("base_url", "https://api.openai.com/v1")
     kwargs.setdefault("api_key", "sk-fake")
+    http_client = _sdk_http_client(server, "openai._base_client", is_async)
     if is_async:
-        return openai.AsyncOpenAI(http_client=httpx2.AsyncClient(transport=server.transport()), **kwargs)
-    return openai.OpenAI(http_client=httpx2.Client(transport=server.transport()), **kwargs)
+        return openai.AsyncOpenAI(http_client=http_client, **kwargs)
+    return openai.OpenAI(http_client=http_client, **kwargs)
 
 
 def anthropic_client(server: FakeLLMServer, *, is_async: bool = False, **kwargs: Any) -> Any:
-    """A real ``anthropic`` client whose HTTP goes to ``server``."""
-    import httpx2
+    """A real ``anthropic`` client whose HTTP goes to ``server`` (httpx2 for 1.x+, httpx for 0.x)."""
     import anthropic
 
     kwargs.setdefault("api_key", "sk-ant-fake")
+    http_client = _sdk_http_client(server, "anthropic._base_client", is_async)
     if is_async:
-        return anthropic.AsyncAnthropic(http_client=httpx2.AsyncClient(transport=server.transport()), **kwargs)
-    return anthropic.Anthropic(http_client=httpx2.Client(transport=server.transport()), **kwargs)
+        return anthropic.AsyncAnthropic(http_client=http_client, **kwargs)
+    return anthropic.Anthropic(http_client=http_client, **kwargs)
+
+
+def genai_client(server: FakeLLMServer, *, vertexai: bool = False, **kwargs: Any) -> Any:
+    """A real ``google.genai`` client whose HTTP goes to ``server``; ``client.aio`` shares it.
+
+    google-genai 2.x+ takes an httpx or httpx2 client (``HttpOptions.httpx_client`` /
+    ``httpx_async_client``) and picks its backend from it; the server's library is used.
+    Retries stay off unless ``retry_options`` is given (the SDK's own default).
+    """
+    from google import genai
+    from google.genai import types
+
+    options: dict[str, Any] = {
+        "httpx_client": server.httpx.Client(transport=server.transport()),
+        "httpx_async_client": server.httpx.AsyncClient(transport=server.async_transport()),
+    }
+    retry_options = kwargs.pop("retry_options", None)
+    if retry_options is not None:
+        options["retry_options"] = retry_options
+    if vertexai:
+        kwargs.setdefault("project", "fake-project")
+        kwargs.setdefault("location", "us-central1")
+        kwargs.setdefault("credentials", _FakeCredentials())
+        return genai.Client(vertexai=True, http_options=types.HttpOptions(**options), **kwargs)
+    kwargs.setdefault("api_key", "fake-gemini-key")
+    return genai.Client(http_options=types.HttpOptions(**options), **kwargs)
+
+
+class _FakeCredentials:
+    """Just enough of google.auth Credentials for the Vertex AI client to send a request."""
+
+    token = "fake-token"
+    valid = True
+    expired = False
+    quota_project_id = None
+
+    def refresh(self, request: Any) -> None:  # pragma: no cover - valid never expires
+        pass
+
+    def before_request(self, request: Any, method: Any, url: Any, headers: dict[str, str]) -> None:
+        headers["authorization"] = "Bearer fake-token"
+
+
+def _sdk_http_client(server: FakeLLMServer, sdk_module: str, is_async: bool) -> Any:
+    """An httpx2 or httpx client (whichever ``sdk_module``, the SDK's HTTP layer, imports) routed to ``server``.
+
+    A server built for the other library (the fixtures default to httpx2) is reached
+    through a handler that re-wraps each response, status, headers and body stream, in
+    the SDK's own classes, so one server can serve an httpx SDK and an httpx2 SDK at once.
+    """
+    import importlib
+
+    module = importlib.import_module(sdk_module)
+    http = getattr(module, "httpx2", None) or module.httpx
+    if server.httpx is http:
+        transport = server.transport()
+    else:
+
+        def handler(request: Any) -> Any:
+            response = server(request)
+            body = response.stream
+
+            class Body(http.SyncByteStream, http.AsyncByteStream):  # type: ignore[name-defined,misc]
+                def __iter__(self) -> Any:
+                    yield from body
+
+                async def __aiter__(self) -> Any:
+                    async for chunk in body:
+                        yield chunk
+
+            return http.Response(response.status_code, headers=response.headers.multi_items(), stream=Body())
+
+        transport = http.MockTransport(handler)
+    return http.AsyncClient(transport=transport) if is_async else http.Client(transport=transport)

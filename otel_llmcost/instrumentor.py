@@ -18,7 +18,7 @@ from opentelemetry.instrumentation.utils import unwrap
 from packaging.requirements import Requirement
 from wrapt import wrap_function_wrapper
 
-from . import outcomes
+from . import attribution, outcomes, semconv
 from .package import PROVIDER_REQUIREMENTS, _instruments
 from .telemetry import Telemetry, async_wrapper, sync_wrapper
 from .version import __version__
@@ -28,10 +28,10 @@ logger = logging.getLogger(__name__)
 # provider key -> "module:Class" of its provider module (imported only when its SDK is installed)
 _PROVIDERS: dict[str, str] = {
     "openai": "otel_llmcost.providers.openai:OpenAIProvider",
-    # "anthropic": "otel_llmcost.providers.anthropic:AnthropicProvider",
-    # "google_genai": "otel_llmcost.providers.google_genai:GoogleGenAIProvider",
+    "anthropic": "otel_llmcost.providers.anthropic:AnthropicProvider",
+    "google_genai": "otel_llmcost.providers.google_genai:GoogleGenAIProvider",
 }
-SCOPE_NAME = "otel_llmcost"
+SCOPE_NAME = semconv.INSTRUMENTATION_SCOPE
 
 
 def supported_version(provider: str) -> tuple[bool, str | None]:
@@ -58,13 +58,17 @@ class LLMCostInstrumentor(BaseInstrumentor):  # type: ignore[misc]
     ``instrument()`` accepts ``tracer_provider``, ``meter_provider``, ``providers``
     (an iterable of "openai", "anthropic", "google_genai"; default: all installed),
     and the Telemetry settings ``pricer``, ``capture_content``,
-    ``inject_include_usage``, ``estimate_missing_usage``, ``user_hash_key``.
+    ``inject_include_usage``, ``estimate_missing_usage``, ``user_hash_key``,
+    ``budgets`` (an :class:`otel_llmcost.budgets.Budgets`), ``prompt_anatomy``.
     """
 
     def __init__(self) -> None:
         super().__init__()
-        self._patched: list[tuple[str, str]] = []
-        self.telemetry: Telemetry | None = None
+        # BaseInstrumentor is a singleton whose __init__ runs on every LLMCostInstrumentor():
+        # keep the patch list, or a later handle's uninstrument() would leave every patch in place.
+        if not hasattr(self, "_patched"):
+            self._patched: list[tuple[str, str]] = []
+            self.telemetry: Telemetry | None = None
 
     def instrumentation_dependencies(self) -> Collection[str]:
         return _instruments
@@ -83,8 +87,11 @@ class LLMCostInstrumentor(BaseInstrumentor):  # type: ignore[misc]
             estimate_missing_usage=kwargs.get("estimate_missing_usage"),
             user_hash_key=kwargs.get("user_hash_key"),
             hash_prompts=kwargs.get("hash_prompts"),
+            budgets=kwargs.get("budgets"),
+            prompt_anatomy=kwargs.get("prompt_anatomy"),
         )
         outcomes.set_tracer_provider(kwargs.get("tracer_provider"))
+        attribution.track_server_spans(kwargs.get("tracer_provider"))  # endpoint from the enclosing SERVER span
         self.telemetry = telemetry
         wanted = kwargs.get("providers")
         for key, target in _PROVIDERS.items():

@@ -30,7 +30,7 @@ _tracer_provider: Any = None
 
 
 def _tracer() -> Any:
-    return trace.get_tracer("otel_llmcost", __version__, _tracer_provider)
+    return trace.get_tracer(semconv.INSTRUMENTATION_SCOPE, __version__, _tracer_provider)
 
 
 def set_tracer_provider(provider: Any) -> None:

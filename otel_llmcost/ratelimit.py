@@ -31,6 +31,8 @@ def parse_go_duration(value: Any) -> float | None:
     if not isinstance(value, str) or not value or len(value) > _MAX_HEADER:
         return None
     text = value.strip()
+    if not text:
+        return None
     try:
         return float(text) if text[-1].isdigit() else _sum_go_units(text)
     except ValueError:

@@ -14,6 +14,9 @@ from __future__ import annotations
 
 from typing import Final
 
+# Instrumentation scope of every span we emit; llm_calls_mv keeps only this scope.
+INSTRUMENTATION_SCOPE: Final = "otel_llmcost"
+
 # --- GenAI semantic conventions -------------------------------------------------
 GEN_AI_OPERATION_NAME: Final = "gen_ai.operation.name"
 GEN_AI_PROVIDER_NAME: Final = "gen_ai.provider.name"
@@ -88,10 +91,25 @@ TASK_SUCCESS: Final = "llmcost.task.success"
 TASK_SPAN_NAME: Final = "llmcost.task"  # the outcome span of outcomes.record_outcome()
 ATTRIBUTION_KEYS: Final = ("endpoint", "feature", "team", "user", "session")
 
+# Set by the llmcost exporter on a stored span whose attribute values it cut to the size limit.
+ATTRIBUTES_TRUNCATED: Final = "llmcost.attributes.truncated"
+
 BUDGET_SCOPE: Final = "llmcost.budget.scope"
 BUDGET_LIMIT: Final = "llmcost.budget.limit"
 BUDGET_USED: Final = "llmcost.budget.used"
-BUDGET_ACTION: Final = "llmcost.budget.action"
+BUDGET_ACTION: Final = "llmcost.budget.action"  # none | warn | downgrade | raise
+BUDGET_NAME: Final = "llmcost.budget.name"
+BUDGET_THRESHOLD: Final = "llmcost.budget.threshold"  # on the soft-limit event: the share that triggered it
+BUDGET_ORIGINAL_MODEL: Final = "llmcost.budget.original_model"  # the model asked for, before a downgrade
+EVENT_BUDGET_SOFT_LIMIT: Final = "llmcost.budget.soft_limit"
+
+# llmcost.prompt.component.<name>: prompt tokens by component (otel_llmcost.anatomy)
+PROMPT_COMPONENTS: Final = ("system", "tools", "context", "history", "latest")
+PROMPT_COMPONENT_SYSTEM: Final = "llmcost.prompt.component.system"
+PROMPT_COMPONENT_TOOLS: Final = "llmcost.prompt.component.tools"
+PROMPT_COMPONENT_CONTEXT: Final = "llmcost.prompt.component.context"
+PROMPT_COMPONENT_HISTORY: Final = "llmcost.prompt.component.history"
+PROMPT_COMPONENT_LATEST: Final = "llmcost.prompt.component.latest"
 
 # --- metrics --------------------------------------------------------------------
 METRIC_TOKEN_USAGE: Final = "gen_ai.client.token.usage"
@@ -101,6 +119,11 @@ METRIC_COST: Final = "llmcost.cost"
 METRIC_CACHE_SAVINGS: Final = "llmcost.cache.savings"
 METRIC_UNPRICED_CALLS: Final = "llmcost.unpriced.calls"
 METRIC_THROTTLED: Final = "llmcost.throttled.requests"
+METRIC_BUDGET_EVENTS: Final = "llmcost.budget.events"
+# The llmcost span exporter's own health: spans that never reach storage (attribute
+# ``reason``), and attribute values it cut to the size limit.
+METRIC_EXPORTER_DROPPED_SPANS: Final = "llmcost.exporter.dropped_spans"
+METRIC_EXPORTER_TRUNCATED_ATTRIBUTES: Final = "llmcost.exporter.truncated_attributes"
 
 TOKEN_TYPE_INPUT: Final = "input"
 TOKEN_TYPE_OUTPUT: Final = "output"

@@ -119,6 +119,91 @@ class AsyncStreamProxy(wrapt.ObjectProxy):  # type: ignore[misc]
             call.finish()
 
 
+class GeneratorProxy(wrapt.ObjectProxy):  # type: ignore[misc]
+    """A generator an SDK method returned (google-genai ``generate_content_stream``).
+
+    Such a generator does its work lazily: the request is sent on the first
+    ``next()``. So the call is made current around each step, as the wrappers do
+    around a plain call, for the hooks and for HTTP client spans to nest under it.
+    The span ends when the generator is exhausted, raises, is closed, or is
+    garbage-collected unfinished.
+    """
+
+    def __init__(self, wrapped: Any, call: LLMCall) -> None:
+        super().__init__(wrapped)
+        self._self_call = call
+
+    def __iter__(self) -> GeneratorProxy:
+        return self
+
+    def __next__(self) -> Any:
+        call = self._self_call
+        token = call.attach()
+        try:
+            chunk = self.__wrapped__.__next__()
+        except StopIteration:
+            call.detach(token)
+            call.finish()
+            raise
+        except BaseException as error:
+            call.detach(token)
+            call.fail(error)
+            raise
+        call.detach(token)
+        call.on_chunk(chunk)
+        return chunk
+
+    def close(self) -> None:
+        try:
+            self.__wrapped__.close()
+        finally:
+            self._self_call.finish()
+
+    def __del__(self) -> None:
+        call = getattr(self, "_self_call", None)
+        if call is not None and not call.ended:
+            call.finish()
+
+
+class AsyncGeneratorProxy(wrapt.ObjectProxy):  # type: ignore[misc]
+    """The async twin of :class:`GeneratorProxy` (``aclose()`` instead of ``close()``)."""
+
+    def __init__(self, wrapped: Any, call: LLMCall) -> None:
+        super().__init__(wrapped)
+        self._self_call = call
+
+    def __aiter__(self) -> AsyncGeneratorProxy:
+        return self
+
+    async def __anext__(self) -> Any:
+        call = self._self_call
+        token = call.attach()
+        try:
+            chunk = await self.__wrapped__.__anext__()
+        except StopAsyncIteration:
+            call.detach(token)
+            call.finish()
+            raise
+        except BaseException as error:
+            call.detach(token)
+            call.fail(error)
+            raise
+        call.detach(token)
+        call.on_chunk(chunk)
+        return chunk
+
+    async def aclose(self) -> None:
+        try:
+            await self.__wrapped__.aclose()
+        finally:
+            self._self_call.finish()
+
+    def __del__(self) -> None:
+        call = getattr(self, "_self_call", None)
+        if call is not None and not call.ended:
+            call.finish()
+
+
 class RawResponseProxy(wrapt.ObjectProxy):  # type: ignore[misc]
     """``with_raw_response`` / ``with_streaming_response`` results: the body is read
     (or the stream produced) only when the caller calls ``parse()``; we read usage

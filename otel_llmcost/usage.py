@@ -148,12 +148,17 @@ class Usage:
         write_1h = as_int(field(split, "ephemeral_1h_input_tokens"))
         # The TTL split, when present, is authoritative; the total is kept if it is larger.
         cache_write = max(cache_write, write_5m + write_1h)
+        output = as_int(field(usage, "output_tokens"))
+        # output_tokens includes thinking; output_tokens_details.thinking_tokens (newer
+        # APIs) only says how much of it was reasoning.
+        thinking = as_int(field(field(usage, "output_tokens_details"), "thinking_tokens"))
         return cls(
             input_tokens=uncached + cache_read + cache_write,
-            output_tokens=as_int(field(usage, "output_tokens")),
+            output_tokens=output,
             cache_read_tokens=cache_read,
             cache_write_tokens=cache_write,
             cache_write_1h_tokens=write_1h,
+            reasoning_tokens=min(thinking, output),
         )
 
     @classmethod

@@ -124,7 +124,11 @@ AS SELECT
     SpanAttributes['llmcost.prompt.request_hash'] AS RequestHash,
     SpanAttributes['llmcost.price.source'] AS PriceSource
 FROM {database}.otel_traces
-WHERE SpanAttributes['gen_ai.operation.name'] != '';
+-- Only otel-llmcost's own spans: other GenAI instrumentations (and SDKs that trace
+-- themselves, as anthropic 2.x does under the global tracer provider) emit a second
+-- span per call with gen_ai.* attributes but no cost, which would double-count calls.
+WHERE ScopeName = 'otel_llmcost'
+  AND SpanAttributes['gen_ai.operation.name'] != '';
 
 -- Task outcomes: one row per span named 'llmcost.task' (outcomes.record_outcome).
 -- TaskKey is the task id, or the trace id when the task carried no id, which is
