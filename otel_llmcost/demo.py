@@ -172,10 +172,22 @@ def run_demo(
                 system=[{"type": "text", "text": LONG_SYSTEM, "cache_control": {"type": "ephemeral"}}],
                 messages=[{"role": "user", "content": POLICY_DOC + f" Summarise for customer {i}."}],
             )
+        # Translations: the same long system prompt every time but no cache breakpoint, so
+        # Anthropic never caches it -- the missed-caching view should point at it.
+        for _ in range(3):
+            claude_call(
+                "POST /translate",
+                "translate",
+                "docs",
+                rng.choice(users),
+                model="claude-sonnet-4-20250514",
+                system=LONG_SYSTEM,
+                messages=[{"role": "user", "content": f"Translate note {rng.randint(1, 999)} to French."}],
+            )
         # Agent tasks: reasoning model, several calls per task, some tasks fail.
-        for t in range(rng.randint(2, 3)):
+        for t in range(3):
             with llmcost.task(f"ticket-{day}-{t}") as task:
-                for step in range(rng.randint(2, 4)):
+                for step in range(rng.randint(2, 3)):
                     chat(
                         "POST /agent",
                         "agent",

@@ -113,14 +113,15 @@ class FakeLLMServer:
             return self.httpx.Response(200, headers=headers, stream=stream)
         return self.httpx.Response(200, json=reply.body if reply.body is not None else body, headers=headers)
 
-    def _cached_prefix_tokens(self, prefix: str) -> int:
+    def _cached_prefix_tokens(self, prefix: str, provider: str = "openai") -> int:
         """Tokens of ``prefix`` that hit the simulated cache; records the prefix."""
         tokens = _tokens(prefix)
         if tokens < CACHE_MIN_TOKENS:
             return 0
         with self._lock:
-            hit = prefix in self._prefixes
-            self._prefixes.add(prefix)
+            # Each provider has its own cache: a prefix OpenAI saw is not cached at Anthropic.
+            hit = (provider, prefix) in self._prefixes
+            self._prefixes.add((provider, prefix))
         # Providers cache in 128-token blocks.
         return (tokens // 128) * 128 if hit else 0
 
@@ -279,7 +280,7 @@ class FakeLLMServer:
         texts = [_text_of(m) for m in messages]
         total = _tokens(system) + sum(_tokens(t) for t in texts) + 4 * len(texts)
         wants_cache = "cache_control" in json.dumps(payload.get("system") or "")
-        cache_read = self._cached_prefix_tokens(system) if wants_cache else 0
+        cache_read = self._cached_prefix_tokens(system, "anthropic") if wants_cache else 0
         cache_write = _tokens(system) if wants_cache and not cache_read and _tokens(system) >= CACHE_MIN_TOKENS else 0
         cache_read = min(cache_read, total)
         text = self.reply_text

@@ -79,3 +79,13 @@ def test_migrate_print_renders_cluster_sql():
 def test_bad_format_is_rejected():
     result = runner.invoke(app, ["report", "--format", "xml"])
     assert result.exit_code == 2
+
+
+def test_demo_anomaly_view_finds_the_injected_spike_and_nothing_else(demo_dsn):
+    rows = report(demo_dsn, "anomalies")["anomalies"]
+    assert [r["Endpoint"] for r in rows] == ["POST /summarize"]
+
+
+def test_demo_missed_caching_points_at_the_uncached_repeated_prefix(demo_dsn):
+    rows = report(demo_dsn, "missed_caching")["missed_caching"]
+    assert [r["Endpoints"] for r in rows] == ["POST /translate"]
