@@ -130,6 +130,7 @@ def report(
     since_hours: int = typer.Option(24 * 30, "--since-hours", help="time window, in hours back from now"),
     only: list[str] | None = typer.Option(None, "--only", help=f"reports to show: {', '.join(reports.REPORTS)}"),
     fmt: str = typer.Option("table", "--format", "-f", help="table, json or csv"),
+    html: str | None = typer.Option(None, "--html", help="write the Grafana dashboards' panels to this HTML file"),
 ) -> None:
     """Spend by endpoint and model, caching, rate limits, anomalies, unpriced calls, tasks."""
     if fmt not in FORMATS:
@@ -139,6 +140,19 @@ def report(
         _fail(f"unknown report(s) {', '.join(unknown)}; choose from {', '.join(reports.REPORTS)}")
     dsn, database = _dsn(dsn), _database(database)
     _ingest(dsn, database)
+    if isinstance(html, str):  # the dashboards as one static page (otel_llmcost.html_report), not tables
+        from .html_report import write_html_report
+
+        try:
+            with storage.open_client(dsn, database=database) as client:
+                migrations.migrate(client, database=database)
+                page = write_html_report(client, html, since_hours=since_hours)
+        except (storage.StorageBusy, ConnectionError, RuntimeError, ValueError, OSError) as exc:
+            _fail(str(exc))
+        for problem in page.failed:
+            err.print(f"[yellow]warning:[/] panel failed: {problem}")
+        err.print(f"wrote {page.panels} panels ({page.charts} charts) to {page.path}")
+        return
     try:
         with storage.open_client(dsn) as client:
             migrations.migrate(client, database=database)
@@ -257,6 +271,79 @@ def demo(
     )
     report(dsn=target, database=database, since_hours=24 * (days + 1), only=None, fmt=fmt)
     err.print(f'explore: otel-llmcost report --dsn {target}   |   otel-llmcost query --dsn {target} "SELECT ..."')
+
+
+@app.command()
+def budgets(
+    file: str | None = typer.Option(None, "--file", help="budgets file (default: $OTEL_LLMCOST_BUDGETS_FILE)"),
+    sync: bool = typer.Option(
+        False, "--sync", help="write the limits to ClickHouse and show v_budget_status (spend from spans)"
+    ),
+    dsn: str | None = DsnOption,
+    database: str | None = DatabaseOption,
+    fmt: str = typer.Option("table", "--format", "-f", help="table, json or csv"),
+) -> None:
+    """Budget status: used, limit, burn rate and projected exhaustion of each budget's current period.
+
+    With a Redis store: the live counters the app enforces. With the in-memory store (the
+    counters live in the app's process) or --sync: spend from the spans in ClickHouse.
+    """
+    import os
+
+    from . import budgets as budgets_module
+
+    if fmt not in FORMATS:
+        _fail(f"--format must be one of {', '.join(FORMATS)}")
+    path = file or os.environ.get(budgets_module.BUDGETS_FILE_ENV)
+    if not path:
+        _fail(f"no budgets file: pass --file or set {budgets_module.BUDGETS_FILE_ENV}")
+    try:
+        config = budgets_module.BudgetConfig.load(path)  # type: ignore[arg-type]
+    except Exception as exc:
+        _fail(f"cannot read budgets file {path}: {exc}")
+    title = "Budgets: current period"
+    if config.store != "memory" and not sync:
+        try:
+            statuses = budgets_module.Budgets(config).status()
+        except Exception as exc:
+            _fail(f"cannot read the budget counters ({config.store.split('@')[-1]}): {exc}")
+        rows = budgets_module.status_rows(statuses)
+        _emit([reports.Report(title=title, columns=budgets_module.STATUS_COLUMNS, rows=rows, name="budgets")], fmt)
+        return
+    dsn, database = _dsn(dsn), _database(database)
+    _ingest(dsn, database)
+    from datetime import timezone
+    from zoneinfo import ZoneInfo
+
+    now = datetime.now(tz=timezone.utc)
+    tz = ZoneInfo(config.timezone)
+    limits = []
+    for budget in config.budgets:
+        start, end, _ = budgets_module.period_bounds(budget.period, now, tz)
+        utc = (start.astimezone(timezone.utc).replace(tzinfo=None), end.astimezone(timezone.utc).replace(tzinfo=None))
+        limits.append(
+            [budget.name, budget.scope, budget.match or "", budget.period, config.timezone, *utc, budget.limit_usd]
+        )
+    columns = ["Name", "Scope", "Match", "Period", "TimeZone", "PeriodStart", "PeriodEnd", "LimitUsd", "UpdatedAt"]
+    try:
+        with storage.open_client(dsn) as client:
+            migrations.migrate(client, database=database)
+            if limits:
+                stamp = now.replace(tzinfo=None)
+                client.insert(f"{database}.llm_budgets", [row + [stamp] for row in limits], column_names=columns)
+            result = client.query(
+                "SELECT Budget, if(Scope = 'global', 'global', concat(Scope, '=', ScopeValue)), Period,"
+                " toDate(PeriodStart), UsedUsd, LimitUsd, UsedShare, BurnRateUsdPerDay, ProjectedExhaustion"
+                f" FROM {database}.v_budget_status ORDER BY Budget, ScopeValue"
+            )
+            rows = [tuple(r) for r in result.result_rows]
+    except (storage.StorageBusy, ConnectionError, RuntimeError, ValueError) as exc:
+        _fail(str(exc))
+    note = "spend from spans in ClickHouse; budgets with no spend this period are not listed"
+    report_out = reports.Report(
+        title=title, columns=budgets_module.STATUS_COLUMNS, rows=rows, name="budgets", description=note
+    )
+    _emit([report_out], fmt)
 
 
 @app.command()
