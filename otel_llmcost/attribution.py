@@ -7,7 +7,8 @@ Sources, first wins per key:
 2. OpenTelemetry baggage ``llmcost.endpoint`` ... ``llmcost.session`` (set by a web
    middleware or an upstream service; baggage crosses process boundaries);
 3. for the endpoint only: ``http.route`` (prefixed with the method) of the enclosing
-   SERVER span, as the FastAPI/Flask/Django instrumentations record it.
+   SERVER span, as the FastAPI/Flask/Django instrumentations record it, even when the
+   LLM call runs under INTERNAL spans of the handler (see :class:`ServerSpanTracker`).
 
 User ids can be personal data: with ``OTEL_LLMCOST_USER_HASH_KEY`` set they leave
 the process as a keyed hash (HMAC-SHA256, first 16 hex chars), stable per key.
@@ -21,11 +22,19 @@ import hashlib
 import hmac
 import inspect
 import os
+import sys
+import threading
+import weakref
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any, TypeVar
 
 from opentelemetry import baggage, trace
 from opentelemetry.trace import SpanKind
+
+try:  # the SDK is a dependency, but the API alone must keep working
+    from opentelemetry.sdk.trace import SpanProcessor
+except ImportError:  # pragma: no cover
+    SpanProcessor = object  # type: ignore[misc,assignment]
 
 from . import semconv
 
@@ -111,16 +120,131 @@ def hash_user(user: str, key: str | None = None) -> str:
     return hmac.new(secret.encode(), user.encode(), hashlib.sha256).hexdigest()[:16]
 
 
+class ServerSpanTracker(SpanProcessor):  # type: ignore[misc]
+    """Knows, for every span in progress in this process, its nearest SERVER ancestor.
+
+    Why a span processor: the OpenTelemetry API gives a span no reference to its
+    parent, so an LLM call made under ``with tracer.start_as_current_span("retrieve")``
+    inside a request handler cannot reach the request's SERVER span from the current
+    span alone, and matching on the trace id alone is wrong when one process serves
+    several requests of the same trace (a service calling itself). So on each span
+    start we map its span id to the server span of its parent (one dict lookup and
+    one store; nothing for spans outside a server span) and drop it on end.
+
+    Why the route is read from the live server span at call time: all three
+    instrumentations set ``http.route`` before the handler runs — FastAPI in the
+    ASGI middleware's default span details (it matches the app's routes itself),
+    Flask in ``before_request`` (after Werkzeug routing), Django in
+    ``process_view``. Only Flask keeps a framework request context we could read
+    instead (``flask.request.url_rule``); it is the fallback when a route is missing
+    from the span (e.g. Flask served under another WSGI middleware whose span is the
+    SERVER one). Starlette has no global request context, so for FastAPI the span is
+    the only source.
+
+    Bounded: spans that never end (a leak in the app) are evicted oldest-first past
+    ``max_spans``.
+    """
+
+    def __init__(self, max_spans: int = 10_000) -> None:
+        self.max_spans = max_spans
+        self._servers: dict[int, Any] = {}
+        self._evict_lock = threading.Lock()
+
+    def on_start(self, span: Any, parent_context: Any = None) -> None:
+        servers = self._servers
+        if span.kind is SpanKind.SERVER:
+            server = span
+        else:
+            parent = span.parent
+            if parent is None or parent.is_remote:
+                return
+            server = servers.get(parent.span_id)
+            if server is None:
+                return
+        servers[span.context.span_id] = server
+        if len(servers) > self.max_spans:
+            with self._evict_lock:
+                while len(servers) > self.max_spans:
+                    try:
+                        servers.pop(next(iter(servers)), None)
+                    except (StopIteration, RuntimeError):  # emptied or resized concurrently
+                        break
+
+    def on_end(self, span: Any) -> None:
+        self._servers.pop(span.context.span_id, None)
+
+    def server_span_of(self, span: Any) -> Any:
+        context = span.get_span_context()
+        return self._servers.get(context.span_id) if context is not None else None
+
+    def shutdown(self) -> None:
+        self._servers.clear()
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return True
+
+
+_tracker: ServerSpanTracker | None = None
+_tracked_providers: weakref.WeakSet[Any] = weakref.WeakSet()
+
+
+def track_server_spans(tracer_provider: Any = None) -> ServerSpanTracker | None:
+    """Register the :class:`ServerSpanTracker` on ``tracer_provider`` (default: the global one), once.
+
+    Without it (a provider with no ``add_span_processor``) the endpoint still comes
+    from the server span when that span is the current one.
+    """
+    global _tracker
+    provider = tracer_provider if tracer_provider is not None else trace.get_tracer_provider()
+    add = getattr(provider, "add_span_processor", None)
+    if add is None:
+        return _tracker
+    if _tracker is None:
+        _tracker = ServerSpanTracker()
+    try:
+        known = provider in _tracked_providers
+    except TypeError:  # not weak-referenceable: register (idempotence is best effort)
+        known = False
+    if not known:
+        add(_tracker)
+        try:
+            _tracked_providers.add(provider)
+        except TypeError:
+            pass
+    return _tracker
+
+
 def _route_of_server_span() -> str | None:
     span = trace.get_current_span()
-    if getattr(span, "kind", None) is not SpanKind.SERVER:
-        return None
-    attrs = getattr(span, "attributes", None) or {}
-    route = attrs.get("http.route")
+    server = span if getattr(span, "kind", None) is SpanKind.SERVER else None
+    if server is None and _tracker is not None:
+        server = _tracker.server_span_of(span)
+    attrs = getattr(server, "attributes", None) or {}
+    route = attrs.get("http.route") or _flask_route()
     if not route:
         return None
-    method = attrs.get("http.request.method") or attrs.get("http.method")
+    method = attrs.get("http.request.method") or attrs.get("http.method") or _flask_method()
     return f"{method} {route}" if method else str(route)
+
+
+def _flask_route() -> str | None:
+    flask = sys.modules.get("flask")  # only when the app uses Flask; never imports it
+    if flask is None:
+        return None
+    try:
+        if flask.has_request_context() and flask.request.url_rule is not None:
+            return str(flask.request.url_rule.rule)
+    except Exception:
+        pass
+    return None
+
+
+def _flask_method() -> str | None:
+    flask = sys.modules.get("flask")
+    try:
+        return str(flask.request.method) if flask is not None and flask.has_request_context() else None
+    except Exception:
+        return None
 
 
 def span_attributes(hash_key: str | None = None) -> Iterator[tuple[str, str]]:

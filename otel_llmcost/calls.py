@@ -29,6 +29,7 @@ from . import semconv
 from .usage import Usage
 
 if TYPE_CHECKING:
+    from .budgets import Reservation
     from .telemetry import Telemetry
 
 logger = logging.getLogger(__name__)
@@ -69,6 +70,7 @@ class LLMCall:
         "status_code",
         "ratelimit",
         "metric_dimensions",
+        "reservation",
         "ended",
         "_context_token",
     )
@@ -99,6 +101,7 @@ class LLMCall:
         self.status_code: int | None = None
         self.ratelimit: dict[str, Any] | None = None
         self.metric_dimensions: dict[str, str] | None = None
+        self.reservation: Reservation | None = None  # held against budgets until finish
         self.ended = False
         self._context_token: object | None = None
 
@@ -192,6 +195,8 @@ class LLMCall:
         except Exception:
             logger.debug("otel-llmcost: failed to complete span attributes", exc_info=True)
         finally:
+            if self.reservation is not None and not self.reservation.settled:
+                self.reservation.release()  # _finish failed before settling: never leak a reservation
             try:
                 span.end()
             except Exception:  # pragma: no cover - SDK span.end does not raise
@@ -270,6 +275,15 @@ class LLMCall:
                         attrs[semconv.CACHE_BREAKEVEN_READS] = cost.breakeven_reads
                 if self.price_context:
                     attrs[semconv.PRICE_VARIANT] = ",".join(f"{k}={v}" for k, v in self.price_context.items())
+
+        if self.reservation is not None:
+            # Reconcile to the actual cost; a failure with no usage was not billed: release.
+            if cost is not None:
+                self.reservation.commit(cost.total)
+            elif error is not None and usage is None:
+                self.reservation.release()
+            else:
+                self.reservation.commit(None)  # no usage reported: keep the estimate
 
         if telemetry.capture_content and self.output_parts:
             span.add_event(

@@ -20,6 +20,8 @@ from typing import Any
 from opentelemetry.instrumentation.utils import is_instrumentation_enabled
 
 from . import attribution, semconv
+from .anatomy import Anatomy
+from .budgets import BudgetExceeded, Budgets
 from .calls import CURRENT_CALL, LLMCall
 from .metrics import Instruments
 from .pricing import Pricer, default_pricer
@@ -56,6 +58,8 @@ class Telemetry:
         estimate_missing_usage: bool | None = None,
         user_hash_key: str | None = None,
         hash_prompts: bool | None = None,
+        budgets: Budgets | None = None,
+        prompt_anatomy: str | float | bool | None = None,
     ) -> None:
         self.tracer = tracer
         self.instruments = Instruments(meter)
@@ -69,6 +73,10 @@ class Telemetry:
         )
         self.user_hash_key = user_hash_key or os.environ.get(attribution.USER_HASH_KEY_ENV) or None
         self.hash_prompts = env_flag(PROMPT_HASH_ENV, True) if hash_prompts is None else hash_prompts
+        # None when off: the hot path pays one attribute check for each.
+        self.anatomy = Anatomy.from_environment(prompt_anatomy)
+        self.budgets = _budgets(budgets, self.pricer, meter)
+        self._prompt_counter = self.anatomy or (Anatomy() if self.budgets is not None else None)
 
     # --- call lifecycle -----------------------------------------------------------
 
@@ -96,7 +104,24 @@ class Telemetry:
                     attrs[semconv.PROMPT_REQUEST_HASH] = request_hash
             except Exception:
                 logger.debug("otel-llmcost: could not hash the prompt", exc_info=True)
-        call.begin(attrs)
+        anatomy = self.anatomy
+        if anatomy is not None and anatomy.sampled():
+            try:
+                attrs.update(anatomy.attributes(provider, kwargs, call.model))
+            except Exception:
+                logger.debug("otel-llmcost: could not count the prompt's components", exc_info=True)
+        budget_events = None
+        if self.budgets is not None:
+            budget_events = self._check_budgets(call, provider, kwargs, attrs)
+        try:
+            call.begin(attrs)
+        except BaseException:
+            if call.reservation is not None:
+                call.reservation.release()
+            raise
+        if budget_events:
+            for name, event_attributes in budget_events:
+                call.span.add_event(name, event_attributes)
         if self.capture_content:
             messages = provider.request_messages(kwargs)
             if messages is not None:
@@ -105,6 +130,23 @@ class Telemetry:
                     {semconv.GEN_AI_INPUT_MESSAGES: _to_json(messages)},
                 )
         return call
+
+    def _check_budgets(
+        self, call: LLMCall, provider: Any, kwargs: dict[str, Any], attrs: dict[str, Any]
+    ) -> list[tuple[str, dict[str, Any]]] | None:
+        """Reserve the call's estimate (may downgrade ``kwargs["model"]``); on BudgetExceeded end
+        the span as failed and let the exception reach the caller: the request is never sent."""
+        counter = self._prompt_counter
+
+        def prompt_tokens(model: str) -> int:
+            return counter.total(provider, kwargs, model) if counter is not None else 0
+
+        try:
+            return self.budgets.check(call, kwargs, attrs, prompt_tokens)  # type: ignore[union-attr]
+        except BudgetExceeded as exceeded:
+            call.begin(attrs)
+            call.fail(exceeded)
+            raise
 
     def complete(self, call: LLMCall, result: Any) -> Any:
         """Read a finished SDK result into the call, or wrap it so the span ends later."""
@@ -132,6 +174,20 @@ class Telemetry:
         return result
 
 
+def _budgets(budgets: Budgets | None, pricer: Pricer, meter: Any) -> Budgets | None:
+    """The budgets given in code, else from OTEL_LLMCOST_BUDGETS_FILE, else None."""
+    if budgets is None:
+        try:
+            budgets = Budgets.from_environment()
+        except Exception:
+            logger.error("otel-llmcost: budgets file unreadable; budgets are NOT enforced", exc_info=True)
+            return None
+        if budgets is None:
+            return None
+    budgets.bind(pricer, meter)
+    return budgets
+
+
 def _to_json(value: Any) -> str:
     try:
         return json.dumps(value, default=lambda o: getattr(o, "model_dump", lambda: repr(o))())
@@ -142,6 +198,8 @@ def _to_json(value: Any) -> str:
 def _start(telemetry: Telemetry, provider: Any, api: Any, instance: Any, kwargs: dict[str, Any]) -> LLMCall | None:
     try:
         return telemetry.start_call(provider, api, instance, kwargs)
+    except BudgetExceeded:
+        raise  # ours, on purpose: the budget refused the call before it was sent
     except Exception:
         logger.debug("otel-llmcost: could not start a span for %s", api.attribute, exc_info=True)
         return None
