@@ -37,8 +37,9 @@ Environment variables:
 """
 
 from .attribution import attributes
+from .budgets import BudgetExceeded
 from .instrumentor import LLMCostInstrumentor
 from .outcomes import record_outcome, task
 from .version import __version__
 
-__all__ = ["LLMCostInstrumentor", "attributes", "record_outcome", "task", "__version__"]
+__all__ = ["BudgetExceeded", "LLMCostInstrumentor", "attributes", "record_outcome", "task", "__version__"]
