@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import importlib
 import logging
+from collections.abc import Collection
 from importlib.metadata import PackageNotFoundError, version
-from typing import Any, Collection
+from typing import Any
 
 from opentelemetry import metrics, trace
 from opentelemetry.instrumentation.instrumentor import BaseInstrumentor

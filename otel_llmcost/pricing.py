@@ -33,6 +33,7 @@ import json
 import logging
 import os
 import threading
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -47,6 +48,7 @@ logger = logging.getLogger(__name__)
 
 PRICES_FILE_ENV = "OTEL_LLMCOST_PRICES_FILE"
 _PER_MTOK = Decimal(1_000_000)
+RATES_TTL_S = 60.0
 _ZERO = Decimal(0)
 
 
@@ -77,6 +79,9 @@ class _Rates:
     cache_write_5m: Any
     cache_write_1h: Any
     reasoning: Any
+    # Per-token USD floats (input, output, cache_read, cache_write_5m, cache_write_1h, reasoning)
+    # when no rate is tiered; None otherwise.
+    flat: tuple[float, ...] | None = None
 
 
 class _Override:
@@ -116,6 +121,10 @@ class Pricer:
         if path:
             self.load_overrides(path)
         self._lookup = lru_cache(maxsize=1024)(self._lookup_uncached)
+        # Rates in force per (model, provider, url, variant), kept for RATES_TTL_S: resolving
+        # them costs more than the rest of a call's pricing. The TTL bounds how late a dated
+        # or time-of-day price change (e.g. an off-peak discount) is picked up.
+        self._rates: dict[tuple[Any, ...], tuple[float, Any]] = {}
 
     # --- overrides --------------------------------------------------------------
 
@@ -187,6 +196,27 @@ class Pricer:
         override = self._find_override(model, provider_id) if self._overrides else None
         if override is not None:
             return override.rates, model, provider_id or "", self._overrides_source
+        if when is None:
+            key = (model, provider_id, api_url, tuple(price_context.items()) if price_context else None)
+            cached = self._rates.get(key)
+            now = time.monotonic()
+            if cached is not None and cached[0] > now:
+                return cached[1]
+            resolved = self._resolve(model, provider_id, api_url, price_context, None)
+            if len(self._rates) > 4096:
+                self._rates.clear()
+            self._rates[key] = (now + RATES_TTL_S, resolved)
+            return resolved
+        return self._resolve(model, provider_id, api_url, price_context, when)
+
+    def _resolve(
+        self,
+        model: str,
+        provider_id: str | None,
+        api_url: str | None,
+        price_context: Mapping[str, str] | None,
+        when: datetime | None,
+    ) -> tuple[_Rates, str, str, str] | None:
         found = self._lookup(model, provider_id, api_url)
         if found is None:
             return None
@@ -220,6 +250,8 @@ class Pricer:
 
 def cost_of(usage: Usage, rates: _Rates, *, model_id: str, provider_id: str, source: str) -> Cost:
     """Apply rates to a usage: the formula that DESIGN.md states holds for every provider."""
+    if rates.flat is not None:
+        return _cost_of_flat(usage, rates.flat, model_id=model_id, provider_id=provider_id, source=source)
     total_input = usage.input_tokens
     write_1h = min(usage.cache_write_1h_tokens, usage.cache_write_tokens)
     write_5m = usage.cache_write_tokens - write_1h
@@ -233,28 +265,80 @@ def cost_of(usage: Usage, rates: _Rates, *, model_id: str, provider_id: str, sou
     c_output = _unit_cost(rates.output, usage.output_tokens - reasoning, total_input) + _unit_cost(
         rates.reasoning, reasoning, total_input
     )
-    cached_tokens = usage.cache_read_tokens + usage.cache_write_tokens
-    at_input_price = _unit_cost(rates.input, cached_tokens, total_input)
-    savings = at_input_price - c_read - c_write
     plain_write = _unit_cost(rates.input, usage.cache_write_tokens, total_input)
-    premium = c_write - plain_write
+    at_input_price = _unit_cost(rates.input, usage.cache_read_tokens, total_input) + plain_write
+    read_of_written = _unit_cost(rates.cache_read, usage.cache_write_tokens, total_input)
+    return _cost(
+        float(c_input),
+        float(c_read),
+        float(c_write),
+        float(c_output),
+        float(at_input_price),
+        float(plain_write),
+        float(read_of_written),
+        usage,
+        model_id,
+        provider_id,
+        source,
+    )
 
+
+def _cost_of_flat(usage: Usage, flat: tuple[float, ...], *, model_id: str, provider_id: str, source: str) -> Cost:
+    """The same formula in floats, for rates without tiers (nearly all): no Decimal per call."""
+    r_input, r_output, r_read, r_write_5m, r_write_1h, r_reasoning = flat
+    write_1h = min(usage.cache_write_1h_tokens, usage.cache_write_tokens)
+    write_5m = usage.cache_write_tokens - write_1h
+    reasoning = min(usage.reasoning_tokens, usage.output_tokens)
+    c_input = usage.uncached_input_tokens * r_input
+    c_read = usage.cache_read_tokens * r_read
+    c_write = write_5m * r_write_5m + write_1h * r_write_1h
+    c_output = (usage.output_tokens - reasoning) * r_output + reasoning * r_reasoning
+    plain_write = usage.cache_write_tokens * r_input
+    at_input_price = usage.cache_read_tokens * r_input + plain_write
+    read_of_written = usage.cache_write_tokens * r_read
+    return _cost(
+        c_input,
+        c_read,
+        c_write,
+        c_output,
+        at_input_price,
+        plain_write,
+        read_of_written,
+        usage,
+        model_id,
+        provider_id,
+        source,
+    )
+
+
+def _cost(
+    c_input: float,
+    c_read: float,
+    c_write: float,
+    c_output: float,
+    at_input_price: float,
+    plain_write: float,
+    read_of_written: float,
+    usage: Usage,
+    model_id: str,
+    provider_id: str,
+    source: str,
+) -> Cost:
+    premium = c_write - plain_write
     breakeven: float | None = None
     if usage.cache_write_tokens and plain_write:
         # Each later read of the written tokens saves (input - read) per token.
-        saving_per_read = plain_write - _unit_cost(rates.cache_read, usage.cache_write_tokens, total_input)
+        saving_per_read = plain_write - read_of_written
         if saving_per_read > 0:
-            breakeven = float(premium / saving_per_read)
-
-    total = c_input + c_read + c_write + c_output
+            breakeven = premium / saving_per_read
     return Cost(
-        total=float(total),
-        input=float(c_input),
-        output=float(c_output),
-        cache_read=float(c_read),
-        cache_write=float(c_write),
-        savings=float(savings),
-        write_premium=float(premium),
+        total=c_input + c_read + c_write + c_output,
+        input=c_input,
+        output=c_output,
+        cache_read=c_read,
+        cache_write=c_write,
+        savings=at_input_price - c_read - c_write,
+        write_premium=premium,
         breakeven_reads=breakeven,
         model_id=model_id,
         provider_id=provider_id,
@@ -278,14 +362,21 @@ def _rates_from_model_price(prices: Any) -> _Rates | None:
     input_rate = _first(input_rate, _ZERO)
     output_rate = _first(output_rate, _ZERO)
     write = getattr(prices, "cache_write_mtok", None)
-    return _Rates(
-        input=input_rate,
-        output=output_rate,
-        cache_read=_first(getattr(prices, "cache_read_mtok", None), input_rate),
-        cache_write_5m=_first(getattr(prices, "cache_write_5m_mtok", None), write, input_rate),
-        cache_write_1h=_first(getattr(prices, "cache_write_1h_mtok", None), write, input_rate),
-        reasoning=_first(getattr(prices, "output_reasoning_mtok", None), output_rate),
+    return _with_flat(
+        input_rate,
+        output_rate,
+        _first(getattr(prices, "cache_read_mtok", None), input_rate),
+        _first(getattr(prices, "cache_write_5m_mtok", None), write, input_rate),
+        _first(getattr(prices, "cache_write_1h_mtok", None), write, input_rate),
+        _first(getattr(prices, "output_reasoning_mtok", None), output_rate),
     )
+
+
+def _with_flat(*values: Any) -> _Rates:
+    flat = None
+    if all(isinstance(v, Decimal) for v in values):
+        flat = tuple(float(v / _PER_MTOK) for v in values)
+    return _Rates(*values, flat=flat)
 
 
 def _decimal(value: Any, name: str) -> Decimal:
@@ -301,13 +392,13 @@ def _parse_override(entry: Mapping[str, Any]) -> _Override:
     input_rate = _decimal(entry.get("input_mtok", 0), "input_mtok")
     output_rate = _decimal(entry.get("output_mtok", 0), "output_mtok")
     write = _decimal(entry.get("cache_write_mtok", input_rate), "cache_write_mtok")
-    rates = _Rates(
-        input=input_rate,
-        output=output_rate,
-        cache_read=_decimal(entry.get("cache_read_mtok", input_rate), "cache_read_mtok"),
-        cache_write_5m=write,
-        cache_write_1h=_decimal(entry.get("cache_write_1h_mtok", write), "cache_write_1h_mtok"),
-        reasoning=_decimal(entry.get("output_reasoning_mtok", output_rate), "output_reasoning_mtok"),
+    rates = _with_flat(
+        input_rate,
+        output_rate,
+        _decimal(entry.get("cache_read_mtok", input_rate), "cache_read_mtok"),
+        write,
+        _decimal(entry.get("cache_write_1h_mtok", write), "cache_write_1h_mtok"),
+        _decimal(entry.get("output_reasoning_mtok", output_rate), "output_reasoning_mtok"),
     )
     return _Override(str(entry["match"]), entry.get("provider"), rates)
 

@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable, Mapping
 from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
+from functools import lru_cache
 from typing import Any
 
 from . import semconv
@@ -26,6 +27,7 @@ _UNIT_SECONDS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m":
 _MAX_HEADER = 64  # longer values are not rate-limit headers we understand
 
 
+@lru_cache(maxsize=512)  # the same few reset strings repeat on every response
 def parse_go_duration(value: Any) -> float | None:
     """'6m0s' -> 360.0, '1.5s' -> 1.5, '20ms' -> 0.02; None if not a duration."""
     if not isinstance(value, str) or not value or len(value) > _MAX_HEADER:
@@ -63,6 +65,7 @@ def parse_rfc3339_delta(value: Any, now: float | None = None) -> float | None:
     return max(moment.timestamp() - (time.time() if now is None else now), 0.0)
 
 
+@lru_cache(maxsize=1024)
 def parse_int(value: Any) -> int | None:
     if not isinstance(value, str) or not value or len(value) > _MAX_HEADER:
         return None
