@@ -294,7 +294,10 @@ class LLMCall:
         if error is not None:
             error_type = type(error).__qualname__
             attrs[semconv.ERROR_TYPE] = error_type
-            span.set_status(Status(StatusCode.ERROR, str(error)[:512]))
+            # Provider error messages can echo the prompt (e.g. a 400 quoting the input), so
+            # the message is recorded only where content capture is allowed.
+            description = str(error)[:512] if telemetry.capture_content else error_type
+            span.set_status(Status(StatusCode.ERROR, description))
         span.set_attributes(attrs)
 
         metric_attrs = {

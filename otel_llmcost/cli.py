@@ -43,7 +43,13 @@ def _dsn(dsn: str | None) -> str:
 
 
 def _database(database: str | None) -> str:
-    return database or storage.configured_database()
+    """The database name, validated as a strict identifier before it reaches any SQL."""
+    name = database or storage.configured_database()
+    try:
+        migrations.render("", database=name, cluster=None, ttl_days=1)
+    except ValueError as exc:
+        _fail(str(exc))
+    return name
 
 
 def _fail(message: str) -> None:

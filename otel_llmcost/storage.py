@@ -4,13 +4,25 @@ chdb lets ONE process at a time open a data path (a second process gets "Unable 
 the chdb engine"), and a process can only use one chdb path while it has it open. So
 nothing here keeps a client: ``open_client`` opens, yields and closes, and callers treat
 "busy" as retryable, which lets an instrumented app and ``otel-llmcost report`` take turns.
+
+Taking turns is arbitrated by one lock, :func:`chdb_turn`: an exclusive ``flock`` on
+``<data dir>/ingest.lock`` (released by the kernel if its holder dies, even by SIGKILL)
+plus a per-path thread lock (``flock`` is per open file, so two threads of one process
+would not exclude each other). Everything in otel-llmcost that opens a chdb path holds
+it: the exporter's ingest (without waiting: a busy turn just leaves spans in the spool)
+and ``open_client`` (waiting up to ``wait_s``), so the app and the CLI never race for the
+path. A foreign process that opens the path without the lock is still handled: opening
+then fails with :class:`StorageBusy` and is retried until the deadline.
 """
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import re
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -24,6 +36,8 @@ DEFAULT_DATABASE = "otel"
 CHDB_SCHEME = "chdb://"
 
 _BUSY_MARKERS = ("Unable to open the chdb engine", "already initialized with path", "Cannot lock file")
+LOCK_NAME = "ingest.lock"
+DEFAULT_OPEN_WAIT_S = 15.0
 
 
 class StorageBusy(RuntimeError):
@@ -126,12 +140,114 @@ def connect(dsn: str, **kwargs: Any) -> Any:
         raise ConnectionError(f"cannot connect to {redact_dsn(dsn)}: {redact_text(str(exc), dsn)}") from None
 
 
+class _Turn:
+    """Per-path state of :func:`chdb_turn` inside this process (re-entrant per thread)."""
+
+    __slots__ = ("lock", "owner", "depth")
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.owner: int | None = None
+        self.depth = 0
+
+
+_turns: dict[str, _Turn] = {}
+_turns_lock = threading.Lock()
+
+
+def _turn_for(lock_path: Path) -> _Turn:
+    with _turns_lock:
+        return _turns.setdefault(str(lock_path), _Turn())
+
+
+def _reset_turns_after_fork() -> None:  # a forked child inherits no lock holder
+    global _turns_lock
+    _turns_lock = threading.Lock()
+    _turns.clear()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_reset_turns_after_fork)
+
+
 @contextlib.contextmanager
-def open_client(dsn: str | None = None, **kwargs: Any) -> Iterator[Any]:
-    """Open a client, yield it, and always close it, so a chdb path is never held idle."""
-    client = connect(dsn or configured_dsn(), **kwargs)
+def chdb_turn(dsn: str, wait_s: float = 0.0) -> Iterator[bool]:
+    """Hold this process's turn at the chdb path of ``dsn``; yields False if it is not free
+    within ``wait_s`` (0: do not wait). Re-entrant within one thread."""
+    lock_path = chdb_path(dsn).parent / LOCK_NAME
+    turn = _turn_for(lock_path)
+    me = threading.get_ident()
+    if turn.owner == me:
+        turn.depth += 1
+        try:
+            yield True
+        finally:
+            turn.depth -= 1
+        return
+    deadline = time.monotonic() + max(wait_s, 0.0)
+    if not (turn.lock.acquire(timeout=wait_s) if wait_s > 0 else turn.lock.acquire(False)):
+        yield False
+        return
     try:
-        yield client
+        lock_path.parent.mkdir(parents=True, exist_ok=True)
+        with open(lock_path, "a+") as fh:
+            delay = 0.01
+            while True:
+                try:
+                    fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() + delay > deadline:
+                        yield False
+                        return
+                    time.sleep(delay)
+                    delay = min(delay * 2, 0.2)
+            turn.owner, turn.depth = me, 1
+            try:
+                yield True
+            finally:
+                turn.owner, turn.depth = None, 0
+                fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
     finally:
-        with contextlib.suppress(Exception):
-            client.close()
+        turn.lock.release()
+
+
+def connect_waiting(dsn: str, deadline: float, **kwargs: Any) -> Any:
+    """``connect``, retrying while a foreign process holds the chdb path, until ``deadline``."""
+    delay = 0.05
+    while True:
+        try:
+            return connect(dsn, **kwargs)
+        except StorageBusy:
+            if time.monotonic() + delay > deadline:
+                raise
+            time.sleep(delay)
+            delay = min(delay * 2, 1.0)
+
+
+@contextlib.contextmanager
+def open_client(dsn: str | None = None, *, wait_s: float = DEFAULT_OPEN_WAIT_S, **kwargs: Any) -> Iterator[Any]:
+    """Open a client, yield it, and always close it, so a chdb path is never held idle.
+
+    For chdb, waits up to ``wait_s`` for the path (another otel-llmcost process ingesting,
+    or any process holding it) and raises :class:`StorageBusy` after that.
+    """
+    dsn = dsn or configured_dsn()
+    if not is_chdb(dsn):
+        client = connect(dsn, **kwargs)
+        try:
+            yield client
+        finally:
+            with contextlib.suppress(Exception):
+                client.close()
+        return
+    deadline = time.monotonic() + max(wait_s, 0.0)
+    with chdb_turn(dsn, wait_s=wait_s) as mine:
+        if not mine:
+            raise StorageBusy(f"chdb path {chdb_path(dsn)} is in use by another process")
+        client = connect_waiting(dsn, deadline, **kwargs)
+        try:
+            yield client
+        finally:
+            with contextlib.suppress(Exception):
+                client.close()

@@ -9,6 +9,7 @@ import json
 import openai
 import pytest
 from opentelemetry.trace import SpanKind, StatusCode
+from packaging.version import Version
 
 from otel_llmcost import semconv
 from otel_llmcost.fakes import Reply, openai_client
@@ -19,6 +20,13 @@ GPT_4O_MINI = {"in": 0.15, "cached": 0.075, "out": 0.60}
 GPT_4O = {"in": 2.50, "cached": 1.25, "out": 10.00}
 O3_MINI = {"in": 1.10, "cached": 0.55, "out": 4.40}
 MESSAGES = [{"role": "user", "content": "What does a token cost?"}]
+
+# Older SDK majors in the compatibility matrix (noxfile.py) lack some surfaces.
+OPENAI_VERSION = Version(openai.__version__)
+needs_responses_api = pytest.mark.skipif(
+    OPENAI_VERSION < Version("1.66.0"),
+    reason=f"the Responses API (client.responses) arrived in openai 1.66.0; installed: {openai.__version__}",
+)
 
 
 def usage_body(prompt: int, completion: int, cached: int = 0, reasoning: int = 0) -> dict:
@@ -86,6 +94,7 @@ def test_cost_matches_published_prices(instrument, otel, fake, model, price, pro
     assert parts + attrs[semconv.COST_CACHE_WRITE] == pytest.approx(attrs[semconv.COST_TOTAL], rel=1e-12)
 
 
+@needs_responses_api
 def test_responses_api_usage_details_are_normalized(instrument, otel, fake):
     fake.enqueue(
         Reply(
@@ -222,6 +231,7 @@ def test_async_stream_closed_early_ends_span_once(instrument, otel, fake):
     assert list(otel.ends.ends.values()) == [1]
 
 
+@needs_responses_api
 def test_responses_stream_reads_usage_from_completed_event(instrument, otel, fake):
     stream = openai_client(fake).responses.create(model="gpt-4o-mini", input="hello", stream=True)
     for _ in stream:
@@ -233,7 +243,10 @@ def test_responses_stream_reads_usage_from_completed_event(instrument, otel, fak
 
 
 def test_chat_stream_helper_produces_one_span(instrument, otel, fake):
-    with openai_client(fake).chat.completions.stream(model="gpt-4o-mini", messages=MESSAGES) as stream:
+    client = openai_client(fake)
+    # The helper moved out of beta in openai 1.92.0; before that it was client.beta.chat.completions.stream.
+    completions = client.chat.completions if OPENAI_VERSION >= Version("1.92.0") else client.beta.chat.completions
+    with completions.stream(model="gpt-4o-mini", messages=MESSAGES) as stream:
         for _ in stream:
             pass
     assert len(otel.spans()) == 1
@@ -417,3 +430,13 @@ def test_uninstrument_restores_the_sdk_exactly(instrument, otel, fake):
     assert (Completions.create, BaseClient._build_request, BaseClient._should_retry) == originals
     openai_client(fake).chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
     assert otel.spans() == ()
+
+
+def test_error_message_that_echoes_the_prompt_is_not_recorded(instrument, otel, fake):
+    echo = {"error": {"message": "Invalid input: 'What does a token cost?'", "type": "invalid_request_error"}}
+    fake.enqueue(Reply(status=400, body=echo))
+    with pytest.raises(openai.BadRequestError):
+        openai_client(fake, max_retries=0).chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
+    span = otel.only_span()
+    assert span.status.description == "BadRequestError"
+    assert "token cost" not in json.dumps(dict(span.attributes)) + (span.status.description or "")

@@ -40,7 +40,7 @@ def query(dsn: str, sql: str, **params) -> list[tuple]:
 def make_spans(exporter: LLMCostSpanExporter, service: str, n: int, **extra) -> None:
     provider = TracerProvider(resource=Resource.create({"service.name": service}))
     provider.add_span_processor(SimpleSpanProcessor(exporter))
-    tracer = provider.get_tracer("otel_llmcost", "0.1")
+    tracer = provider.get_tracer(sc.INSTRUMENTATION_SCOPE, "0.1")
     for i in range(n):
         with tracer.start_as_current_span("chat gpt-4o", kind=SpanKind.CLIENT) as span:
             span.set_attributes(
@@ -132,7 +132,7 @@ def test_export_while_another_process_holds_the_database_loses_nothing(dsn):
         started = time.monotonic()
         make_spans_no_shutdown = TracerProvider(resource=Resource.create({"service.name": "busy"}))
         make_spans_no_shutdown.add_span_processor(SimpleSpanProcessor(exporter))
-        tracer = make_spans_no_shutdown.get_tracer("t")
+        tracer = make_spans_no_shutdown.get_tracer(sc.INSTRUMENTATION_SCOPE)
         for _ in range(10):
             with tracer.start_as_current_span("chat m") as span:
                 span.set_attribute(sc.GEN_AI_OPERATION_NAME, "chat")
@@ -151,7 +151,7 @@ def test_replaying_a_spool_file_after_a_crash_does_not_duplicate(dsn):
     provider = TracerProvider(resource=Resource.create({"service.name": "replay"}))
     provider.add_span_processor(SimpleSpanProcessor(memory))
     for _ in range(3):
-        with provider.get_tracer("t").start_as_current_span("chat m") as span:
+        with provider.get_tracer(sc.INSTRUMENTATION_SCOPE).start_as_current_span("chat m") as span:
             span.set_attribute(sc.GEN_AI_OPERATION_NAME, "chat")
     rows = [span_to_row(s) for s in memory.get_finished_spans()]
     path = write_spool(dsn, rows)
@@ -185,8 +185,9 @@ def test_hostile_attribute_values_round_trip_or_are_sanitised(dsn):
     assert len(stored) == 2
     for (attributes,) in stored:
         for key, value in HOSTILE.items():
-            expected = value.replace("\ud800", "\ufffd")
+            expected = value.replace("\ud800", "\ufffd")[:8192]  # values are cut at 8 KiB
             assert attributes[f"test.{key}"] == expected
+        assert attributes[sc.ATTRIBUTES_TRUNCATED] == "1"
     calls = query(dsn, "SELECT Endpoint, User FROM otel.llm_calls WHERE ServiceName = 'hostile'")
     assert calls == [(HOSTILE["sql"], "ok\ufffdbad")] * 2
     assert query(dsn, "EXISTS TABLE otel.otel_traces") == [(1,)]

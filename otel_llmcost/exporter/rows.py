@@ -13,18 +13,41 @@ Matching the collector value for value is what lets one set of views serve both 
 Strings are made valid UTF-8 (a lone surrogate becomes U+FFFD) because ClickHouse
 clients cannot encode them; everything else, NUL and quotes included, passes through
 untouched: values travel as data, never inside SQL text.
+
+Sizes are bounded so that one huge prompt (captured content, a giant error message)
+cannot blow up a batch: every attribute value, event attribute value, span name and
+status message is cut to ``max_value_bytes`` UTF-8 bytes (default 8 KiB,
+``OTEL_EXPORTER_LLMCOST_MAX_ATTRIBUTE_BYTES``; 0 disables), on a character boundary.
+A span with cut values carries ``llmcost.attributes.truncated`` = how many.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import os
 from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import SpanKind, StatusCode
+
+from otel_llmcost.semconv import ATTRIBUTES_TRUNCATED
+
+MAX_VALUE_BYTES_ENV = "OTEL_EXPORTER_LLMCOST_MAX_ATTRIBUTE_BYTES"
+DEFAULT_MAX_VALUE_BYTES = 8192
+
+
+def max_value_bytes_from_env() -> int:
+    """The configured value size limit (bytes; 0 = unlimited), default 8 KiB."""
+    raw = os.environ.get(MAX_VALUE_BYTES_ENV, "").strip()
+    try:
+        value = int(raw) if raw else DEFAULT_MAX_VALUE_BYTES
+    except ValueError:
+        value = DEFAULT_MAX_VALUE_BYTES
+    return max(value, 0)
+
 
 COLUMNS: tuple[str, ...] = (
     "Timestamp",
@@ -138,10 +161,35 @@ def format_value(value: Any) -> str:
     return clean_str(str(value))
 
 
-def format_attributes(attributes: Mapping[str, Any] | None) -> dict[str, str]:
+class Truncations:
+    """Counts values cut by :func:`span_to_row` (per span and in total)."""
+
+    __slots__ = ("count",)
+
+    def __init__(self) -> None:
+        self.count = 0
+
+
+def bound(value: str, limit: int, cuts: Truncations | None) -> str:
+    """``value`` cut to at most ``limit`` UTF-8 bytes on a character boundary (0: no limit)."""
+    if not limit or len(value) * 4 <= limit:  # fast path: cannot exceed the limit
+        return value
+    encoded = value.encode("utf-8", "surrogatepass")
+    if len(encoded) <= limit:
+        return value
+    if cuts is not None:
+        cuts.count += 1
+    return encoded[:limit].decode("utf-8", "ignore")
+
+
+def format_attributes(
+    attributes: Mapping[str, Any] | None, limit: int = 0, cuts: Truncations | None = None
+) -> dict[str, str]:
     if not attributes:
         return {}
-    return {clean_str(str(k)): format_value(v) for k, v in attributes.items()}
+    if not limit:
+        return {clean_str(str(k)): format_value(v) for k, v in attributes.items()}
+    return {bound(clean_str(str(k)), limit, cuts): bound(format_value(v), limit, cuts) for k, v in attributes.items()}
 
 
 def _trace_id(value: int | None) -> str:
@@ -157,8 +205,16 @@ def _trace_state(context: Any) -> str:
     return clean_str(state.to_header()) if state else ""
 
 
-def span_to_row(span: ReadableSpan) -> list[Any]:
-    """One row for otel_traces, values in COLUMNS order (JSON-serialisable)."""
+def span_to_row(
+    span: ReadableSpan, max_value_bytes: int = DEFAULT_MAX_VALUE_BYTES, totals: Truncations | None = None
+) -> list[Any]:
+    """One row for otel_traces, values in COLUMNS order (JSON-serialisable).
+
+    Values longer than ``max_value_bytes`` are cut (see the module docstring); the
+    number cut is added to ``totals``.
+    """
+    limit = max_value_bytes
+    cuts = Truncations()
     context = span.context
     resource_attributes = span.resource.attributes if span.resource is not None else {}
     service_name = resource_attributes.get("service.name", "")
@@ -168,25 +224,33 @@ def span_to_row(span: ReadableSpan) -> list[Any]:
     status = span.status
     events = span.events or ()
     links = span.links or ()
+    span_attributes = format_attributes(span.attributes, limit, cuts)
+    event_attributes = [format_attributes(e.attributes, limit, cuts) for e in events]
+    name = bound(clean_str(span.name or ""), limit, cuts)
+    status_message = bound(clean_str(status.description or ""), limit, cuts) if status else ""
+    if cuts.count:
+        span_attributes[ATTRIBUTES_TRUNCATED] = str(cuts.count)
+        if totals is not None:
+            totals.count += cuts.count
     return [
         start,
         _trace_id(context.trace_id if context else 0),
         _span_id(context.span_id if context else 0),
         _span_id(span.parent.span_id if span.parent else 0),
         _trace_state(context),
-        clean_str(span.name or ""),
+        name,
         _KIND.get(span.kind, "Unspecified"),
         clean_str(service_name) if isinstance(service_name, str) else "",
         format_attributes(resource_attributes),
         clean_str(scope.name or "") if scope else "",
         clean_str(scope.version or "") if scope else "",
-        format_attributes(span.attributes),
+        span_attributes,
         max(end - start, 0),
         _STATUS.get(status.status_code, "Unset") if status else "Unset",
-        clean_str(status.description or "") if status else "",
+        status_message,
         [e.timestamp for e in events],
         [clean_str(e.name) for e in events],
-        [format_attributes(e.attributes) for e in events],
+        event_attributes,
         [_trace_id(link.context.trace_id) for link in links],
         [_span_id(link.context.span_id) for link in links],
         [_trace_state(link.context) for link in links],
