@@ -111,37 +111,42 @@ class OpenAIProvider(Provider):
                     call.output_parts.append(text)
 
     def read_chunk(self, call: Any, chunk: Any) -> None:
-        event_type = getattr(chunk, "type", None)
+        # Per-chunk hot path: read the model's field dict directly. getattr() of a field a
+        # pydantic model does not declare (``type`` on a chat chunk) goes through
+        # BaseModel.__getattr__ and an AttributeError, several microseconds per chunk.
+        fields = _fields(chunk)
+        event_type = fields.get("type")
         if isinstance(event_type, str):  # Responses API event
             if event_type in _TERMINAL_RESPONSE_EVENTS:
-                self.read_response(call, getattr(chunk, "response", None))
+                self.read_response(call, fields.get("response"))
             elif event_type == "response.output_text.delta" and call.output_parts is not None:
-                delta = getattr(chunk, "delta", None)
+                delta = fields.get("delta")
                 if isinstance(delta, str):
                     call.output_parts.append(delta)
             return
-        usage = getattr(chunk, "usage", None)
+        usage = fields.get("usage")
         if usage is not None:
             parsed = Usage.from_openai(usage)
             if parsed is not None:
                 call.usage = parsed
         if call.response_model is None:
-            model = getattr(chunk, "model", None)
+            model = fields.get("model")
             if isinstance(model, str):
                 call.response_model = model
-            chunk_id = getattr(chunk, "id", None)
+            chunk_id = fields.get("id")
             if isinstance(chunk_id, str):
                 call.response_id = chunk_id
             _read_service_tier(call, chunk)
-        choices = getattr(chunk, "choices", None)
-        if choices:
+        choices = fields.get("choices")
+        if choices and isinstance(choices, list):
             for choice in choices:
-                reason = getattr(choice, "finish_reason", None)
+                choice_fields = _fields(choice)
+                reason = choice_fields.get("finish_reason")
                 if reason is not None:
                     append_finish_reason(call, reason)
                 if call.output_parts is not None:
-                    content = getattr(getattr(choice, "delta", None), "content", None)
-                    if content:
+                    content = _fields(choice_fields.get("delta")).get("content")
+                    if isinstance(content, str) and content:
                         call.output_parts.append(content)
 
     def read_headers(self, headers: Any) -> dict[str, Any] | None:
@@ -167,6 +172,17 @@ class OpenAIProvider(Provider):
 
     def is_async_stream(self, result: Any) -> bool:
         return isinstance(result, self._async_stream_cls)
+
+
+_NO_FIELDS: dict[str, Any] = {}
+
+
+def _fields(obj: Any) -> dict[str, Any]:
+    """The declared fields of an SDK model (its ``__dict__``), a dict as is, else nothing."""
+    if isinstance(obj, dict):
+        return obj
+    fields = getattr(obj, "__dict__", None)
+    return fields if isinstance(fields, dict) else _NO_FIELDS
 
 
 def _include_usage_requested(kwargs: dict[str, Any]) -> bool:
