@@ -458,8 +458,9 @@ def genai_client(server: FakeLLMServer, *, vertexai: bool = False, **kwargs: Any
     from google.genai import types
 
     options: dict[str, Any] = {
-        "httpx_client": server.httpx.Client(transport=server.transport()),
-        "httpx_async_client": server.httpx.AsyncClient(transport=server.async_transport()),
+        # google-genai 1.x accepts only httpx clients, 3.x imports httpx2: use whichever it imports.
+        "httpx_client": _sdk_http_client(server, "google.genai._api_client", False),
+        "httpx_async_client": _sdk_http_client(server, "google.genai._api_client", True),
     }
     retry_options = kwargs.pop("retry_options", None)
     if retry_options is not None:

@@ -1,4 +1,8 @@
-"""Supported provider SDK ranges (what ``instrumentation_dependencies`` reports).
+"""Supported provider SDK ranges, read back from this distribution's extras.
+
+pyproject.toml is the one place a range is written (``[project.optional-dependencies]``:
+``openai``, ``anthropic``, ``google``); ``PROVIDER_REQUIREMENTS`` is derived from the
+installed metadata, so the two cannot drift. noxfile.py tests each end of each range.
 
 The instrumentor patches a provider only when its SDK is installed within range;
 an SDK outside it is skipped with one warning instead of patching what may not
@@ -7,11 +11,48 @@ be there.
 
 from __future__ import annotations
 
-# Each provider is optional: the instrumentor needs none of them to load.
+from importlib import metadata
+
+from packaging.requirements import InvalidRequirement, Requirement
+
+DISTRIBUTION = "otel-llmcost"
+
+# Each provider is optional, so ``instrumentation_dependencies`` lists none of them:
+# BaseInstrumentor refuses to instrument anything when one listed dependency is
+# missing, and a user of one provider has no reason to install the others. The
+# per-provider range check in the instrumentor does that job, provider by provider.
 _instruments: tuple[str, ...] = ()
 
-PROVIDER_REQUIREMENTS: dict[str, str] = {
-    "openai": "openai >= 1.40, < 4",
-    "anthropic": "anthropic >= 0.40, < 3",
-    "google_genai": "google-genai >= 1.0, < 4",
+# provider key -> (SDK distribution, extra that installs it)
+PROVIDER_SDKS: dict[str, tuple[str, str]] = {
+    "openai": ("openai", "openai"),
+    "anthropic": ("anthropic", "anthropic"),
+    "google_genai": ("google-genai", "google"),
 }
+
+
+def _provider_requirements() -> dict[str, str]:
+    """provider key -> requirement string, e.g. ``"openai": "openai<4,>=1.47"``.
+
+    Run from a source tree that was never installed (no metadata), the ranges are
+    unknown: every installed SDK version is accepted, and a callable that version
+    lacks is still skipped one by one when patching.
+    """
+    found: dict[str, str] = {}
+    try:
+        requires = metadata.requires(DISTRIBUTION) or []
+    except metadata.PackageNotFoundError:
+        requires = []
+    for line in requires:
+        try:
+            requirement = Requirement(line)
+        except InvalidRequirement:
+            continue
+        for key, (sdk, extra) in PROVIDER_SDKS.items():
+            marker = requirement.marker
+            if requirement.name == sdk and marker is not None and marker.evaluate({"extra": extra}):
+                found[key] = f"{sdk}{requirement.specifier}"
+    return {key: found.get(key, sdk) for key, (sdk, _extra) in PROVIDER_SDKS.items()}
+
+
+PROVIDER_REQUIREMENTS: dict[str, str] = _provider_requirements()

@@ -145,9 +145,7 @@ def _digest(value: Any) -> str:
     return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=8).hexdigest()
 
 
-def common_request_attributes(
-    call: Any, operation: str, provider_name: str, kwargs: dict[str, Any]
-) -> dict[str, Any]:
+def common_request_attributes(call: Any, operation: str, provider_name: str, kwargs: dict[str, Any]) -> dict[str, Any]:
     model = kwargs.get("model")
     call.model = model if isinstance(model, str) else ""
     attrs: dict[str, Any] = {

@@ -1,0 +1,133 @@
+"""Compatibility matrix: each end of every supported range, tested against the real SDKs.
+
+One session per combination; each installs exactly the pinned versions below (with
+uv if installed, else pip, into its own virtualenv under .nox/) beside this package, then runs the provider suites
+against the local fake provider. The default ``python -m pytest`` stays the fast
+check against whatever the dev environment has; this is the slow, wide one.
+
+    python -m nox -l                                  # the sessions
+    python -m nox                                     # the whole matrix (~80 s, warm cache)
+    python -m nox -s "compat(oldest)" "compat(newest)"  # the CI slice (.ci/run)
+
+The supported ranges themselves live in pyproject.toml (extras and dependencies);
+``otel_llmcost.package`` reads them back from the installed metadata.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import nox
+
+# uv when it is installed (the dev extra has it: ~2x faster installs), else virtualenv + pip
+nox.options.default_venv_backend = "uv|virtualenv"
+nox.options.download_python = "never"
+nox.options.error_on_missing_interpreters = True
+nox.options.reuse_existing_virtualenvs = False
+
+# The provider suites: every test that drives a real SDK against the fake provider,
+# plus the version guards. Suites a provider has not landed yet are simply absent.
+SUITES = (
+    "tests/test_openai.py",
+    "tests/test_fuzz_openai.py",
+    "tests/test_attribution.py",
+    "tests/test_anthropic.py",
+    "tests/test_fuzz_anthropic.py",
+    "tests/test_google_genai.py",
+    "tests/test_version_guards.py",
+)
+
+
+SUITE_TOOLS = ("pytest >= 8", "hypothesis >= 6.100", "httpx2 >= 2")
+
+
+def _otel(api: str, contrib: str) -> tuple[str, ...]:
+    """opentelemetry-api/sdk and the contrib packages released with them."""
+    return (
+        f"opentelemetry-api=={api}",
+        f"opentelemetry-sdk=={api}",
+        f"opentelemetry-exporter-otlp=={api}",
+        f"opentelemetry-instrumentation=={contrib}",
+        f"opentelemetry-distro=={contrib}",
+    )
+
+
+OTEL_OLDEST = _otel("1.30.0", "0.51b0")  # first SDK that honours explicit_bucket_boundaries_advisory
+OTEL_OLDEST_WRAPT2 = _otel("1.41.0", "0.62b0")  # opentelemetry-instrumentation < 0.62b0 requires wrapt < 2
+OTEL_NEWEST = _otel("1.45.2", "0.66b2")
+
+# name -> (python, pins). Every end of every range appears at least once; the
+# oldest Python runs the oldest of everything, the newest Python the newest.
+COMBOS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "oldest": (
+        "3.10",
+        (
+            "openai==1.47.0",  # first release whose _build_request takes retries_taken
+            "anthropic==0.43.0",  # first with the beta messages.stream helper the suite patches
+            "google-genai==1.51.0",  # 1.46-1.50 close an injected httpx client when the Client is collected
+            "wrapt==1.17.0",
+            *OTEL_OLDEST,
+        ),
+    ),
+    "openai1-latest": (
+        "3.11",
+        ("openai==1.109.1", "anthropic==0.125.0", "google-genai==1.75.0", "wrapt==1.17.3", *OTEL_NEWEST),
+    ),
+    "openai2-latest": (
+        "3.11",
+        ("openai==2.54.0", "anthropic==1.17.0", "google-genai==2.34.0", "wrapt==2.0.0", *OTEL_OLDEST_WRAPT2),
+    ),
+    "newest-wrapt1": (
+        "3.13",
+        ("openai==3.54.0", "anthropic==2.12.0", "google-genai==3.4.0", "wrapt==1.17.3", *OTEL_NEWEST),
+    ),
+    "newest": (
+        "3.13",
+        ("openai==3.54.0", "anthropic==2.12.0", "google-genai==3.4.0", "wrapt==2.5.2", *OTEL_NEWEST),
+    ),
+}
+
+
+def _interpreter(version: str) -> str:
+    """An absolute path to pythonX.Y: pyenv's installs first (its shims refuse
+    versions that are not selected), then whatever nox finds on PATH."""
+    root = Path(os.environ.get("PYENV_ROOT", Path.home() / ".pyenv"))
+    for candidate in sorted(root.glob(f"versions/{version}.*/bin/python{version}"), reverse=True):
+        return str(candidate)
+    return version
+
+
+# Printed after each install, so the log shows the matrix as it ran.
+_REPORTED = (
+    "openai",
+    "anthropic",
+    "google-genai",
+    "wrapt",
+    "opentelemetry-sdk",
+    "opentelemetry-instrumentation",
+    "httpx",
+    "httpx2",
+    "genai-prices",
+)
+_REPORT_VERSIONS = (
+    "import importlib.metadata as m; print('installed:', *sorted(f'{d.name}=={d.version}' for d in m.distributions()"
+    f" if d.name.lower() in {_REPORTED}))"
+)
+
+
+@nox.session
+@nox.parametrize(
+    ["python", "pins"],
+    [(_interpreter(python), pins) for python, pins in COMBOS.values()],
+    ids=list(COMBOS),
+)
+def compat(session: nox.Session, pins: tuple[str, ...]) -> None:
+    """Install the pinned SDKs, wrapt and OpenTelemetry, then run the provider suites."""
+    session.env["PIP_DISABLE_PIP_VERSION_CHECK"] = "1"
+    # Only what the provider suites import: the test extra also brings web frameworks and
+    # their OTel instrumentations, which pin OpenTelemetry on their own release schedule.
+    session.install("-e", ".[all]", *SUITE_TOOLS, *pins)
+    session.run("python", "-c", _REPORT_VERSIONS)
+    suites = [suite for suite in SUITES if Path(suite).exists()]
+    session.run("python", "-m", "pytest", "-rs", *suites, *session.posargs)
