@@ -173,11 +173,28 @@ def set_max_tokens(attrs: dict[str, Any], *values: Any) -> None:
             return
 
 
+# id(base_url object) -> (the object, its string): str(httpx.URL) re-serializes the URL on
+# every call; a client keeps the same URL object, so one conversion per client suffices.
+# Holding the object keeps its id from being reused while the entry lives.
+_URL_STRINGS: dict[int, tuple[Any, str]] = {}
+
+
+def _url_string(base_url: Any) -> str:
+    entry = _URL_STRINGS.get(id(base_url))
+    if entry is not None and entry[0] is base_url:
+        return entry[1]
+    url = str(base_url)
+    if len(_URL_STRINGS) > 256:
+        _URL_STRINGS.clear()
+    _URL_STRINGS[id(base_url)] = (base_url, url)
+    return url
+
+
 def apply_base_url(call: Any, attrs: dict[str, Any], client: Any, default_provider: str) -> None:
     base_url = getattr(client, "base_url", None)
     if base_url is None:
         return
-    url = str(base_url)
+    url = base_url if isinstance(base_url, str) else _url_string(base_url)
     name, host, port = describe_base_url(url, default_provider)
     call.api_url = url
     call.provider_name = name
