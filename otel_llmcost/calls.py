@@ -172,6 +172,11 @@ class LLMCall:
             status = getattr(error, "status_code", None)
             if response is not None and status is None:
                 status = getattr(response, "status_code", None)
+                if status is None:  # aiohttp responses (google-genai's async path) say .status
+                    status = getattr(response, "status", None)
+            if type(status) is not int:
+                code = getattr(error, "code", None)  # google-genai APIError carries the HTTP code
+                status = code if type(code) is int and 100 <= code < 600 else status
             if response is not None:
                 self.on_headers(getattr(response, "headers", None), status if type(status) is int else None)
             elif type(status) is int:
