@@ -71,6 +71,8 @@ class LLMCall:
         "ratelimit",
         "metric_dimensions",
         "reservation",
+        "hop_usage",
+        "hops",
         "ended",
         "_context_token",
     )
@@ -102,6 +104,10 @@ class LLMCall:
         self.ratelimit: dict[str, Any] | None = None
         self.metric_dimensions: dict[str, str] | None = None
         self.reservation: Reservation | None = None  # held against budgets until finish
+        # Calls that the SDK splits into several billed requests (Gemini automatic function
+        # calling) sum each request's usage here.
+        self.hop_usage: Usage | None = None
+        self.hops = 0
         self.ended = False
         self._context_token: object | None = None
 

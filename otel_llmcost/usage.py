@@ -98,6 +98,18 @@ class Usage:
             return "mixed"
         return "5m"
 
+    def plus(self, other: Usage) -> Usage:
+        """The usage of two requests billed separately (e.g. the hops of one logical call)."""
+        return Usage(
+            input_tokens=self.input_tokens + other.input_tokens,
+            output_tokens=self.output_tokens + other.output_tokens,
+            cache_read_tokens=self.cache_read_tokens + other.cache_read_tokens,
+            cache_write_tokens=self.cache_write_tokens + other.cache_write_tokens,
+            cache_write_1h_tokens=self.cache_write_1h_tokens + other.cache_write_1h_tokens,
+            reasoning_tokens=self.reasoning_tokens + other.reasoning_tokens,
+            estimated=self.estimated or other.estimated,
+        )
+
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Usage):
             return NotImplemented

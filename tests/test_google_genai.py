@@ -434,3 +434,57 @@ def test_any_response_shape_is_survived(gem_otel, gem_fake, usages_per_chunk, ex
     spans = gem_otel.spans()
     assert len(spans) == 1
     assert list(gem_otel.ends.ends.values()) == [1]
+
+
+def _function_call_reply(prompt: int, candidates: int) -> Reply:
+    call = {"functionCall": {"name": "get_weather", "args": {"city": "Paris"}}}
+    return Reply(
+        body={
+            "candidates": [{"content": {"role": "model", "parts": [call]}, "finishReason": "STOP", "index": 0}],
+            "usageMetadata": usage_metadata(prompt, candidates),
+            "modelVersion": FLASH,
+        }
+    )
+
+
+def _text_reply(prompt: int, candidates: int) -> Reply:
+    return Reply(
+        body={
+            "candidates": [{"content": {"role": "model", "parts": [{"text": "Sunny."}]}, "finishReason": "STOP"}],
+            "usageMetadata": usage_metadata(prompt, candidates),
+            "modelVersion": FLASH,
+        }
+    )
+
+
+def test_automatic_function_calling_bills_every_round(gem_otel, gem_fake):
+    def get_weather(city: str) -> str:
+        """The weather in a city."""
+        return "sunny"
+
+    gem_fake.enqueue(_function_call_reply(100, 10), _text_reply(150, 5))
+    config = types.GenerateContentConfig(tools=[get_weather])
+    response = genai_client(gem_fake).models.generate_content(model=FLASH, contents=PROMPT, config=config)
+
+    assert response.text == "Sunny."
+    assert len(gem_fake.requests) == 2
+    attrs = gem_otel.only_span().attributes
+    assert attrs[semconv.GEN_AI_USAGE_INPUT_TOKENS] == 250
+    assert attrs[semconv.GEN_AI_USAGE_OUTPUT_TOKENS] == 15
+
+
+def test_async_automatic_function_calling_bills_every_round(gem_otel, gem_fake):
+    def get_weather(city: str) -> str:
+        """The weather in a city."""
+        return "sunny"
+
+    gem_fake.enqueue(_function_call_reply(100, 10), _text_reply(150, 5))
+    config = types.GenerateContentConfig(tools=[get_weather])
+
+    async def run() -> None:
+        await genai_client(gem_fake).aio.models.generate_content(model=FLASH, contents=PROMPT, config=config)
+
+    asyncio.run(run())
+    attrs = gem_otel.only_span().attributes
+    assert attrs[semconv.GEN_AI_USAGE_INPUT_TOKENS] == 250
+    assert attrs[semconv.GEN_AI_USAGE_OUTPUT_TOKENS] == 15

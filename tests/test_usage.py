@@ -85,3 +85,12 @@ def test_normalizers_never_raise_and_never_go_negative(payload):
         if usage is not None:
             assert usage.uncached_input_tokens >= 0
             assert usage.input_tokens >= usage.cache_read_tokens
+
+
+def test_usage_of_separately_billed_requests_adds_up():
+    first = Usage(input_tokens=100, output_tokens=10, cache_read_tokens=40, reasoning_tokens=2)
+    second = Usage(input_tokens=150, output_tokens=5, cache_write_tokens=30, cache_write_1h_tokens=30, estimated=True)
+    total = first.plus(second)
+    assert (total.input_tokens, total.output_tokens, total.cache_read_tokens) == (250, 15, 40)
+    assert (total.cache_write_tokens, total.cache_write_1h_tokens, total.reasoning_tokens) == (30, 30, 2)
+    assert total.estimated is True

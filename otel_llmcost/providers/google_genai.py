@@ -69,6 +69,10 @@ class GoogleGenAIProvider(Provider):
         self.hooks = (
             Hook(_API_CLIENT, "BaseApiClient._request_once", _request_once_hook),
             Hook(_API_CLIENT, "BaseApiClient._async_request_once", _async_request_once_hook),
+            # Automatic function calling sends one request per tool round and returns only
+            # the last response, whose usage covers the last round: count every round.
+            Hook(_MODELS, "Models._generate_content_with_continuation", _hop_hook),
+            Hook(_MODELS, "AsyncModels._generate_content_with_continuation", _async_hop_hook),
         )
 
     # --- request ------------------------------------------------------------------
@@ -133,6 +137,8 @@ class GoogleGenAIProvider(Provider):
 
     def read_response(self, call: Any, response: Any) -> None:
         usage = Usage.from_gemini(field(response, "usage_metadata"))
+        if call.hops > 1 and call.hop_usage is not None:
+            usage = call.hop_usage
         if usage is not None:
             call.usage = usage
         model = field(response, "model_version")
@@ -230,6 +236,40 @@ def _attempt_failed(call: Any, error: BaseException) -> None:
     code = getattr(error, "code", None)
     response = getattr(error, "response", None)
     _FAILED_ATTEMPT.set((call, code if type(code) is int else None, getattr(response, "headers", None)))
+
+
+def _count_hop(response: Any) -> None:
+    call = CURRENT_CALL.get()
+    if call is None:
+        return
+    usage = Usage.from_gemini(field(response, "usage_metadata"))
+    if usage is not None:
+        call.hop_usage = usage if call.hop_usage is None else call.hop_usage.plus(usage)
+        call.hops += 1
+
+
+def _hop_hook(_telemetry: Any) -> Callable[..., Any]:
+    def wrapper(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        response = wrapped(*args, **kwargs)
+        try:
+            _count_hop(response)
+        except Exception:
+            logger.debug("otel-llmcost: unreadable generate_content hop", exc_info=True)
+        return response
+
+    return wrapper
+
+
+def _async_hop_hook(_telemetry: Any) -> Callable[..., Any]:
+    async def wrapper(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        response = await wrapped(*args, **kwargs)
+        try:
+            _count_hop(response)
+        except Exception:
+            logger.debug("otel-llmcost: unreadable generate_content hop", exc_info=True)
+        return response
+
+    return wrapper
 
 
 def _request_once_hook(_telemetry: Any) -> Callable[..., Any]:
