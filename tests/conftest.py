@@ -81,7 +81,12 @@ class Instrumented:
     def only_span(self):  # type: ignore[no-untyped-def]
         spans = self.spans()
         assert len(spans) == 1, [s.name for s in spans]
+        assert self.ends.ends == {spans[0].context.span_id: 1}
         return spans[0]
+
+    def clear(self) -> None:
+        self.exporter.clear()
+        self.ends.ends.clear()
 
     def metrics(self) -> dict[str, list]:
         data = self.metric_reader.get_metrics_data()

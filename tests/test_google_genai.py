@@ -15,14 +15,10 @@ from google.genai._api_client import BaseApiClient
 from google.genai.models import AsyncModels, Models
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, StatusCode
 
 from otel_llmcost import LLMCostInstrumentor, semconv
 from otel_llmcost.fakes import FakeLLMServer, Reply, genai_client
-from otel_llmcost.pricing import Pricer
 from otel_llmcost.providers.google_genai import normalize_model
 
 ORIGINALS = {
@@ -48,48 +44,11 @@ PROMPT = "How much does a thought cost?"
 # --- fixtures (prefixed: tests/conftest.py is shared) -----------------------------------
 
 
-class _EndCounter(SpanProcessor):
-    def __init__(self) -> None:
-        self.ends: dict[int, int] = {}
-
-    def on_end(self, span) -> None:  # type: ignore[no-untyped-def]
-        self.ends[span.context.span_id] = self.ends.get(span.context.span_id, 0) + 1
-
-
-class _Otel:
-    def __init__(self) -> None:
-        self.exporter = InMemorySpanExporter()
-        self.ends = _EndCounter()
-        self.tracer_provider = TracerProvider()
-        self.tracer_provider.add_span_processor(SimpleSpanProcessor(self.exporter))
-        self.tracer_provider.add_span_processor(self.ends)
-
-    def spans(self):  # type: ignore[no-untyped-def]
-        return self.exporter.get_finished_spans()
-
-    def only_span(self):  # type: ignore[no-untyped-def]
-        spans = self.spans()
-        assert len(spans) == 1, [s.name for s in spans]
-        assert self.ends.ends == {spans[0].context.span_id: 1}
-        return spans[0]
-
-    def clear(self) -> None:
-        self.exporter.clear()
-        self.ends.ends.clear()
-
-
 @pytest.fixture
-def gem_otel():  # type: ignore[no-untyped-def]
-    otel = _Otel()
-    instrumentor = LLMCostInstrumentor()
-    if instrumentor.is_instrumented_by_opentelemetry:
-        instrumentor.uninstrument()
-    instrumentor.instrument(
-        tracer_provider=otel.tracer_provider, providers=("google_genai",), pricer=Pricer(overrides_path="")
-    )
-    yield otel
-    if instrumentor.is_instrumented_by_opentelemetry:
-        instrumentor.uninstrument()
+def gem_otel(instrument, otel):  # type: ignore[no-untyped-def]
+    """The shared in-memory telemetry (tests/conftest.py), instrumenting google_genai only."""
+    instrument(providers=("google_genai",))
+    return otel
 
 
 @pytest.fixture
