@@ -43,3 +43,15 @@ def test_quick_exporter_and_queries_print_ratios_against_same_run_baselines(tmp_
     assert re.search(r"\| 512 \| [\d,]+ \| [\d,]+ \| [\d,]+ \| [\d.]+x \|", out), out
     assert re.search(r"\| spend_by_endpoint \|.*\| [\d.]+x \|.*\| yes \|", out), out
     assert "| NO |" not in out
+
+
+def test_chunk_benchmark_prints_proxy_cost_against_the_sdk_parse() -> None:
+    script = RUN.parent / "bench_chunk.py"
+    proc = subprocess.run(
+        [sys.executable, str(script), "--chunks", "200", "--repeat", "2"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert re.search(r"proxy / SDK parse: -?[\d.]+%", proc.stdout), proc.stdout
