@@ -69,10 +69,11 @@ class GoogleGenAIProvider(Provider):
         self.hooks = (
             Hook(_API_CLIENT, "BaseApiClient._request_once", _request_once_hook),
             Hook(_API_CLIENT, "BaseApiClient._async_request_once", _async_request_once_hook),
-            # Automatic function calling sends one request per tool round and returns only
-            # the last response, whose usage covers the last round: count every round.
-            Hook(_MODELS, "Models._generate_content_with_continuation", _hop_hook),
-            Hook(_MODELS, "AsyncModels._generate_content_with_continuation", _async_hop_hook),
+            # Automatic function calling (and automatic continuation) send one request per
+            # round and return the last response, whose usage covers only the last round.
+            # _generate_content sends exactly one request in every SDK version: sum them.
+            Hook(_MODELS, "Models._generate_content", _hop_hook),
+            Hook(_MODELS, "AsyncModels._generate_content", _async_hop_hook),
         )
 
     # --- request ------------------------------------------------------------------
