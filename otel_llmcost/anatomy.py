@@ -51,6 +51,7 @@ from typing import Any
 
 from . import semconv
 from .tokens import TOKENS_PER_MESSAGE, TOKENS_REPLY_PRIMER, encoding_name_for_model, get_encoding
+from .usage import field
 
 ANATOMY_ENV = "OTEL_LLMCOST_PROMPT_ANATOMY"
 ATTRIBUTES = tuple(semconv.PROMPT_COMPONENT_PREFIX + name for name in semconv.PROMPT_COMPONENTS)
@@ -109,10 +110,10 @@ class Anatomy:
         count = self._counter(encoding)
         parts = [0, 0, 0, 0, 0]
         config = kwargs.get("config")  # google-genai
-        for system in (kwargs.get("system"), kwargs.get("instructions"), _field(config, "system_instruction")):
+        for system in (kwargs.get("system"), kwargs.get("instructions"), field(config, "system_instruction")):
             if system is not None:
                 parts[SYSTEM] += _strings(system, count)
-        for tools in (kwargs.get("tools"), kwargs.get("functions"), _field(config, "tools")):
+        for tools in (kwargs.get("tools"), kwargs.get("functions"), field(config, "tools")):
             if tools:
                 parts[TOOLS] += count(_json(tools))
         messages = provider.request_messages(kwargs)
@@ -150,14 +151,6 @@ class Anatomy:
             return n
 
         return count
-
-
-def _field(obj: Any, name: str) -> Any:
-    if obj is None:
-        return None
-    if isinstance(obj, dict):
-        return obj.get(name)
-    return getattr(obj, name, None)
 
 
 def _plain(value: Any) -> Any:

@@ -30,6 +30,7 @@ from .usage import Usage
 
 if TYPE_CHECKING:
     from .budgets import Reservation
+    from .pricing import Cost
     from .telemetry import Telemetry
 
 logger = logging.getLogger(__name__)
@@ -254,21 +255,7 @@ class LLMCall:
             ttl = usage.cache_write_ttl
             if ttl:
                 attrs[semconv.CACHE_WRITE_TTL] = ttl
-            cost = telemetry.pricer.price(
-                usage,
-                self.response_model or self.model,
-                provider_id=self.pricing_provider,
-                api_url=self.api_url,
-                price_context=self.price_context,
-            )
-            if cost is None and self.response_model and self.response_model != self.model and self.model:
-                cost = telemetry.pricer.price(
-                    usage,
-                    self.model,
-                    provider_id=self.pricing_provider,
-                    api_url=self.api_url,
-                    price_context=self.price_context,
-                )
+            cost = self._price(usage)
             if cost is None:
                 attrs[semconv.UNPRICED] = True
             else:
@@ -335,6 +322,23 @@ class LLMCall:
             throttled_attempts=self.throttled_attempts,
             ttfc_s=ttfc,
         )
+
+    def _price(self, usage: Usage) -> Cost | None:
+        """Price by the model that answered (a dated id), else by the one requested."""
+        pricer = self.telemetry.pricer
+        for model in (self.response_model or self.model, self.model):
+            if not model:
+                continue
+            cost = pricer.price(
+                usage,
+                model,
+                provider_id=self.pricing_provider,
+                api_url=self.api_url,
+                price_context=self.price_context,
+            )
+            if cost is not None or model == self.model:
+                return cost
+        return None
 
     def _estimate_usage(self) -> Usage | None:
         """Count tokens locally when the provider returned none (e.g. a stream without usage)."""

@@ -25,11 +25,27 @@ from .calls import LLMCall
 logger = logging.getLogger(__name__)
 
 
-class SyncStreamProxy(wrapt.ObjectProxy):  # type: ignore[misc]
+class CallProxy(wrapt.ObjectProxy):  # type: ignore[misc]
+    """What every proxy of a call shares: the call it ends, and ending it when abandoned."""
+
     def __init__(self, wrapped: Any, call: LLMCall) -> None:
         super().__init__(wrapped)
         self._self_call = call
 
+    def _end(self, exc: BaseException | None) -> None:
+        if exc is not None and not isinstance(exc, GeneratorExit):
+            self._self_call.fail(exc)
+        else:
+            self._self_call.finish()
+
+    def __del__(self) -> None:
+        # Abandoned without being exhausted or closed: end with what we have.
+        call = getattr(self, "_self_call", None)
+        if call is not None and not call.ended:
+            call.finish()
+
+
+class SyncStreamProxy(CallProxy):
     def __iter__(self) -> SyncStreamProxy:
         return self
 
@@ -61,24 +77,8 @@ class SyncStreamProxy(wrapt.ObjectProxy):  # type: ignore[misc]
         finally:
             self._self_call.finish()
 
-    def _end(self, exc: BaseException | None) -> None:
-        if exc is not None and not isinstance(exc, GeneratorExit):
-            self._self_call.fail(exc)
-        else:
-            self._self_call.finish()
 
-    def __del__(self) -> None:
-        # Abandoned without being exhausted or closed: end with what we have.
-        call = getattr(self, "_self_call", None)
-        if call is not None and not call.ended:
-            call.finish()
-
-
-class AsyncStreamProxy(wrapt.ObjectProxy):  # type: ignore[misc]
-    def __init__(self, wrapped: Any, call: LLMCall) -> None:
-        super().__init__(wrapped)
-        self._self_call = call
-
+class AsyncStreamProxy(CallProxy):
     def __aiter__(self) -> AsyncStreamProxy:
         return self
 
@@ -102,10 +102,7 @@ class AsyncStreamProxy(wrapt.ObjectProxy):  # type: ignore[misc]
         try:
             return await self.__wrapped__.__aexit__(exc_type, exc, tb)
         finally:
-            if exc is not None and not isinstance(exc, GeneratorExit):
-                self._self_call.fail(exc)
-            else:
-                self._self_call.finish()
+            self._end(exc)
 
     async def close(self) -> None:
         try:
@@ -113,13 +110,8 @@ class AsyncStreamProxy(wrapt.ObjectProxy):  # type: ignore[misc]
         finally:
             self._self_call.finish()
 
-    def __del__(self) -> None:
-        call = getattr(self, "_self_call", None)
-        if call is not None and not call.ended:
-            call.finish()
 
-
-class GeneratorProxy(wrapt.ObjectProxy):  # type: ignore[misc]
+class GeneratorProxy(CallProxy):
     """A generator an SDK method returned (google-genai ``generate_content_stream``).
 
     Such a generator does its work lazily: the request is sent on the first
@@ -128,10 +120,6 @@ class GeneratorProxy(wrapt.ObjectProxy):  # type: ignore[misc]
     The span ends when the generator is exhausted, raises, is closed, or is
     garbage-collected unfinished.
     """
-
-    def __init__(self, wrapped: Any, call: LLMCall) -> None:
-        super().__init__(wrapped)
-        self._self_call = call
 
     def __iter__(self) -> GeneratorProxy:
         return self
@@ -159,18 +147,9 @@ class GeneratorProxy(wrapt.ObjectProxy):  # type: ignore[misc]
         finally:
             self._self_call.finish()
 
-    def __del__(self) -> None:
-        call = getattr(self, "_self_call", None)
-        if call is not None and not call.ended:
-            call.finish()
 
-
-class AsyncGeneratorProxy(wrapt.ObjectProxy):  # type: ignore[misc]
+class AsyncGeneratorProxy(CallProxy):
     """The async twin of :class:`GeneratorProxy` (``aclose()`` instead of ``close()``)."""
-
-    def __init__(self, wrapped: Any, call: LLMCall) -> None:
-        super().__init__(wrapped)
-        self._self_call = call
 
     def __aiter__(self) -> AsyncGeneratorProxy:
         return self
@@ -198,20 +177,11 @@ class AsyncGeneratorProxy(wrapt.ObjectProxy):  # type: ignore[misc]
         finally:
             self._self_call.finish()
 
-    def __del__(self) -> None:
-        call = getattr(self, "_self_call", None)
-        if call is not None and not call.ended:
-            call.finish()
 
-
-class RawResponseProxy(wrapt.ObjectProxy):  # type: ignore[misc]
+class RawResponseProxy(CallProxy):
     """``with_raw_response`` / ``with_streaming_response`` results: the body is read
     (or the stream produced) only when the caller calls ``parse()``; we read usage
     there, or end the span from headers alone if the caller never parses."""
-
-    def __init__(self, wrapped: Any, call: LLMCall) -> None:
-        super().__init__(wrapped)
-        self._self_call = call
 
     def parse(self, *args: Any, **kwargs: Any) -> Any:
         parsed = self.__wrapped__.parse(*args, **kwargs)
@@ -233,11 +203,6 @@ class RawResponseProxy(wrapt.ObjectProxy):  # type: ignore[misc]
             return self.__wrapped__.close()
         finally:
             self._self_call.finish()
-
-    def __del__(self) -> None:
-        call = getattr(self, "_self_call", None)
-        if call is not None and not call.ended:
-            call.finish()
 
 
 async def _complete_when_awaited(parsed: Any, call: LLMCall) -> Any:

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ..calls import CURRENT_CALL
-from .base import Hook
+from .base import Hook, Provider
 
 logger = logging.getLogger(__name__)
 
@@ -89,3 +89,21 @@ def base_client_hooks(package: str) -> tuple[Hook, ...]:
         Hook(module, "SyncAPIClient._process_response", _process_response_hook),
         Hook(module, "AsyncAPIClient._process_response", _async_process_response_hook),
     )
+
+
+class StainlessProvider(Provider):
+    """Result classification for the SDKs generated from this base client: each sets
+    its own raw-response, stream and async-stream classes in ``__init__``."""
+
+    _raw_cls: tuple[type, ...] = ()
+    _stream_cls: type | tuple[type, ...] = ()
+    _async_stream_cls: type | tuple[type, ...] = ()
+
+    def is_raw_response(self, result: Any) -> bool:
+        return isinstance(result, self._raw_cls)
+
+    def is_sync_stream(self, result: Any) -> bool:
+        return isinstance(result, self._stream_cls)
+
+    def is_async_stream(self, result: Any) -> bool:
+        return isinstance(result, self._async_stream_cls)

@@ -24,17 +24,14 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-import wrapt
-
 from .. import semconv
 from ..ratelimit import ANTHROPIC_HEADERS, ratelimit_attributes
-from ..streams import AsyncStreamProxy, SyncStreamProxy
+from ..streams import AsyncStreamProxy, CallProxy, SyncStreamProxy
 from ..usage import Usage, as_int, field
-from ._stainless import base_client_hooks
+from ._stainless import StainlessProvider, base_client_hooks
 from .base import (
     UNKNOWN_OPENAI_COMPATIBLE,
     Api,
-    Provider,
     append_finish_reason,
     apply_base_url,
     common_request_attributes,
@@ -53,7 +50,7 @@ _CHAT = semconv.OPERATION_CHAT
 _PLATFORM_CLIENTS = (("Bedrock", "aws.bedrock"), ("Vertex", "gcp.vertex_ai"), ("Foundry", "azure.ai.inference"))
 
 
-class AnthropicProvider(Provider):
+class AnthropicProvider(StainlessProvider):
     name = "anthropic"
     package = "anthropic"
     apis = (
@@ -173,15 +170,6 @@ class AnthropicProvider(Provider):
 
     # --- result classification ------------------------------------------------------
 
-    def is_raw_response(self, result: Any) -> bool:
-        return isinstance(result, self._raw_cls)
-
-    def is_sync_stream(self, result: Any) -> bool:
-        return isinstance(result, self._stream_cls)
-
-    def is_async_stream(self, result: Any) -> bool:
-        return isinstance(result, self._async_stream_cls)
-
     def wrap_other(self, call: Any, result: Any) -> Any:
         if self._sync_managers and isinstance(result, self._sync_managers):
             return StreamManagerProxy(result, call)
@@ -257,12 +245,11 @@ def _read_snapshot(call: Any, message_stream: Any) -> None:
         logger.debug("otel-llmcost: could not read the message stream snapshot", exc_info=True)
 
 
-class StreamManagerProxy(wrapt.ObjectProxy):  # type: ignore[misc]
+class StreamManagerProxy(CallProxy):
     """``MessageStreamManager``: one span from ``stream()`` to the end of the ``with`` block or stream."""
 
     def __init__(self, wrapped: Any, call: Any) -> None:
-        super().__init__(wrapped)
-        self._self_call = call
+        super().__init__(wrapped, call)
         self._self_stream: Any = None
 
     def __enter__(self) -> Any:
@@ -293,18 +280,12 @@ class StreamManagerProxy(wrapt.ObjectProxy):  # type: ignore[misc]
         finally:
             call.finish()
 
-    def __del__(self) -> None:
-        call = getattr(self, "_self_call", None)
-        if call is not None and not call.ended:
-            call.finish()
 
-
-class AsyncStreamManagerProxy(wrapt.ObjectProxy):  # type: ignore[misc]
+class AsyncStreamManagerProxy(CallProxy):
     """``AsyncMessageStreamManager``: the request is sent (and observed) in ``__aenter__``."""
 
     def __init__(self, wrapped: Any, call: Any) -> None:
-        super().__init__(wrapped)
-        self._self_call = call
+        super().__init__(wrapped, call)
         self._self_stream: Any = None
 
     async def __aenter__(self) -> Any:
@@ -333,9 +314,4 @@ class AsyncStreamManagerProxy(wrapt.ObjectProxy):  # type: ignore[misc]
         try:
             return await self.__wrapped__.__aexit__(exc_type, exc, tb)
         finally:
-            call.finish()
-
-    def __del__(self) -> None:
-        call = getattr(self, "_self_call", None)
-        if call is not None and not call.ended:
             call.finish()

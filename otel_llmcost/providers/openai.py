@@ -17,10 +17,9 @@ from typing import Any
 from .. import semconv, tokens
 from ..ratelimit import OPENAI_HEADERS, ratelimit_attributes
 from ..usage import Usage, field
-from ._stainless import base_client_hooks
+from ._stainless import StainlessProvider, base_client_hooks
 from .base import (
     Api,
-    Provider,
     append_finish_reason,
     apply_base_url,
     common_request_attributes,
@@ -32,7 +31,7 @@ _RESPONSES = "responses"
 _TERMINAL_RESPONSE_EVENTS = frozenset({"response.completed", "response.incomplete", "response.failed"})
 
 
-class OpenAIProvider(Provider):
+class OpenAIProvider(StainlessProvider):
     name = "openai"
     package = "openai"
     apis = (
@@ -163,15 +162,6 @@ class OpenAIProvider(Provider):
         return Usage(input_tokens=input_tokens, output_tokens=output_tokens, estimated=True)
 
     # --- result classification ------------------------------------------------------
-
-    def is_raw_response(self, result: Any) -> bool:
-        return isinstance(result, self._raw_cls)
-
-    def is_sync_stream(self, result: Any) -> bool:
-        return isinstance(result, self._stream_cls)
-
-    def is_async_stream(self, result: Any) -> bool:
-        return isinstance(result, self._async_stream_cls)
 
 
 _NO_FIELDS: dict[str, Any] = {}
