@@ -426,13 +426,19 @@ def _insert_group(
             # stored): find the culprit file by file.
             manifest.unlink()
             return _insert_one_by_one(client, database, group, stats, exc)
-    for path in group:
+    return _group_stored(manifest, group, len(rows), stats)
+
+
+def _group_stored(manifest: Path, paths: Sequence[Path], rows: int, stats: IngestStats) -> int:
+    """The group's insert returned: unlink its files, then the manifest (in that order, which
+    is how a restart tells an interrupted cleanup from an interrupted insert)."""
+    for path in paths:
         with contextlib.suppress(FileNotFoundError):
             path.unlink()
     manifest.unlink()
-    stats.files += len(group)
-    stats.rows += len(rows)
-    return len(rows)
+    stats.files += len(paths)
+    stats.rows += rows
+    return rows
 
 
 def _insert_one_by_one(client: Any, database: str, group: list[Path], stats: IngestStats, cause: Exception) -> int:
@@ -490,13 +496,7 @@ def _finish_interrupted_group(client: Any, dsn: str, database: str, stats: Inges
     # duplicate (in otel_traces and in every materialized view).
     if rows:
         insert_rows(client, database, rows, token=token)
-    for path in paths:
-        with contextlib.suppress(FileNotFoundError):
-            path.unlink()
-    manifest.unlink()
-    stats.files += len(paths)
-    stats.rows += len(rows)
-    return len(rows)
+    return _group_stored(manifest, paths, len(rows), stats)
 
 
 def _quarantine(path: Path) -> int:
