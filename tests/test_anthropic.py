@@ -16,6 +16,7 @@ from anthropic._base_client import AsyncAPIClient, BaseClient, SyncAPIClient
 from anthropic.resources.beta.messages.messages import AsyncMessages as BetaAsyncMessages
 from anthropic.resources.beta.messages.messages import Messages as BetaMessages
 from anthropic.resources.messages.messages import AsyncMessages, Messages
+from fuzz_values import json_values
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from opentelemetry.trace import SpanKind, StatusCode
@@ -519,12 +520,7 @@ def test_uninstrument_restores_the_sdk_exactly(anth_otel, anth_fake):
 
 # --- fuzz: nothing the provider sends back may break the caller ---------------------------
 
-scalars = st.one_of(st.none(), st.booleans(), st.integers(-(2**40), 2**70), st.floats(), st.text(max_size=10))
-values = st.recursive(
-    scalars,
-    lambda inner: st.one_of(st.lists(inner, max_size=3), st.dictionaries(st.text(max_size=8), inner, max_size=3)),
-    max_leaves=8,
-)
+values = json_values()
 usage_keys = st.sampled_from(
     [
         "input_tokens",

@@ -20,36 +20,11 @@ from typing import Any
 import clickhouse_connect
 
 from otel_llmcost.demo import run_demo
+from otel_llmcost.exporter.rows import COLUMNS
 
 DATABASE = "otel"
 EDGE_SERVICE = "billing-worker"
 DAY_S = 86_400
-
-# otel_traces columns in the collector exporter's INSERT order (001_otel_traces.sql).
-COLUMNS = (
-    "Timestamp",
-    "TraceId",
-    "SpanId",
-    "ParentSpanId",
-    "TraceState",
-    "SpanName",
-    "SpanKind",
-    "ServiceName",
-    "ResourceAttributes",
-    "ScopeName",
-    "ScopeVersion",
-    "SpanAttributes",
-    "Duration",
-    "StatusCode",
-    "StatusMessage",
-    "Events.Timestamp",
-    "Events.Name",
-    "Events.Attributes",
-    "Links.TraceId",
-    "Links.SpanId",
-    "Links.TraceState",
-    "Links.Attributes",
-)
 
 
 def _span(when: dt.datetime, **attributes: Any) -> list[Any]:

@@ -5,17 +5,13 @@ from __future__ import annotations
 
 import json
 
+from fuzz_values import json_values
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from otel_llmcost.fakes import Reply, openai_client
 
-scalars = st.one_of(st.none(), st.booleans(), st.integers(-(2**40), 2**40), st.floats(), st.text(max_size=12))
-values = st.recursive(
-    scalars,
-    lambda inner: st.one_of(st.lists(inner, max_size=3), st.dictionaries(st.text(max_size=8), inner, max_size=3)),
-    max_leaves=8,
-)
+values = json_values(max_int=2**40, text_size=12)
 usage_keys = st.sampled_from(
     [
         "prompt_tokens",

@@ -10,6 +10,7 @@ import traceback
 
 import pytest
 import wrapt
+from fuzz_values import json_values
 from google.genai import errors, types
 from google.genai._api_client import BaseApiClient
 from google.genai.models import AsyncModels, Models
@@ -346,12 +347,7 @@ def test_uninstrument_restores_the_sdk_exactly(gem_otel, gem_fake):
 
 # --- fuzz: nothing the provider sends back may break the caller ---------------------------
 
-scalars = st.one_of(st.none(), st.booleans(), st.integers(-(2**40), 2**70), st.floats(), st.text(max_size=10))
-values = st.recursive(
-    scalars,
-    lambda inner: st.one_of(st.lists(inner, max_size=3), st.dictionaries(st.text(max_size=8), inner, max_size=3)),
-    max_leaves=8,
-)
+values = json_values()
 usage_keys = st.sampled_from(
     [
         "promptTokenCount",

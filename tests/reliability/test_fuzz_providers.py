@@ -11,6 +11,7 @@ import json
 import os
 import traceback
 
+from fuzz_values import json_values
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -25,14 +26,7 @@ FUZZ = settings(
 )
 MESSAGES = [{"role": "user", "content": "hi"}]
 
-scalars = st.one_of(
-    st.none(), st.booleans(), st.integers(-(2**63), 2**64), st.floats(allow_nan=True), st.text(max_size=10)
-)
-values = st.recursive(
-    scalars,
-    lambda inner: st.one_of(st.lists(inner, max_size=3), st.dictionaries(st.text(max_size=8), inner, max_size=3)),
-    max_leaves=6,
-)
+values = json_values(min_int=-(2**63), max_int=2**64, max_leaves=6)
 usage_dicts = st.dictionaries(
     st.sampled_from(
         [
