@@ -23,6 +23,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from .storage import default_data_dir
+
 logger = logging.getLogger(__name__)
 
 _encodings: dict[str, Any] = {}
@@ -35,10 +37,7 @@ TOKENS_REPLY_PRIMER = 3
 
 
 def vocab_dir() -> Path:
-    base = os.environ.get("OTEL_LLMCOST_HOME") or os.path.join(
-        os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local", "share"), "otel-llmcost"
-    )
-    return Path(base) / "tiktoken"
+    return default_data_dir() / "tiktoken"
 
 
 def _vocab_file(name: str) -> Path:
