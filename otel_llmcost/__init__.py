@@ -17,6 +17,10 @@ Attribution for the calls made inside a block::
     with llmcost.attributes(feature="search", team="growth", user=user_id):
         client.chat.completions.create(...)
 
+What the app's own rate limiter decided (per user, route, tier)::
+
+    llmcost.record_limiter_decision(limit="per-user", key=user_id, action="throttled", remaining=0)
+
 Environment variables:
 
 ``OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT``
@@ -30,6 +34,9 @@ Environment variables:
     ``false`` disables local tiktoken counts when a provider returns no usage.
 ``OTEL_LLMCOST_USER_HASH_KEY``
     when set, user ids leave the process as an HMAC-SHA256 keyed hash.
+``OTEL_LLMCOST_LIMITERS``
+    ``limits``, ``slowapi`` (comma-separated) or ``all``: record those rate limiters'
+    decisions with no code (otel_llmcost.limiter_adapters; off by default).
 ``OTEL_EXPORTER_LLMCOST_DSN`` / ``OTEL_EXPORTER_LLMCOST_DATABASE``
     where the ``llmcost`` span exporter writes (default: embedded chdb in the data dir).
 ``OTEL_LLMCOST_HOME``
@@ -39,7 +46,16 @@ Environment variables:
 from .attribution import attributes
 from .budgets import BudgetExceeded
 from .instrumentor import LLMCostInstrumentor
+from .limiter import record_limiter_decision
 from .outcomes import record_outcome, task
 from .version import __version__
 
-__all__ = ["BudgetExceeded", "LLMCostInstrumentor", "attributes", "record_outcome", "task", "__version__"]
+__all__ = [
+    "BudgetExceeded",
+    "LLMCostInstrumentor",
+    "attributes",
+    "record_limiter_decision",
+    "record_outcome",
+    "task",
+    "__version__",
+]

@@ -19,7 +19,8 @@ from opentelemetry.instrumentation.utils import unwrap
 from packaging.requirements import Requirement
 from wrapt import wrap_function_wrapper
 
-from . import attribution, outcomes, semconv
+from . import attribution, limiter, outcomes, semconv
+from .limiter_adapters import LimiterAdapters, enabled_from_environment
 from .package import PROVIDER_REQUIREMENTS, _instruments
 from .telemetry import Telemetry, async_wrapper, sync_wrapper
 from .version import __version__
@@ -60,7 +61,11 @@ class LLMCostInstrumentor(BaseInstrumentor):  # type: ignore[misc]
     (an iterable of "openai", "anthropic", "google_genai"; default: all installed),
     and the Telemetry settings ``pricer``, ``capture_content``,
     ``inject_include_usage``, ``estimate_missing_usage``, ``user_hash_key``,
-    ``budgets`` (an :class:`otel_llmcost.budgets.Budgets`), ``prompt_anatomy``.
+    ``budgets`` (an :class:`otel_llmcost.budgets.Budgets`), ``prompt_anatomy``;
+    and the app rate-limiter adapters (:mod:`otel_llmcost.limiter_adapters`):
+    ``limiters`` ("limits", "slowapi"; default: ``OTEL_LLMCOST_LIMITERS``, else none),
+    ``limiter_remaining`` (read requests left, default True), ``limiter_tier``
+    (``tier_of(request)`` for slowapi decisions).
     """
 
     def __init__(self) -> None:
@@ -70,6 +75,7 @@ class LLMCostInstrumentor(BaseInstrumentor):  # type: ignore[misc]
         if not hasattr(self, "_patched"):
             self._patched: list[tuple[str, str]] = []
             self.telemetry: Telemetry | None = None
+            self._limiters = LimiterAdapters()
 
     def instrumentation_dependencies(self) -> Collection[str]:
         return _instruments
@@ -93,6 +99,17 @@ class LLMCostInstrumentor(BaseInstrumentor):  # type: ignore[misc]
         )
         outcomes.set_tracer_provider(kwargs.get("tracer_provider"))
         attribution.track_server_spans(kwargs.get("tracer_provider"))  # endpoint from the enclosing SERVER span
+        limiter.configure(
+            tracer_provider=kwargs.get("tracer_provider"),
+            meter_provider=kwargs.get("meter_provider"),
+            user_hash_key=telemetry.user_hash_key,
+        )
+        wanted_limiters = kwargs.get("limiters")
+        self._limiters.instrument(
+            enabled_from_environment() if wanted_limiters is None else wanted_limiters,
+            read_remaining=kwargs.get("limiter_remaining", True),
+            tier_of=kwargs.get("limiter_tier"),
+        )
         self.telemetry = telemetry
         wanted = kwargs.get("providers")
         for key, target in _PROVIDERS.items():
@@ -142,4 +159,5 @@ class LLMCostInstrumentor(BaseInstrumentor):  # type: ignore[misc]
                 unwrap(owner, name)
             except Exception as exc:  # pragma: no cover - unwrap of a patch we made
                 logger.debug("otel-llmcost: cannot unpatch %s.%s: %s", module_name, attribute, exc)
+        self._limiters.uninstrument()
         self.telemetry = None

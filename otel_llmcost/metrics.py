@@ -76,3 +76,16 @@ class Instruments:
             self.unpriced.add(1, attributes)
         if throttled_attempts:
             self.throttled.add(throttled_attempts, attributes)
+
+
+def limiter_decisions(meter: Meter) -> Any:
+    """The counter of app rate-limiter decisions (otel_llmcost.limiter).
+
+    Apart from :class:`Instruments` because decisions are recorded with or without an
+    instrumented LLM SDK, from the app's own limiter code and the limiter adapters.
+    """
+    return meter.create_counter(
+        semconv.METRIC_LIMITER_DECISIONS,
+        unit="{decision}",
+        description="App rate-limiter decisions (allowed, throttled, rejected, queued, retried)",
+    )

@@ -31,7 +31,14 @@ PROVIDER_SDKS: dict[str, tuple[str, str]] = {
 }
 
 
-def _provider_requirements() -> dict[str, str]:
+# limiter adapter key -> (distribution, extra that installs it); otel_llmcost.limiter_adapters
+LIMITER_PACKAGES: dict[str, tuple[str, str]] = {
+    "limits": ("limits", "limiters"),
+    "slowapi": ("slowapi", "limiters"),
+}
+
+
+def _provider_requirements(packages: dict[str, tuple[str, str]] = PROVIDER_SDKS) -> dict[str, str]:
     """provider key -> requirement string, e.g. ``"openai": "openai<4,>=1.47"``.
 
     Run from a source tree that was never installed (no metadata), the ranges are
@@ -48,11 +55,12 @@ def _provider_requirements() -> dict[str, str]:
             requirement = Requirement(line)
         except InvalidRequirement:
             continue
-        for key, (sdk, extra) in PROVIDER_SDKS.items():
+        for key, (sdk, extra) in packages.items():
             marker = requirement.marker
             if requirement.name == sdk and marker is not None and marker.evaluate({"extra": extra}):
                 found[key] = f"{sdk}{requirement.specifier}"
-    return {key: found.get(key, sdk) for key, (sdk, _extra) in PROVIDER_SDKS.items()}
+    return {key: found.get(key, sdk) for key, (sdk, _extra) in packages.items()}
 
 
 PROVIDER_REQUIREMENTS: dict[str, str] = _provider_requirements()
+LIMITER_REQUIREMENTS: dict[str, str] = _provider_requirements(LIMITER_PACKAGES)

@@ -111,6 +111,30 @@ PROMPT_COMPONENT_CONTEXT: Final = "llmcost.prompt.component.context"
 PROMPT_COMPONENT_HISTORY: Final = "llmcost.prompt.component.history"
 PROMPT_COMPONENT_LATEST: Final = "llmcost.prompt.component.latest"
 
+# --- app rate limiters (otel_llmcost.limiter, issue 12) ------------------------------
+# The application's OWN rate limits (per user, route, tier, or a client-side limiter in
+# front of a provider), as opposed to the provider's headers (llmcost.ratelimit.*).
+# One event per decision, on the current span (or on a short span of its own when none
+# is recording); llm_limiter_decisions (sql/007) is built from these events.
+EVENT_LIMITER_DECISION: Final = "llmcost.limiter.decision"
+LIMITER_SPAN_NAME: Final = "llmcost.limiter"  # the span a decision gets when no span is recording
+LIMITER_LIMIT: Final = "llmcost.limiter.limit"  # which limit: one of LIMITER_LIMITS or your own name
+LIMITER_KEY: Final = "llmcost.limiter.key"  # who was limited; an HMAC with OTEL_LLMCOST_USER_HASH_KEY
+LIMITER_ACTION: Final = "llmcost.limiter.action"  # one of LIMITER_ACTIONS
+LIMITER_REMAINING: Final = "llmcost.limiter.remaining"  # requests or tokens left in the window
+LIMITER_TIER: Final = "llmcost.limiter.tier"  # the user's plan; also read from baggage of that name
+LIMITER_ROUTE: Final = "llmcost.limiter.route"  # "<METHOD> <route>", the llmcost.endpoint of LLM calls
+LIMITER_RULE: Final = "llmcost.limiter.rule"  # the rule, e.g. "5 per 1 minute"
+LIMITER_SOURCE: Final = "llmcost.limiter.source"  # who recorded it: app | limits | slowapi
+# On the span carrying decision events: how many (a span-level mark, so a collector filter
+# that keeps only llmcost spans can keep these too; events are not visible to it).
+LIMITER_DECISION_COUNT: Final = "llmcost.limiter.decision_count"
+LIMITER_LIMITS: Final = ("per-user", "per-route", "per-tier", "provider", "global")
+# allowed: served. throttled: refused for now (429, retry later). rejected: refused for
+# good (quota spent, blocked). queued: held until capacity frees up. retried: refused and
+# retried by the caller (a client-side limiter in front of a provider).
+LIMITER_ACTIONS: Final = ("allowed", "throttled", "rejected", "queued", "retried")
+
 # --- metrics --------------------------------------------------------------------
 METRIC_TOKEN_USAGE: Final = "gen_ai.client.token.usage"
 METRIC_OPERATION_DURATION: Final = "gen_ai.client.operation.duration"
@@ -120,6 +144,8 @@ METRIC_CACHE_SAVINGS: Final = "llmcost.cache.savings"
 METRIC_UNPRICED_CALLS: Final = "llmcost.unpriced.calls"
 METRIC_THROTTLED: Final = "llmcost.throttled.requests"
 METRIC_BUDGET_EVENTS: Final = "llmcost.budget.events"
+# App rate-limiter decisions by limit, action, route, tier and source (never the key).
+METRIC_LIMITER_DECISIONS: Final = "llmcost.limiter.decisions"
 # The llmcost span exporter's own health: spans that never reach storage (attribute
 # ``reason``), and attribute values it cut to the size limit.
 METRIC_EXPORTER_DROPPED_SPANS: Final = "llmcost.exporter.dropped_spans"

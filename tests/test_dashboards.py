@@ -126,6 +126,19 @@ EXPECTED_COLUMNS: dict[str, dict[str, list[str]]] = {
             "Retries",
             "LastSeen",
         ],
+        "App throttle rate by route": ["time", "Route", "ThrottleRate"],
+        "App throttle rate by user tier": ["time", "Tier", "ThrottleRate"],
+        "Our throttling vs provider 429s": ["time", "AppThrottleRate", "ProviderThrottleRate"],
+        "Our throttling and provider 429s per route": [
+            "Route",
+            "Decisions",
+            "Refused",
+            "AppThrottleRate",
+            "LLMCalls",
+            "ProviderThrottled",
+            "ProviderThrottledAttempts",
+            "ProviderThrottleRate",
+        ],
     },
     "llmcost-anomalies": {
         "Flagged spend days": [
@@ -190,10 +203,16 @@ ALERT_COLUMNS = {
     "llmcost-spend-anomaly": ["ServiceName", "Endpoint", "value"],
     "llmcost-cache-hit-drop": ["ServiceName", "Endpoint", "RequestModel", "value"],
     "llmcost-throttle-rate": ["ServiceName", "RequestModel", "value"],
+    "llmcost-app-throttle-rate": ["ServiceName", "Route", "value"],
     "llmcost-unpriced-spend": ["ServiceName", "Provider", "RequestModel", "value"],
 }
-# Alerts that the demo data (today's spike, cache drop, unpriced model) must fire.
-ALERTS_FIRING_ON_DEMO = {"llmcost-spend-anomaly", "llmcost-cache-hit-drop", "llmcost-unpriced-spend"}
+# Alerts that the demo data (today's spike, cache drop, unpriced model, app limiter refusals) must fire.
+ALERTS_FIRING_ON_DEMO = {
+    "llmcost-spend-anomaly",
+    "llmcost-cache-hit-drop",
+    "llmcost-unpriced-spend",
+    "llmcost-app-throttle-rate",
+}
 
 
 def _load_yaml(path: Path) -> Any:
@@ -356,7 +375,7 @@ def test_dashboard_provider_points_at_the_mounted_dashboards():
 # --- alert rules ----------------------------------------------------------------------------
 
 
-def test_alert_rules_cover_the_four_conditions():
+def test_alert_rules_cover_every_condition():
     assert RULES["apiVersion"] == 1
     assert {rule["uid"] for rule in ALL_RULES} == set(ALERT_COLUMNS)
 

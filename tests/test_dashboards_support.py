@@ -4,7 +4,8 @@
 spans the demo does not produce are added the way the collector would write them (rows
 in otel_traces, so the materialized views run): a spend spike after 8 quiet days, a
 cache written and never read, a repeated uncached prefix, an hour whose cache hit rate
-collapsed, and a call with locally estimated usage. With them every panel of every
+collapsed, a call with locally estimated usage, and the app rate limiter's own decisions
+(allowed and refused, per route and user tier) beside a provider 429. With them every panel of every
 dashboard has rows, so "the query ran and returned the expected columns" is checked on
 data, not on empty results.
 """
@@ -102,6 +103,69 @@ def edge_case_spans(now: dt.datetime) -> list[list[Any]]:
     return rows
 
 
+def _server_span(when: dt.datetime, route: str, events: list[dict[str, str]]) -> list[Any]:
+    """An HTTP server span of the web framework's instrumentation carrying limiter decision events."""
+    start = int(when.timestamp() * 1e9)
+    return [
+        start,
+        secrets.token_hex(16),
+        secrets.token_hex(8),
+        "",
+        "",
+        route,
+        "Server",
+        EDGE_SERVICE,
+        {"service.name": EDGE_SERVICE},
+        "opentelemetry.instrumentation.fastapi",
+        "0.66b1",
+        {"http.route": route.split(" ", 1)[1], "llmcost.limiter.decision_count": str(len(events))},
+        5_000_000,
+        "Unset",
+        "",
+        [start + i for i in range(len(events))],
+        ["llmcost.limiter.decision"] * len(events),
+        events,
+        [],
+        [],
+        [],
+        [],
+    ]
+
+
+def limiter_decision_spans(now: dt.datetime) -> list[list[Any]]:
+    """POST /invoice: two quiet hours, then this hour the free tier refused 8 of 20 (rate 0.27 over 30)."""
+    route = "POST /invoice"
+
+    def decision(action: str, tier: str, user: str) -> dict[str, str]:
+        return {
+            "llmcost.limiter.limit": "per-user",
+            "llmcost.limiter.action": action,
+            "llmcost.limiter.route": route,
+            "llmcost.limiter.tier": tier,
+            "llmcost.limiter.key": user,
+            "llmcost.limiter.source": "slowapi",
+        }
+
+    rows = []
+    for hours_ago in (2, 1):
+        for n in range(10):
+            when = now - dt.timedelta(hours=hours_ago, minutes=n)
+            rows.append(_server_span(when, route, [decision("allowed", "pro", f"user-{n}")]))
+    actions = ["allowed"] * 12 + ["throttled"] * 6 + ["rejected"] * 2
+    for n, action in enumerate(actions):
+        rows.append(
+            _server_span(now - dt.timedelta(seconds=30 + n), route, [decision(action, "free", f"free-{n % 4}")])
+        )
+    for n in range(10):
+        rows.append(_server_span(now - dt.timedelta(seconds=60 + n), route, [decision("allowed", "pro", f"pro-{n}")]))
+    # The provider throttled one LLM call on the same route: the other side of the comparison.
+    rows.append(_span(now - dt.timedelta(minutes=1), **{
+        "llmcost.endpoint": route, "llmcost.throttled": "true", "llmcost.throttled.attempts": 2,
+        "llmcost.retry.count": 2, "gen_ai.usage.input_tokens": 800, "llmcost.cost.total": 0.003,
+    }))  # fmt: skip
+    return rows
+
+
 @functools.cache
 def dashboard_database(root: Path) -> str:
     """Build the database once per process under ``root``; return its chdb DSN."""
@@ -109,9 +173,9 @@ def dashboard_database(root: Path) -> str:
     run_demo(dsn, database=DATABASE, days=8)  # 8: the least that gives the anomaly view its 7 prior days
     client = clickhouse_connect.get_client(dsn=dsn)
     try:
-        client.insert(
-            f"{DATABASE}.otel_traces", edge_case_spans(dt.datetime.now(dt.timezone.utc)), column_names=list(COLUMNS)
-        )
+        now = dt.datetime.now(dt.timezone.utc)
+        rows = edge_case_spans(now) + limiter_decision_spans(now)
+        client.insert(f"{DATABASE}.otel_traces", rows, column_names=list(COLUMNS))
     finally:
         client.close()
     return dsn
