@@ -9,8 +9,10 @@ To give the anomaly view the history it needs (7 days), the workload is replayed
 for each of the last 15 days with the span clock shifted back by whole days
 (:class:`DayShift`); everything else about those calls is real. Today's traffic
 adds what a team would want to catch: a throttled burst, failures, a cache that
-never pays back, a prompt prefix that is never cached, and a cost spike on one
-endpoint.
+never pays back, a prompt prefix that is never cached, a cost spike on one
+endpoint, and the app's own per-user limiter refusing a free-tier user on
+``POST /chat`` (decisions recorded with ``record_limiter_decision``, today only:
+event timestamps are not shifted back with the spans).
 """
 
 from __future__ import annotations
@@ -96,11 +98,17 @@ def run_demo(
     claude = anthropic_client(fake, max_retries=2)
     users = [f"user-{i:03d}" for i in range(40)]
     calls = 0
+    limiting = False  # today: POST /chat goes through the app's per-user limiter first
+
+    def tier(user: str) -> str:
+        return "free" if int(user[-3:]) < 20 else "pro"
 
     def chat(endpoint: str, feature: str, team: str, user: str, **kwargs: Any) -> None:
         nonlocal calls
         calls += 1
         with llmcost.attributes(endpoint=endpoint, feature=feature, team=team, user=user):
+            if limiting and endpoint == "POST /chat":
+                llmcost.record_limiter_decision(limit="per-user", key=user, action="allowed", tier=tier(user))
             try:
                 oai.chat.completions.create(**kwargs)
             except Exception:
@@ -123,7 +131,9 @@ def run_demo(
                 pass
 
     def one_day(day: int) -> None:
+        nonlocal limiting
         today = day == 0
+        limiting = today
         for _ in range(rng.randint(14, 18)):
             user = rng.choice(users)
             chat(
@@ -228,6 +238,12 @@ def run_demo(
                     model="gpt-4o-mini",
                     messages=[{"role": "user", "content": f"burst {i}"}],
                 )
+            # Our own limit: a free-tier user retrying in a loop is refused before any LLM call.
+            for _ in range(6):
+                with llmcost.attributes(endpoint="POST /chat"):
+                    llmcost.record_limiter_decision(
+                        limit="per-user", key="user-007", action="throttled", remaining=0, tier="free"
+                    )
             # Failures: server errors the SDK gives up on.
             fake.enqueue(*(Reply(status=500, headers={"retry-after-ms": "1"}) for _ in range(3)))
             chat(
