@@ -125,7 +125,11 @@ class LimiterAdapters:
             if name == "limits":
                 patches = _limits_patches(read_remaining)
             else:
-                patches = [(*_SLOWAPI_CHECK, _slowapi_wrapper(read_remaining, tier_of))]
+                try:
+                    patches = [(*_SLOWAPI_CHECK, _slowapi_wrapper(read_remaining, tier_of))]
+                except ImportError as exc:
+                    logger.debug("otel-llmcost: cannot load slowapi: %s", exc)
+                    continue
             if self._apply(patches):
                 done.append(name)
         return done
@@ -255,6 +259,8 @@ def _record_limits(item: Any, identifiers: tuple[Any, ...], allowed: bool, remai
 
 
 def _slowapi_wrapper(read_remaining: bool, tier_of: Callable[[Any], str | None] | None) -> Callable[..., Any]:
+    from slowapi.errors import RateLimitExceeded  # installed: the patch is applied only then
+
     def wrapper(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         if _INSIDE.get():  # the in-memory-fallback re-check: part of the outer decision
             return wrapped(*args, **kwargs)
@@ -265,7 +271,7 @@ def _slowapi_wrapper(read_remaining: bool, tier_of: Callable[[Any], str | None] 
             result = wrapped(*args, **kwargs)
         except BaseException as error:
             _INSIDE.reset(token)
-            if type(error).__name__ == "RateLimitExceeded":
+            if isinstance(error, RateLimitExceeded):
                 _record_slowapi(instance, request, before, False, read_remaining, tier_of)
             raise
         _INSIDE.reset(token)

@@ -354,6 +354,31 @@ def test_slowapi_middleware_application_limits_are_global_decisions(instrument, 
     assert {e[sc.LIMITER_ROUTE] for e in got} == {"GET /items/{item_id}"}  # matched like slowapi matches it
 
 
+def test_slowapi_own_failure_reaches_the_app_unchanged_and_records_nothing(instrument, otel):
+    from fastapi.testclient import TestClient
+    from slowapi import Limiter
+
+    instrument(limiters=["slowapi"])
+    boom = LookupError("no such tenant")
+
+    def tenant_key(request: Request) -> str:
+        raise boom
+
+    limiter = Limiter(key_func=tenant_key)
+    app = fastapi.FastAPI()
+    app.state.limiter = limiter
+
+    @app.get("/t")
+    @limiter.limit("1/minute")
+    async def tenant(request: Request) -> dict[str, str]:
+        return {}
+
+    with pytest.raises(LookupError) as caught:
+        TestClient(app).get("/t")
+    assert caught.value is boom
+    assert decisions(otel) == [] and counted(otel) == {}
+
+
 def test_slowapi_tier_comes_from_the_tier_of_option(instrument, otel):
     instrument(limiters=["slowapi"], limiter_tier=lambda request: request.headers.get("x-plan"))
     client = _slowapi_app(otel)
