@@ -17,6 +17,12 @@ Attribution for the calls made inside a block::
     with llmcost.attributes(feature="search", team="growth", user=user_id):
         client.chat.completions.create(...)
 
+Retrieved evidence and what the answer cited (token waste in RAG apps)::
+
+    ev = llmcost.evidence({"kb-12": doc_text, "kb-40": other_text})
+    client.chat.completions.create(...)
+    ev.record_citations(["kb-40"])
+
 What the app's own rate limiter decided (per user, route, tier)::
 
     llmcost.record_limiter_decision(limit="per-user", key=user_id, action="throttled", remaining=0)
@@ -48,12 +54,15 @@ from .budgets import BudgetExceeded
 from .instrumentor import LLMCostInstrumentor
 from .limiter import record_limiter_decision
 from .outcomes import record_outcome, task
+from .retrieval import evidence, record_citations
 from .version import __version__
 
 __all__ = [
     "BudgetExceeded",
     "LLMCostInstrumentor",
     "attributes",
+    "evidence",
+    "record_citations",
     "record_limiter_decision",
     "record_outcome",
     "task",

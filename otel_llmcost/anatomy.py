@@ -106,6 +106,11 @@ class Anatomy:
 
     def breakdown(self, provider: Any, kwargs: dict[str, Any], model: str) -> list[int]:
         """[system, tools, context, history, latest] prompt tokens of one request."""
+        return self.measure(provider, kwargs, model)[0]
+
+    def measure(self, provider: Any, kwargs: dict[str, Any], model: str) -> tuple[list[int], int]:
+        """(breakdown, prefix tokens): the prefix is everything before the last message,
+        what ``llmcost.prompt.prefix_hash`` covers and a provider can cache."""
         encoding = get_encoding(encoding_name_for_model(model))
         count = self._counter(encoding)
         parts = [0, 0, 0, 0, 0]
@@ -122,16 +127,27 @@ class Anatomy:
         if isinstance(messages, (str, bytes)) or not isinstance(messages, (list, tuple)):
             messages = [messages] if messages is not None else []
         last = len(messages) - 1
+        prefix = sum(parts)
         for index, message in enumerate(messages):
+            if index == last:
+                prefix = sum(parts)
             _message(message, HISTORY if index < last else LATEST, count, parts)
         parts[LATEST] += TOKENS_REPLY_PRIMER
-        return parts
+        return parts, prefix
 
     def total(self, provider: Any, kwargs: dict[str, Any], model: str) -> int:
         return sum(self.breakdown(provider, kwargs, model))
 
-    def attributes(self, provider: Any, kwargs: dict[str, Any], model: str) -> dict[str, int]:
-        return dict(zip(ATTRIBUTES, self.breakdown(provider, kwargs, model), strict=True))
+    def attributes(self, provider: Any, kwargs: dict[str, Any], model: str, evidence_tokens: int = 0) -> dict[str, int]:
+        """Component attributes and the prefix's tokens; ``evidence_tokens`` (declared by the
+        app, :mod:`otel_llmcost.retrieval`) count as context (see :func:`claim_context`)."""
+        parts, prefix = self.measure(provider, kwargs, model)
+        if evidence_tokens:
+            claim_context(parts, evidence_tokens)
+        attrs = dict(zip(ATTRIBUTES, parts, strict=True))
+        if prefix:
+            attrs[semconv.PROMPT_PREFIX_TOKENS] = prefix
+        return attrs
 
     def _counter(self, encoding: Any) -> Callable[[str], int]:
         counts = self._counts
@@ -151,6 +167,20 @@ class Anatomy:
             return n
 
         return count
+
+
+def claim_context(parts: list[int], evidence_tokens: int) -> None:
+    """Count declared evidence as ``context``: evidence the prompt did not mark is somewhere
+    in it unmarked, most likely beside the question, so the shortfall moves from ``latest``
+    and then ``history`` (never below zero; the total is unchanged)."""
+    missing = evidence_tokens - parts[CONTEXT]
+    for source in (LATEST, HISTORY):
+        if missing <= 0:
+            return
+        moved = min(missing, parts[source])
+        parts[source] -= moved
+        parts[CONTEXT] += moved
+        missing -= moved
 
 
 def _plain(value: Any) -> Any:

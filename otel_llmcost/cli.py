@@ -1,4 +1,4 @@
-"""``otel-llmcost``: demo, report, query, migrate, prices.
+"""``otel-llmcost``: demo, report, query, migrate, prices, outcomes import.
 
 Every command reads ClickHouse through the same views the dashboards use; with no
 ``--dsn`` it uses the embedded database the ``llmcost`` exporter writes
@@ -356,6 +356,45 @@ def budgets(
 def version() -> None:
     """Print the otel-llmcost version."""
     console.print(__version__)
+
+
+outcomes_app = typer.Typer(
+    help="Task outcomes from outside live traffic (graded evaluation runs).", no_args_is_help=True
+)
+app.add_typer(outcomes_app, name="outcomes")
+
+
+@outcomes_app.command("import")
+def outcomes_import(
+    file: str = typer.Argument(..., help="JSON lines: {task_id or trace_id, grade, [timestamp, feature, ...]}"),
+    success_grades: str | None = typer.Option(
+        None, "--success-grades", help="grades that count as success, comma-separated (default: pass,passed,...)"
+    ),
+    threshold: float | None = typer.Option(None, "--threshold", help="numeric grades at or above this succeed"),
+    service: str | None = typer.Option(None, "--service", help="service name (default: that of the task's calls)"),
+    dsn: str | None = DsnOption,
+    database: str | None = DatabaseOption,
+) -> None:
+    """Load graded evaluation results so cost per successful task covers evaluation runs (all or nothing)."""
+    from rich.markup import escape
+
+    from . import outcomes_import as importer
+
+    try:
+        rule = importer.SuccessRule.parse(success_grades, threshold)
+        parsed = importer.read_file(file, rule=rule, service=service)  # the whole file, before any insert
+    except ValueError as exc:  # one problem per line, unwrapped: FILE:LINE: what
+        err.print("[bold red]error:[/] nothing imported")
+        err.print(escape(str(exc)), soft_wrap=True, highlight=False)
+        raise typer.Exit(code=2) from None
+    dsn, database = _dsn(dsn), _database(database)
+    try:
+        with storage.open_client(dsn) as client:
+            migrations.migrate(client, database=database)
+            count = importer.import_outcomes(client, parsed, database=database)
+    except (storage.StorageBusy, ConnectionError, RuntimeError, ValueError) as exc:
+        _fail(str(exc))
+    console.print(f"imported {count} outcomes from {file} into {database}.llm_task_outcomes")
 
 
 def main() -> None:

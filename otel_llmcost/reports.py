@@ -12,7 +12,7 @@ aggregate (``x / Calls``), never ``sum(Calls)`` again.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from otel_llmcost.migrations import _check_identifier
@@ -293,6 +293,134 @@ LIMIT {limit:UInt32}""",
     )
 
 
+def evidence_waste(client: Any, *, since_hours: int = 24, database: str = "otel", limit: int = 50) -> Report:
+    return _run(
+        client,
+        name="evidence_waste",
+        title="Retrieved evidence: sent vs cited",
+        description=(
+            "Evidence tokens sent and cited per endpoint, and the input dollars spent on evidence no answer cited"
+            " (calls whose citations were recorded)."
+        ),
+        sql="""
+SELECT
+    ServiceName,
+    Endpoint,
+    sum(Calls) AS Calls,
+    sum(CallsWithCitations) AS CallsWithCitations,
+    sum(ItemsSent) AS Items,
+    sum(ItemsCited) AS ItemsCited,
+    sum(EvidenceTokensSent) AS TokensSent,
+    sum(EvidenceTokensCited) AS TokensCited,
+    sum(EvidenceTokensNeverCited) AS TokensNeverCited,
+    round(TokensCited / nullIf(TokensCited + TokensNeverCited, 0), 4) AS CitedShare,
+    round(sum(NeverCitedUsd), 6) AS NeverCitedUsd
+FROM {db}.v_evidence_waste_hourly
+WHERE Hour >= toStartOfHour(now() - toIntervalHour({since_hours:UInt32}))
+GROUP BY
+    ServiceName,
+    Endpoint
+ORDER BY NeverCitedUsd DESC, TokensSent DESC
+LIMIT {limit:UInt32}""",
+        since_hours=since_hours,
+        database=database,
+        limit=limit,
+    )
+
+
+def prefix_stability(client: Any, *, since_hours: int = 24, database: str = "otel", limit: int = 50) -> Report:
+    """Per endpoint and model: how stable the prompt prefix is, whether it is long enough to
+    cache, and one line (:func:`otel_llmcost.prefix_verdict.explain`) on why caching pays or not."""
+    from .prefix_verdict import explain
+
+    report = _run(
+        client,
+        name="prefix_stability",
+        title="Prefix stability: does prompt caching pay?",
+        description=(
+            "Share of calls on the most common prompt prefix, distinct prefixes per hour, the prefix's tokens"
+            " against the provider's minimum cacheable size, and why caching does or does not pay."
+        ),
+        sql="""
+SELECT
+    t.ServiceName AS ServiceName,
+    t.Endpoint AS Endpoint,
+    t.Provider AS Provider,
+    t.RequestModel AS RequestModel,
+    t.Calls AS Calls,
+    round(t.TopPrefixShare, 4) AS TopPrefixShare,
+    round(h.PrefixesPerHour, 1) AS PrefixesPerHour,
+    t.TopPrefixTokens AS PrefixTokens,
+    h.MinCacheTokens AS MinCacheTokens,
+    round(t.HitRate, 4) AS HitRate,
+    round(t.SavingsPerDay, 6) AS SavingsPerDayUsd
+FROM (
+    SELECT
+        ServiceName,
+        Endpoint,
+        Provider,
+        RequestModel,
+        sum(PrefixCalls) AS Calls,
+        maxIf(PrefixCalls, PrefixHash != '') / Calls AS TopPrefixShare,
+        argMaxIf(Tokens, PrefixCalls, PrefixHash != '') AS TopPrefixTokens,
+        sum(CacheRead) / nullIf(sum(Input), 0) AS HitRate,
+        sum(Savings) / greatest(1, (dateDiff('hour', min(FirstHour), max(LastHour)) + 1) / 24) AS SavingsPerDay
+    FROM (
+        SELECT
+            ServiceName,
+            Endpoint,
+            Provider,
+            RequestModel,
+            PrefixHash,
+            sum(Calls) AS PrefixCalls,
+            max(PrefixTokens) AS Tokens,
+            sum(InputTokens) AS Input,
+            sum(CacheReadTokens) AS CacheRead,
+            sum(CostSavings) AS Savings,
+            min(Hour) AS FirstHour,
+            max(Hour) AS LastHour
+        FROM {db}.v_prefix_calls_hourly
+        WHERE Hour >= toStartOfHour(now() - toIntervalHour({since_hours:UInt32}))
+        GROUP BY
+            ServiceName,
+            Endpoint,
+            Provider,
+            RequestModel,
+            PrefixHash
+    )
+    GROUP BY
+        ServiceName,
+        Endpoint,
+        Provider,
+        RequestModel
+) AS t
+LEFT JOIN (
+    SELECT
+        ServiceName,
+        Endpoint,
+        Provider,
+        RequestModel,
+        avgIf(DistinctPrefixes, DistinctPrefixes > 0) AS PrefixesPerHour,
+        any(MinCacheTokens) AS MinCacheTokens
+    FROM {db}.v_prefix_stability_hourly
+    WHERE Hour >= toStartOfHour(now() - toIntervalHour({since_hours:UInt32}))
+    GROUP BY
+        ServiceName,
+        Endpoint,
+        Provider,
+        RequestModel
+) AS h ON h.ServiceName = t.ServiceName AND h.Endpoint = t.Endpoint
+    AND h.Provider = t.Provider AND h.RequestModel = t.RequestModel
+ORDER BY Calls DESC
+LIMIT {limit:UInt32}""",
+        since_hours=since_hours,
+        database=database,
+        limit=limit,
+    )
+    rows = [(*row, explain(dict(zip(report.columns, row, strict=True)))) for row in report.rows]
+    return replace(report, columns=[*report.columns, "Why"], rows=rows)
+
+
 ReportFn = Callable[..., Report]
 
 ALL_REPORTS: Sequence[ReportFn] = (
@@ -304,6 +432,8 @@ ALL_REPORTS: Sequence[ReportFn] = (
     anomalies,
     unpriced,
     cost_per_task,
+    evidence_waste,
+    prefix_stability,
 )
 
 REPORTS: dict[str, ReportFn] = {fn.__name__: fn for fn in ALL_REPORTS}

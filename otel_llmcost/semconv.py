@@ -111,6 +111,19 @@ PROMPT_COMPONENT_CONTEXT: Final = "llmcost.prompt.component.context"
 PROMPT_COMPONENT_HISTORY: Final = "llmcost.prompt.component.history"
 PROMPT_COMPONENT_LATEST: Final = "llmcost.prompt.component.latest"
 
+# --- app-side signals: evidence, citations, prefix length (issue 12) ---------------
+# Tokens of the cacheable prefix (system, tools, every message but the last: what
+# llmcost.prompt.prefix_hash covers), counted offline by otel_llmcost.anatomy.
+PROMPT_PREFIX_TOKENS: Final = "llmcost.prompt.prefix_tokens"
+# Retrieved evidence the app declared for a call (otel_llmcost.retrieval): ids and
+# per-item token counts, never text. Ids and tokens are parallel arrays.
+EVIDENCE_SET_ID: Final = "llmcost.evidence.set_id"
+EVIDENCE_IDS: Final = "llmcost.evidence.ids"
+EVIDENCE_TOKENS: Final = "llmcost.evidence.tokens"
+EVIDENCE_TOTAL_TOKENS: Final = "llmcost.evidence.total_tokens"  # every item, also those past the cap
+EVIDENCE_CITED_IDS: Final = "llmcost.evidence.cited_ids"  # on the citations span
+CITATIONS_SPAN_NAME: Final = "llmcost.citations"  # the span of evidence.record_citations()
+
 # --- app rate limiters (otel_llmcost.limiter, issue 12) ------------------------------
 # The application's OWN rate limits (per user, route, tier, or a client-side limiter in
 # front of a provider), as opposed to the provider's headers (llmcost.ratelimit.*).

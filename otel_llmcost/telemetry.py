@@ -25,6 +25,7 @@ from .budgets import BudgetExceeded, Budgets
 from .calls import CURRENT_CALL, LLMCall
 from .metrics import Instruments
 from .pricing import Pricer, default_pricer
+from .retrieval import claim_pending
 from .streams import AsyncStreamProxy, RawResponseProxy, SyncStreamProxy, read_body_json
 
 logger = logging.getLogger(__name__)
@@ -104,10 +105,13 @@ class Telemetry:
                     attrs[semconv.PROMPT_REQUEST_HASH] = request_hash
             except Exception:
                 logger.debug("otel-llmcost: could not hash the prompt", exc_info=True)
+        evidence = claim_pending(call.model)  # retrieved evidence the app declared (never raises)
+        if evidence is not None:
+            attrs.update(evidence[1])
         anatomy = self.anatomy
         if anatomy is not None and anatomy.sampled():
             try:
-                attrs.update(anatomy.attributes(provider, kwargs, call.model))
+                attrs.update(anatomy.attributes(provider, kwargs, call.model, evidence[2] if evidence else 0))
             except Exception:
                 logger.debug("otel-llmcost: could not count the prompt's components", exc_info=True)
         budget_events = None
@@ -119,6 +123,8 @@ class Telemetry:
             if call.reservation is not None:
                 call.reservation.release()
             raise
+        if evidence is not None:  # citations recorded later link to this span
+            evidence[0].span_context = call.span.get_span_context()
         if budget_events:
             for name, event_attributes in budget_events:
                 call.span.add_event(name, event_attributes)

@@ -68,7 +68,9 @@ def test_traces_pipeline_is_otlp_memory_limiter_first_batch_last_into_clickhouse
 def test_genai_only_option_keeps_genai_and_task_spans():
     overlay = CONFIGS["genai-only"]
     (condition,) = overlay["processors"]["filter/llmcost-only"]["traces"]["span"]
-    assert condition == 'attributes["gen_ai.operation.name"] == nil and name != "llmcost.task"'
+    assert condition == (
+        'attributes["gen_ai.operation.name"] == nil and name != "llmcost.task" and name != "llmcost.citations"'
+    )
     assert "filter/llmcost-only" in overlay["service"]["pipelines"]["traces"]["processors"]
     assert "filter/llmcost-only" not in CONFIGS["default"].get("processors", {})
     # the kept span name is the one outcomes.py records and 002 reads
