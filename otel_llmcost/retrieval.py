@@ -31,6 +31,7 @@ from __future__ import annotations
 import contextvars
 import hashlib
 import logging
+import threading
 import uuid
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -46,6 +47,7 @@ logger = logging.getLogger(__name__)
 MAX_ITEMS = 100
 MAX_ID_CHARS = 64
 
+_CLAIM_LOCK = threading.Lock()
 _PENDING: contextvars.ContextVar[EvidenceSet | None] = contextvars.ContextVar("otel_llmcost_evidence", default=None)
 
 
@@ -83,12 +85,20 @@ class EvidenceSet:
     def record_citations(self, cited_ids: Iterable[Any]) -> None:
         record_citations(cited_ids, evidence=self)
 
+    def bind(self, span: Any) -> None:
+        """Remember the call's span, so the citations span can link to it. Never raises."""
+        try:
+            self.span_context = span.get_span_context()
+        except Exception:
+            logger.debug("otel-llmcost: no span context to link citations to", exc_info=True)
+
     def claim(self, model: str) -> tuple[dict[str, Any], int] | None:
         """Span attributes and total tokens for the call of ``model``; the text is dropped."""
-        items, self._items = self._items, None
-        if self.claimed or items is None:
-            return None
-        self.claimed = True
+        with _CLAIM_LOCK:  # calls started at once from a copied context: only one takes the set
+            items, self._items = self._items, None
+            if self.claimed or items is None:
+                return None
+            self.claimed = True
         encode = None
         ids: list[str] = []
         counts: list[int] = []

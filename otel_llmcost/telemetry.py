@@ -124,7 +124,7 @@ class Telemetry:
                 call.reservation.release()
             raise
         if evidence is not None:  # citations recorded later link to this span
-            evidence[0].span_context = call.span.get_span_context()
+            evidence[0].bind(call.span)
         if budget_events:
             for name, event_attributes in budget_events:
                 call.span.add_event(name, event_attributes)

@@ -117,6 +117,22 @@ def test_items_past_the_cap_count_in_the_total_only(instrument, otel, fake):
     assert attrs[sc.EVIDENCE_TOTAL_TOKENS] == 3 * (MAX_ITEMS + 20)
 
 
+def test_concurrent_calls_from_one_declaration_take_it_once(instrument, otel, fake):
+    import asyncio
+
+    client_ = openai_client(fake, is_async=True)
+
+    async def main() -> None:
+        llmcost.evidence({"kb-1": 10})
+        calls = (client_.chat.completions.create(model="gpt-4o-mini", messages=QUESTION) for _ in range(4))
+        await asyncio.gather(*calls)  # each task runs in a copy of the context holding the set
+
+    asyncio.run(main())
+    spans = _spans(otel, "chat gpt-4o-mini")
+    assert len(spans) == 4
+    assert sum(sc.EVIDENCE_SET_ID in s.attributes for s in spans) == 1
+
+
 def test_with_block_ends_the_declaration_when_no_call_took_it(instrument, otel, fake):
     with llmcost.evidence({"kb-1": DOC_A}):
         pass  # retrieval found nothing worth asking about; no LLM call
