@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 import yaml
 
+from otel_llmcost import semconv
 from otel_llmcost.migrations import rendered_statements
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -70,9 +71,12 @@ def test_genai_only_option_keeps_genai_and_task_spans():
     (condition,) = overlay["processors"]["filter/llmcost-only"]["traces"]["span"]
     assert condition == (
         'attributes["gen_ai.operation.name"] == nil and name != "llmcost.task" and name != "llmcost.citations"'
+        ' and attributes["llmcost.limiter.decision_count"] == nil'
     )
     assert "filter/llmcost-only" in overlay["service"]["pipelines"]["traces"]["processors"]
     assert "filter/llmcost-only" not in CONFIGS["default"].get("processors", {})
+    # the kept span mark is the one limiter.py sets on spans carrying decision events
+    assert f'attributes["{semconv.LIMITER_DECISION_COUNT}"]' in condition
     # the kept span name is the one outcomes.py records and 002 reads
     assert "WHERE SpanName = 'llmcost.task'" in (ROOT / "otel_llmcost/sql/002_llm_calls.sql").read_text()
 
