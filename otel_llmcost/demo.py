@@ -12,7 +12,8 @@ adds what a team would want to catch: a throttled burst, failures, a cache that
 never pays back, a prompt prefix that is never cached, a cost spike on one
 endpoint, and the app's own per-user limiter refusing a free-tier user on
 ``POST /chat`` (decisions recorded with ``record_limiter_decision``, today only:
-event timestamps are not shifted back with the spans).
+event timestamps are not shifted back with the spans). ``POST /search`` declares its
+retrieved passages with ``llmcost.evidence`` and records which ones each answer cited.
 """
 
 from __future__ import annotations
@@ -35,6 +36,9 @@ SERVICE_NAME = "llmcost-demo"
 # ~1100 tokens of stable instructions: long enough for providers to cache.
 LONG_SYSTEM = ("You are the support assistant of Acme Cloud. Follow the policy below exactly. " * 55).strip()
 POLICY_DOC = ("Refund policy section: customers on annual plans may request a prorated refund. " * 60).strip()
+# POLICY_DOC as the six retrieved passages POST /search declares as evidence (llmcost.evidence).
+_SENTENCES = POLICY_DOC.split(". ")
+POLICY_SECTIONS = {f"policy-{n}": ". ".join(_SENTENCES[n * 10 : n * 10 + 10]) for n in range(6)}
 
 
 class DayShift(SpanProcessor):
@@ -83,6 +87,7 @@ def run_demo(
     if fresh_path is not None and fresh_path.exists():
         shutil.rmtree(fresh_path)
     rng = random.Random(seed)
+    cite_rng = random.Random(seed + 1)  # its own sequence: the rest of the workload stays as it was
     shift = DayShift()
     provider = TracerProvider(resource=Resource.create({"service.name": SERVICE_NAME}))
     provider.add_span_processor(shift)
@@ -157,19 +162,22 @@ def run_demo(
                 messages=[{"role": "user", "content": f"Complete: how do I rese{i}"}],
             )
         # Search: a RAG prompt whose long context repeats, so OpenAI's automatic cache hits.
+        # Its six retrieved sections are declared as evidence; each answer cites one or two.
         for _ in range(rng.randint(6, 8)):
-            chat(
-                "POST /search",
-                "search",
-                "growth",
-                rng.choice(users),
-                model="gpt-4o",
-                messages=[
-                    {"role": "system", "content": LONG_SYSTEM},
-                    {"role": "user", "content": POLICY_DOC},
-                    {"role": "user", "content": f"Question {rng.randint(1, 50)}: can I get a refund?"},
-                ],
-            )
+            with llmcost.evidence(POLICY_SECTIONS) as evidence:
+                chat(
+                    "POST /search",
+                    "search",
+                    "growth",
+                    rng.choice(users),
+                    model="gpt-4o",
+                    messages=[
+                        {"role": "system", "content": LONG_SYSTEM},
+                        {"role": "user", "content": POLICY_DOC},
+                        {"role": "user", "content": f"Question {rng.randint(1, 50)}: can I get a refund?"},
+                    ],
+                )
+                evidence.record_citations(cite_rng.sample(sorted(POLICY_SECTIONS), cite_rng.randint(1, 2)))
         # Summaries: Anthropic with an explicit cache breakpoint on the system prompt.
         spike = 10 if today else 1
         for i in range(rng.randint(4, 6) * spike):

@@ -44,6 +44,15 @@ def test_demo_shows_cache_savings_throttling_unpriced_and_tasks(demo_dsn):
     assert out["cost_per_task"][0]["Tasks"] > out["cost_per_task"][0]["SuccessfulTasks"] > 0
 
 
+def test_demo_shows_evidence_waste_and_why_caching_pays_or_not(demo_dsn):
+    out = report(demo_dsn, "evidence_waste", "prefix_stability")
+    (search,) = [r for r in out["evidence_waste"] if r["Endpoint"] == "POST /search"]
+    assert search["TokensNeverCited"] > search["TokensCited"] > 0 and search["NeverCitedUsd"] > 0
+    why = {r["Endpoint"]: r["Why"] for r in out["prefix_stability"] if r["RequestModel"] != "acme-finetune-7b"}
+    assert why["POST /search"].startswith("pays:")
+    assert "cache_control" in why["POST /translate"]
+
+
 def test_query_runs_sql_against_the_database(demo_dsn):
     result = runner.invoke(
         app, ["query", "--dsn", demo_dsn, "--format", "csv", "SELECT count() AS n FROM llm_calls WHERE Unpriced = 1"]
