@@ -579,15 +579,16 @@ class Budgets:
         input_tokens = int(math.ceil(estimate(model) * self.config.input_margin))
         cost = None
         if self.pricer is not None and model:
-            resolved = self.pricer.rates_for(
-                model, provider_id=call.pricing_provider, api_url=call.api_url, price_context=call.price_context
+            priced = self.pricer.price(
+                Usage(input_tokens=input_tokens, output_tokens=out_tokens),
+                model,
+                provider_id=call.pricing_provider,
+                api_url=call.api_url,
+                price_context=call.price_context,
+                when=call.started_at,
             )
-            if resolved is not None:
-                from .pricing import cost_of
-
-                rates, model_id, provider_id, source = resolved
-                usage = Usage(input_tokens=input_tokens, output_tokens=out_tokens)
-                cost = cost_of(usage, rates, model_id=model_id, provider_id=provider_id, source=source).total
+            if priced is not None:
+                cost = priced.total
         return Estimate(model, input_tokens, out_tokens, cost)
 
     @staticmethod

@@ -25,7 +25,8 @@ from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
-from . import semconv
+from . import reported_cost, semconv
+from .price_overrides import variant_label
 from .usage import Usage
 
 if TYPE_CHECKING:
@@ -52,6 +53,7 @@ class LLMCall:
         "operation",
         "span",
         "start",
+        "started_at",
         "model",
         "stream",
         "request_kwargs",
@@ -70,6 +72,7 @@ class LLMCall:
         "retry_after",
         "status_code",
         "ratelimit",
+        "reported_cost",
         "metric_dimensions",
         "reservation",
         "hop_usage",
@@ -85,6 +88,7 @@ class LLMCall:
         self.operation: str = ""
         self.span: Any = None
         self.start = time.perf_counter()
+        self.started_at = time.time()  # wall clock: the call is priced at the price in force then
         self.model = ""
         self.stream = False
         self.request_kwargs: dict[str, Any] | None = None
@@ -103,6 +107,7 @@ class LLMCall:
         self.retry_after: float | None = None
         self.status_code: int | None = None
         self.ratelimit: dict[str, Any] | None = None
+        self.reported_cost: tuple[float, str] | None = None  # (USD, where it was read) from the host
         self.metric_dimensions: dict[str, str] | None = None
         self.reservation: Reservation | None = None  # held against budgets until finish
         # Calls that the SDK splits into several billed requests (Gemini automatic function
@@ -154,6 +159,10 @@ class LLMCall:
                     self.ratelimit.update(attributes)
             if status_code is not None:
                 self.status_code = status_code
+                if status_code < 400:
+                    reported = reported_cost.from_headers(headers)
+                    if reported is not None:
+                        self.reported_cost = reported
             if status_code in _THROTTLE_STATUSES:
                 self.throttled_attempts += 1
                 from .ratelimit import parse_retry_after
@@ -255,9 +264,14 @@ class LLMCall:
             ttl = usage.cache_write_ttl
             if ttl:
                 attrs[semconv.CACHE_WRITE_TTL] = ttl
+                if usage.cache_write_1h_tokens:
+                    attrs[semconv.USAGE_CACHE_WRITE_1H_TOKENS] = usage.cache_write_1h_tokens
             cost = self._price(usage)
             if cost is None:
                 attrs[semconv.UNPRICED] = True
+                asked = self.telemetry.pricer.provider_for(self.pricing_provider, self.api_url)
+                if asked:
+                    attrs[semconv.PRICE_PROVIDER] = asked
             else:
                 attrs[semconv.COST_TOTAL] = cost.total
                 attrs[semconv.COST_INPUT] = cost.input
@@ -266,13 +280,34 @@ class LLMCall:
                 attrs[semconv.COST_CACHE_WRITE] = cost.cache_write
                 attrs[semconv.COST_SAVINGS] = cost.savings
                 attrs[semconv.PRICE_SOURCE] = cost.source
+                attrs[semconv.PRICE_VERSION] = cost.version
                 attrs[semconv.PRICE_MODEL] = cost.model_id
+                attrs[semconv.PRICE_PROVIDER] = cost.provider_id
+                if cost.effective_from is not None:
+                    attrs[semconv.PRICE_EFFECTIVE_FROM] = cost.effective_from.isoformat()
                 if usage.cache_write_tokens:
                     attrs[semconv.COST_CACHE_WRITE_PREMIUM] = cost.write_premium
                     if cost.breakeven_reads is not None:
                         attrs[semconv.CACHE_BREAKEVEN_READS] = cost.breakeven_reads
-                if self.price_context:
-                    attrs[semconv.PRICE_VARIANT] = ",".join(f"{k}={v}" for k, v in self.price_context.items())
+            if self.price_context:
+                attrs[semconv.PRICE_VARIANT] = variant_label(self.price_context)
+            if usage.has_modalities:
+                for attribute, count in (
+                    (semconv.USAGE_INPUT_AUDIO_TOKENS, usage.input_audio_tokens),
+                    (semconv.USAGE_CACHE_AUDIO_READ_TOKENS, usage.cache_audio_read_tokens),
+                    (semconv.USAGE_OUTPUT_AUDIO_TOKENS, usage.output_audio_tokens),
+                    (semconv.USAGE_INPUT_IMAGE_TOKENS, usage.input_image_tokens),
+                    (semconv.USAGE_CACHE_IMAGE_READ_TOKENS, usage.cache_image_read_tokens),
+                    (semconv.USAGE_OUTPUT_IMAGE_TOKENS, usage.output_image_tokens),
+                ):
+                    if count:
+                        attrs[attribute] = count
+        reported = self.reported_cost
+        if reported is not None:
+            attrs[semconv.COST_REPORTED] = reported[0]
+            attrs[semconv.COST_REPORTED_SOURCE] = reported[1]
+        if telemetry.emit_draft_cost:
+            _draft_cost_attributes(attrs, cost, reported)
 
         if self.reservation is not None:
             # Reconcile to the actual cost; a failure with no usage was not billed: release.
@@ -324,21 +359,15 @@ class LLMCall:
         )
 
     def _price(self, usage: Usage) -> Cost | None:
-        """Price by the model that answered (a dated id), else by the one requested."""
-        pricer = self.telemetry.pricer
-        for model in (self.response_model or self.model, self.model):
-            if not model:
-                continue
-            cost = pricer.price(
-                usage,
-                model,
-                provider_id=self.pricing_provider,
-                api_url=self.api_url,
-                price_context=self.price_context,
-            )
-            if cost is not None or model == self.model:
-                return cost
-        return None
+        return self.telemetry.pricer.price_call(
+            usage,
+            self.model,
+            self.response_model,
+            provider_id=self.pricing_provider,
+            api_url=self.api_url,
+            price_context=self.price_context,
+            when=self.started_at,
+        )
 
     def _estimate_usage(self) -> Usage | None:
         """Count tokens locally when the provider returned none (e.g. a stream without usage)."""
@@ -349,3 +378,17 @@ class LLMCall:
         except Exception:
             logger.debug("otel-llmcost: token estimate failed", exc_info=True)
             return None
+
+
+def _draft_cost_attributes(attrs: dict[str, Any], cost: Cost | None, reported: tuple[float, str] | None) -> None:
+    """``gen_ai.usage.cost.*`` as drafted upstream: the amount the response carried when it
+    carried one (passed through), else ours; ``source`` says which."""
+    if reported is not None:
+        amount, source = reported[0], semconv.COST_SOURCE_PROVIDER
+    elif cost is not None:
+        amount, source = cost.total, semconv.COST_SOURCE_LOCAL
+    else:
+        return
+    attrs[semconv.GEN_AI_USAGE_COST_AMOUNT] = amount
+    attrs[semconv.GEN_AI_USAGE_COST_CURRENCY] = "USD"
+    attrs[semconv.GEN_AI_USAGE_COST_SOURCE] = source

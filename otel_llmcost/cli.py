@@ -13,13 +13,15 @@ import csv
 import io
 import json
 import sys
-from datetime import date, datetime
+from datetime import date, datetime, timezone
 from decimal import Decimal
 from typing import Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
+from typer.core import TyperGroup
 
 from . import migrations, reports, storage
 from .version import __version__
@@ -53,7 +55,9 @@ def _database(database: str | None) -> str:
 
 
 def _fail(message: str) -> None:
-    err.print(f"[bold red]error:[/] {message}")
+    # Escaped: messages quote user input and file positions ("models[0]"), never markup.
+    # Not wrapped: an error is read, grepped and pasted whole.
+    err.print("[bold red]error:[/] " + escape(message), soft_wrap=True, highlight=False)
     raise typer.Exit(code=2)
 
 
@@ -198,7 +202,9 @@ def migrate(
     dsn: str | None = DsnOption,
     database: str | None = DatabaseOption,
     cluster: str | None = typer.Option(None, "--cluster", help="render ON CLUSTER and Replicated engines"),
-    ttl_days: int = typer.Option(180, "--ttl-days", help="days to keep raw spans and llm_calls"),
+    ttl_days: int = typer.Option(
+        180, "--ttl-days", min=1, max=migrations.MAX_TTL_DAYS, help="days to keep raw spans and llm_calls"
+    ),
     print_sql: bool = typer.Option(False, "--print", help="print the rendered SQL instead of applying it"),
 ) -> None:
     """Create or update the tables, materialized views, rollups and views (idempotent)."""
@@ -216,25 +222,100 @@ def migrate(
     console.print(f"applied {len(applied)} statements to {storage.redact_dsn(dsn)} (database {database})")
 
 
-@app.command()
-def prices(
+class _PricesGroup(TyperGroup):
+    """``prices MODEL`` shows a price; ``prices sync|check|whatif`` are subcommands.
+
+    A first argument that names no subcommand is a model, so the short form of the
+    most common question needs no verb (no model is called sync, check or whatif).
+    """
+
+    def resolve_command(self, ctx: Any, args: list[str]) -> Any:
+        if args and not args[0].startswith("-") and args[0] not in self.commands:
+            args = ["show", *args]
+        return super().resolve_command(ctx, args)
+
+
+prices_app = typer.Typer(
+    cls=_PricesGroup,
+    help="Prices: show what a model costs (prices MODEL), load the catalogue into ClickHouse "
+    "(prices sync), check an override file, price past calls on another model (prices whatif).",
+    no_args_is_help=True,
+)
+app.add_typer(prices_app, name="prices")
+
+PricesFileOption = typer.Option(None, "--prices-file", help="price override file (default: $OTEL_LLMCOST_PRICES_FILE)")
+
+
+def _pricer(prices_file: str | None) -> Any:
+    """A pricer with the override file loaded strictly: a broken file is an error here."""
+    import os
+
+    from .price_overrides import PriceFileError
+    from .pricing import PRICES_FILE_ENV, Pricer
+
+    pricer = Pricer(overrides_path="")
+    path = prices_file or os.environ.get(PRICES_FILE_ENV)
+    if path:
+        try:
+            pricer.load_overrides(path, strict=True)
+        except PriceFileError as exc:
+            _fail(str(exc))
+    return pricer
+
+
+def _day(text: str | None) -> datetime | None:
+    if text is None:
+        return None
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        _fail(f"--at must be a date or time like 2026-07-01 or 2026-07-01T13:00, got {text!r}")
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+
+
+@prices_app.command("show")
+def prices_show(
     model: str = typer.Argument(..., help="model id as sent to the API, e.g. gpt-4o-2024-08-06"),
     provider: str | None = typer.Option(None, "--provider", "-p", help="genai-prices provider id, e.g. openai"),
     service_tier: str | None = typer.Option(None, "--service-tier", help="price variant: flex, priority"),
+    at: str | None = typer.Option(None, "--at", help="the price in force at this UTC date or time (default: now)"),
+    prices_file: str | None = PricesFileOption,
 ) -> None:
-    """Show the price otel-llmcost would apply to MODEL, and where it comes from."""
-    from .pricing import default_pricer
-
+    """Show the price otel-llmcost would apply to MODEL, where it comes from and when it holds."""
     context = {"service_tier": service_tier} if service_tier else None
-    resolved = default_pricer().rates_for(model, provider_id=provider, price_context=context)
-    if resolved is None:
+    when = _day(at)
+    entry = _pricer(prices_file).rates_for(model, provider_id=provider, price_context=context, when=when)
+    if entry is None:
         _fail(f"no price for {model!r}{f' at {provider}' if provider else ''}: calls to it are recorded as unpriced")
-    rates, model_id, provider_id, source = resolved
-    table = Table(title=f"{model} -> {provider_id}/{model_id}  ({source})", title_justify="left")
+    window = (
+        f"from {entry.effective_from or 'the start of the data'} "
+        f"until {entry.effective_until or 'further notice'}"
+        + (" (changes within the day)" if entry.time_of_day else "")
+    )
+    variant = f" [{entry.variant}]" if entry.variant else ""
+    console.print(f"[bold]{model}[/] -> {entry.provider_id or '*'}/{entry.model_id}{variant}", highlight=False)
+    console.print(f"source: {entry.source} (version {entry.version}), {window}", highlight=False, soft_wrap=True)
+    table = Table()
     table.add_column("part")
     table.add_column("USD per million tokens", justify="right")
-    for part in ("input", "cache_read", "cache_write_5m", "cache_write_1h", "output", "reasoning"):
+    rates = entry.rates
+    for part in (
+        "input",
+        "cache_read",
+        "cache_write_5m",
+        "cache_write_1h",
+        "output",
+        "reasoning",
+        "input_audio",
+        "cache_audio_read",
+        "output_audio",
+        "input_image",
+        "cache_image_read",
+        "output_image",
+    ):
         value = getattr(rates, part)
+        if value is None:
+            continue  # that modality is billed at the text price
         text = (
             str(value)
             if not hasattr(value, "tiers")
@@ -242,6 +323,95 @@ def prices(
         )
         table.add_row(part, text)
     console.print(table)
+
+
+@prices_app.command("check")
+def prices_check(file: str = typer.Argument(..., help="price override file, YAML or JSON")) -> None:
+    """Validate a price override file and list what each entry prices (exit 2 on an error)."""
+    from . import price_overrides
+
+    try:
+        loaded = price_overrides.load(file)
+    except price_overrides.PriceFileError as exc:
+        _fail(str(exc))
+    console.print(f"{escape(file)}: {len(loaded.entries)} entries, version {loaded.version}", soft_wrap=True)
+    table = Table()
+    for column in ("line", "matches", "provider", "variant", "effective from", "USD per Mtok"):
+        table.add_column(column)
+    for entry in loaded.entries:
+        prices_text = ", ".join(f"{k.removesuffix('_mtok')} {v}" for k, v in entry.prices.items())
+        table.add_row(
+            str(entry.line),
+            escape(f"{entry.kind} {entry.pattern}"),
+            entry.provider or "any",
+            entry.variant or "-",
+            str(entry.effective_from or "always"),
+            prices_text,
+        )
+    console.print(table)
+
+
+@prices_app.command("sync")
+def prices_sync(
+    dsn: str | None = DsnOption,
+    database: str | None = DatabaseOption,
+    prices_file: str | None = PricesFileOption,
+    keep: int = typer.Option(10, "--keep", min=1, help="how many syncs to keep"),
+) -> None:
+    """Load the price catalogue (genai-prices + override file) into ClickHouse and reprice history."""
+    from . import price_catalogue
+
+    pricer = _pricer(prices_file)
+    dsn, database = _dsn(dsn), _database(database)
+    _ingest(dsn, database)
+    try:
+        with storage.open_client(dsn) as client:
+            migrations.migrate(client, database=database)
+            result = price_catalogue.sync(client, pricer, database=database, keep=keep)
+            out = [reports.repricing(client, since_hours=24 * 3650, database=database)]
+    except (storage.StorageBusy, ConnectionError, RuntimeError, ValueError) as exc:
+        _fail(str(exc))
+    overrides = f" + {result.override_file} ({result.override_version})" if result.override_file else ""
+    console.print(
+        f"synced {result.prices} price rows from genai-prices {result.database_version}{overrides}; "
+        f"{result.refs} price windows for the models recorded in {database}.llm_calls"
+        + (f"; dropped {result.pruned} older syncs" if result.pruned else ""),
+        soft_wrap=True,
+    )
+    _emit(out, "table")
+
+
+@prices_app.command("whatif")
+def prices_whatif(
+    target: str = typer.Argument(..., help="model to price past calls on: PROVIDER/MODEL or a model id"),
+    since_hours: int = typer.Option(24 * 30, "--since-hours", help="time window, in hours back from now"),
+    dsn: str | None = DsnOption,
+    database: str | None = DatabaseOption,
+) -> None:
+    """What past calls would have cost on another model, by the model they used (needs `prices sync`)."""
+    provider, _, model = target.partition("/")
+    if not model:  # a bare model id: the catalogue entry genai-prices would price it with
+        found = _pricer(None).database_model(target)
+        if found is None:
+            _fail(f"{target!r} names no single genai-prices model; give PROVIDER/MODEL, e.g. openai/gpt-4o-mini")
+        provider, model = found[0].id, found[1].id
+    dsn, database = _dsn(dsn), _database(database)
+    _ingest(dsn, database)
+    try:
+        with storage.open_client(dsn) as client:
+            migrations.migrate(client, database=database)
+            known = client.query(
+                f"SELECT count() FROM {database}.v_prices_current WHERE Provider = %(p)s AND Model = %(m)s",
+                parameters={"p": provider, "m": model},
+            ).result_rows[0][0]
+            report_out = (
+                reports.what_if(client, provider, model, since_hours=since_hours, database=database) if known else None
+            )
+    except (storage.StorageBusy, ConnectionError, RuntimeError, ValueError) as exc:
+        _fail(str(exc))
+    if report_out is None:
+        _fail(f"{provider}/{model} is not in the synced price catalogue: run `otel-llmcost prices sync`")
+    _emit([report_out], "table")
 
 
 @app.command()

@@ -96,6 +96,7 @@ class LLMCostInstrumentor(BaseInstrumentor):  # type: ignore[misc]
             hash_prompts=kwargs.get("hash_prompts"),
             budgets=kwargs.get("budgets"),
             prompt_anatomy=kwargs.get("prompt_anatomy"),
+            emit_draft_cost=kwargs.get("emit_draft_cost"),
         )
         outcomes.set_tracer_provider(kwargs.get("tracer_provider"))
         attribution.track_server_spans(kwargs.get("tracer_provider"))  # endpoint from the enclosing SERVER span

@@ -18,6 +18,10 @@ from typing import Any
 
 MIGRATIONS_DIR = Path(__file__).with_name("sql")
 
+# TTLs are `toDateTime(Timestamp) + ttl`, and DateTime ends in 2106: a longer TTL wraps
+# around to a date in the past and ClickHouse drops every row as expired on insert.
+MAX_TTL_DAYS = 20_000
+
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 # Path and replica name use ClickHouse macros, expanded by the server from its
@@ -44,8 +48,8 @@ def render(sql: str, *, database: str, cluster: str | None, ttl_days: int) -> st
     _check_identifier("database", database)
     if cluster is not None and cluster != "":
         _check_identifier("cluster", cluster)
-    if isinstance(ttl_days, bool) or not isinstance(ttl_days, int) or ttl_days <= 0:
-        raise ValueError(f"ttl_days must be a positive integer, got {ttl_days!r}")
+    if isinstance(ttl_days, bool) or not isinstance(ttl_days, int) or not 0 < ttl_days <= MAX_TTL_DAYS:
+        raise ValueError(f"ttl_days must be an integer from 1 to {MAX_TTL_DAYS}, got {ttl_days!r}")
     if cluster:
         values = {
             "database": database,

@@ -37,6 +37,7 @@ def _run(
     since_hours: int,
     database: str,
     limit: int,
+    parameters: dict[str, Any] | None = None,
 ) -> Report:
     if isinstance(since_hours, bool) or not isinstance(since_hours, int) or since_hours <= 0:
         raise ValueError(f"since_hours must be a positive integer, got {since_hours!r}")
@@ -44,7 +45,7 @@ def _run(
         raise ValueError(f"limit must be a positive integer, got {limit!r}")
     _check_identifier("database", database)
     sql = sql.replace("{db}", database)
-    parameters = {"since_hours": since_hours, "limit": limit}
+    parameters = {**(parameters or {}), "since_hours": since_hours, "limit": limit}
     result = client.query(sql, parameters=parameters)
     columns = list(result.column_names)
     if not columns:  # chdb returns no column names for an empty result
@@ -421,6 +422,106 @@ LIMIT {limit:UInt32}""",
     return replace(report, columns=[*report.columns, "Why"], rows=rows)
 
 
+def repricing(client: Any, *, since_hours: int = 24, database: str = "otel", limit: int = 50) -> Report:
+    return _run(
+        client,
+        name="repricing",
+        title="Recorded cost against the current price catalogue",
+        description="Per model: spend recorded unpriced that has a price now, and calls whose price "
+        "changed since they were recorded (empty until `otel-llmcost prices sync`).",
+        sql="""
+SELECT
+    Provider,
+    RequestModel,
+    sum(Calls) AS Calls,
+    sum(RecordedCostUsd) AS RecordedCostUsd,
+    sum(CatalogueCostUsd) AS CatalogueCostUsd,
+    sum(NewlyPricedCalls) AS NewlyPricedCalls,
+    sum(NewlyPricedCostUsd) AS NewlyPricedCostUsd,
+    sum(StillUnpricedCalls) AS StillUnpricedCalls,
+    sum(RepricedCalls) AS RepricedCalls,
+    sum(RepricingDeltaUsd) AS RepricingDeltaUsd
+FROM {db}.v_cost_repriced_daily
+WHERE Day >= toDate(now() - toIntervalHour({since_hours:UInt32}))
+  AND (SELECT count() FROM {db}.llm_price_syncs) > 0
+GROUP BY Provider, RequestModel
+HAVING NewlyPricedCalls + StillUnpricedCalls + RepricedCalls > 0
+ORDER BY abs(RepricingDeltaUsd) + NewlyPricedCostUsd DESC
+LIMIT {limit:UInt32}""",
+        since_hours=since_hours,
+        database=database,
+        limit=limit,
+    )
+
+
+def reported_cost(client: Any, *, since_hours: int = 24, database: str = "otel", limit: int = 50) -> Report:
+    return _run(
+        client,
+        name="reported_cost",
+        title="Provider-reported cost against ours",
+        description="Where a gateway returned the billed cost: calls that disagree with our price by more "
+        "than 2%, and reported spend on models we cannot price.",
+        sql="""
+SELECT
+    Provider,
+    RequestModel,
+    ReportedSource,
+    sum(Calls) AS Calls,
+    sum(ReportedCostUsd) AS ReportedCostUsd,
+    sum(ComputedCostUsd) AS ComputedCostUsd,
+    sum(DisagreeingCalls) AS DisagreeingCalls,
+    sum(UnpricedCalls) AS UnpricedCalls,
+    sum(TotalDifferenceUsd) AS DifferenceUsd,
+    max(MaxAbsDifferenceUsd) AS MaxAbsDifferenceUsd
+FROM {db}.v_cost_reported_disagreements
+WHERE Day >= toDate(now() - toIntervalHour({since_hours:UInt32}))
+GROUP BY Provider, RequestModel, ReportedSource
+ORDER BY DisagreeingCalls + UnpricedCalls DESC, abs(DifferenceUsd) DESC
+LIMIT {limit:UInt32}""",
+        since_hours=since_hours,
+        database=database,
+        limit=limit,
+    )
+
+
+def what_if(
+    client: Any,
+    target_provider: str,
+    target_model: str,
+    *,
+    since_hours: int = 24 * 30,
+    database: str = "otel",
+    limit: int = 50,
+) -> Report:
+    """Past calls priced on another catalogue model (its standard price at each call's date)."""
+    return _run(
+        client,
+        name="what_if",
+        title=f"What the calls would have cost on {target_provider}/{target_model}",
+        description="Each call's own token counts at the target's price in force on the call's date: an "
+        "estimate (another model tokenizes and caches differently). Needs `otel-llmcost prices sync`.",
+        sql="""
+SELECT
+    Provider,
+    RequestModel,
+    count() AS Calls,
+    sum(RecordedCost) AS RecordedCostUsd,
+    sumIf(CatalogueCost, CataloguePriced) AS WhatIfCostUsd,
+    WhatIfCostUsd - RecordedCostUsd AS DifferenceUsd,
+    countIf(NOT CataloguePriced) AS CallsWithoutTargetPrice,
+    countIf(RecordedUnpriced) AS CallsRecordedUnpriced
+FROM {db}.v_calls_repriced(target_provider = {target_provider:String}, target_model = {target_model:String})
+WHERE Timestamp >= now() - toIntervalHour({since_hours:UInt32})
+GROUP BY Provider, RequestModel
+ORDER BY RecordedCostUsd DESC
+LIMIT {limit:UInt32}""",
+        since_hours=since_hours,
+        database=database,
+        limit=limit,
+        parameters={"target_provider": target_provider, "target_model": target_model},
+    )
+
+
 ReportFn = Callable[..., Report]
 
 ALL_REPORTS: Sequence[ReportFn] = (
@@ -434,6 +535,8 @@ ALL_REPORTS: Sequence[ReportFn] = (
     cost_per_task,
     evidence_waste,
     prefix_stability,
+    repricing,
+    reported_cost,
 )
 
 REPORTS: dict[str, ReportFn] = {fn.__name__: fn for fn in ALL_REPORTS}

@@ -42,6 +42,14 @@ SERVER_PORT: Final = "server.port"
 ERROR_TYPE: Final = "error.type"
 HTTP_RESPONSE_STATUS_CODE: Final = "http.response.status_code"
 
+# Draft cost attributes (open-telemetry/semantic-conventions-genai PR #443), emitted only with
+# OTEL_LLMCOST_EMIT_DRAFT_COST_ATTRIBUTES=true: amount, ISO 4217 currency, provider | local.
+GEN_AI_USAGE_COST_AMOUNT: Final = "gen_ai.usage.cost.amount"
+GEN_AI_USAGE_COST_CURRENCY: Final = "gen_ai.usage.cost.currency"
+GEN_AI_USAGE_COST_SOURCE: Final = "gen_ai.usage.cost.source"
+COST_SOURCE_PROVIDER: Final = "provider"
+COST_SOURCE_LOCAL: Final = "local"
+
 # Content events, recorded only with OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT=true.
 EVENT_GEN_AI_INPUT_MESSAGES: Final = "gen_ai.client.inference.input_messages"
 EVENT_GEN_AI_OUTPUT_MESSAGES: Final = "gen_ai.client.inference.output_messages"
@@ -60,9 +68,28 @@ COST_CACHE_READ: Final = "llmcost.cost.cache_read"
 COST_CACHE_WRITE: Final = "llmcost.cost.cache_write"
 COST_SAVINGS: Final = "llmcost.cost.savings"
 COST_CACHE_WRITE_PREMIUM: Final = "llmcost.cost.cache_write_premium"
+# Which price entry priced the call: source ("genai-prices", or "override <file>:<line>"),
+# data version (genai-prices release or the override file's sha256), catalogue provider
+# and model, price variant ("service_tier=flex") and the UTC date the price took effect.
 PRICE_SOURCE: Final = "llmcost.price.source"
+PRICE_VERSION: Final = "llmcost.price.version"
+PRICE_PROVIDER: Final = "llmcost.price.provider"
 PRICE_MODEL: Final = "llmcost.price.model"
 PRICE_VARIANT: Final = "llmcost.price.variant"
+PRICE_EFFECTIVE_FROM: Final = "llmcost.price.effective_from"
+# What the host says it billed (otel_llmcost.reported_cost), beside our own price, and where it
+# was read ("usage.cost", "header x-litellm-response-cost"). Never summed with llmcost.cost.total.
+COST_REPORTED: Final = "llmcost.cost.reported"
+COST_REPORTED_SOURCE: Final = "llmcost.cost.reported_source"
+# The 1-hour-TTL share of gen_ai.usage.cache_creation.input_tokens; set only when non-zero.
+USAGE_CACHE_WRITE_1H_TOKENS: Final = "llmcost.usage.cache_write_1h_tokens"
+# Audio and image subsets of the token totals (otel_llmcost.usage); set only when non-zero.
+USAGE_INPUT_AUDIO_TOKENS: Final = "llmcost.usage.input_audio_tokens"
+USAGE_CACHE_AUDIO_READ_TOKENS: Final = "llmcost.usage.cache_audio_read_tokens"
+USAGE_OUTPUT_AUDIO_TOKENS: Final = "llmcost.usage.output_audio_tokens"
+USAGE_INPUT_IMAGE_TOKENS: Final = "llmcost.usage.input_image_tokens"
+USAGE_CACHE_IMAGE_READ_TOKENS: Final = "llmcost.usage.cache_image_read_tokens"
+USAGE_OUTPUT_IMAGE_TOKENS: Final = "llmcost.usage.output_image_tokens"
 UNPRICED: Final = "llmcost.unpriced"
 USAGE_ESTIMATED: Final = "llmcost.usage.estimated"
 USAGE_UNCACHED_INPUT_TOKENS: Final = "llmcost.usage.uncached_input_tokens"

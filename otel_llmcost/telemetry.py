@@ -34,6 +34,9 @@ CAPTURE_CONTENT_ENV = "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT"
 INJECT_INCLUDE_USAGE_ENV = "OTEL_LLMCOST_OPENAI_INCLUDE_USAGE"
 ESTIMATE_USAGE_ENV = "OTEL_LLMCOST_ESTIMATE_MISSING_USAGE"
 PROMPT_HASH_ENV = "OTEL_LLMCOST_PROMPT_HASH"
+# Also emit cost as the gen_ai.usage.cost.* attributes drafted upstream (semantic-conventions-genai
+# PR #443); off by default while the names may still change.
+DRAFT_COST_ENV = "OTEL_LLMCOST_EMIT_DRAFT_COST_ATTRIBUTES"
 
 # Attribution dimensions that are safe as metric attributes (bounded cardinality);
 # user and session stay on spans only.
@@ -61,6 +64,7 @@ class Telemetry:
         hash_prompts: bool | None = None,
         budgets: Budgets | None = None,
         prompt_anatomy: str | float | bool | None = None,
+        emit_draft_cost: bool | None = None,
     ) -> None:
         self.tracer = tracer
         self.instruments = Instruments(meter)
@@ -74,6 +78,7 @@ class Telemetry:
         )
         self.user_hash_key = user_hash_key or os.environ.get(attribution.USER_HASH_KEY_ENV) or None
         self.hash_prompts = env_flag(PROMPT_HASH_ENV, True) if hash_prompts is None else hash_prompts
+        self.emit_draft_cost = env_flag(DRAFT_COST_ENV, False) if emit_draft_cost is None else emit_draft_cost
         # None when off: the hot path pays one attribute check for each.
         self.anatomy = Anatomy.from_environment(prompt_anatomy)
         self.budgets = _budgets(budgets, self.pricer, meter)

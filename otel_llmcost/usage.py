@@ -17,7 +17,11 @@ Providers disagree on what "input tokens" means:
     output_tokens = visible output + reasoning_tokens
 
 so that ``cost = uncached*in + cache_read*read + cache_write*write + output*out``
-holds for every provider. Each ``from_*`` constructor is the single rule for one
+holds for every provider. Audio and image tokens are *subsets* of those totals
+(``input_audio_tokens`` of ``input_tokens``, ``cache_audio_read_tokens`` of both
+``input_audio_tokens`` and ``cache_read_tokens``, ``output_image_tokens`` of
+``output_tokens``, ...), as genai-prices counts them: a model that prices a modality
+apart bills those tokens at that price instead of the text price. Each ``from_*`` constructor is the single rule for one
 provider's shape and accepts SDK objects and plain dicts alike, tolerating missing
 fields and wrong types: a bad shape gives ``None``, never an exception.
 """
@@ -57,6 +61,12 @@ class Usage:
         "cache_write_tokens",
         "cache_write_1h_tokens",
         "reasoning_tokens",
+        "input_audio_tokens",
+        "cache_audio_read_tokens",
+        "output_audio_tokens",
+        "input_image_tokens",
+        "cache_image_read_tokens",
+        "output_image_tokens",
         "estimated",
     )
 
@@ -69,6 +79,13 @@ class Usage:
         cache_write_1h_tokens: int = 0,
         reasoning_tokens: int = 0,
         estimated: bool = False,
+        *,
+        input_audio_tokens: int = 0,
+        cache_audio_read_tokens: int = 0,
+        output_audio_tokens: int = 0,
+        input_image_tokens: int = 0,
+        cache_image_read_tokens: int = 0,
+        output_image_tokens: int = 0,
     ) -> None:
         self.input_tokens = input_tokens
         self.output_tokens = output_tokens
@@ -79,6 +96,13 @@ class Usage:
         self.cache_write_1h_tokens = cache_write_1h_tokens
         self.reasoning_tokens = reasoning_tokens
         self.estimated = estimated
+        # Modality subsets (see the module docstring); zero for text-only calls.
+        self.input_audio_tokens = input_audio_tokens
+        self.cache_audio_read_tokens = cache_audio_read_tokens
+        self.output_audio_tokens = output_audio_tokens
+        self.input_image_tokens = input_image_tokens
+        self.cache_image_read_tokens = cache_image_read_tokens
+        self.output_image_tokens = output_image_tokens
 
     @property
     def uncached_input_tokens(self) -> int:
@@ -98,17 +122,20 @@ class Usage:
             return "mixed"
         return "5m"
 
+    @property
+    def has_modalities(self) -> bool:
+        """Whether any audio or image tokens were reported (the rare, slower pricing path)."""
+        return bool(
+            self.input_audio_tokens or self.output_audio_tokens or self.input_image_tokens or self.output_image_tokens
+        )
+
     def plus(self, other: Usage) -> Usage:
         """The usage of two requests billed separately (e.g. the hops of one logical call)."""
-        return Usage(
-            input_tokens=self.input_tokens + other.input_tokens,
-            output_tokens=self.output_tokens + other.output_tokens,
-            cache_read_tokens=self.cache_read_tokens + other.cache_read_tokens,
-            cache_write_tokens=self.cache_write_tokens + other.cache_write_tokens,
-            cache_write_1h_tokens=self.cache_write_1h_tokens + other.cache_write_1h_tokens,
-            reasoning_tokens=self.reasoning_tokens + other.reasoning_tokens,
-            estimated=self.estimated or other.estimated,
-        )
+        total = Usage()
+        for name in _COUNTS:
+            setattr(total, name, getattr(self, name) + getattr(other, name))
+        total.estimated = self.estimated or other.estimated
+        return total
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Usage):
@@ -139,12 +166,21 @@ class Usage:
             output_details = field(usage, "output_tokens_details")
             completion = field(usage, "output_tokens")
         cache_read = as_int(field(input_details, "cached_tokens"))
-        input_tokens = as_int(prompt)
+        input_tokens = max(as_int(prompt), cache_read)
+        output_tokens = as_int(completion)
+        input_audio = min(as_int(field(input_details, "audio_tokens")), input_tokens)
+        input_image = min(as_int(field(input_details, "image_tokens")), input_tokens - input_audio)
+        output_audio = min(as_int(field(output_details, "audio_tokens")), output_tokens)
+        output_image = min(as_int(field(output_details, "image_tokens")), output_tokens - output_audio)
         return cls(
-            input_tokens=max(input_tokens, cache_read),
-            output_tokens=as_int(completion),
+            input_tokens=input_tokens,
+            output_tokens=output_tokens,
             cache_read_tokens=cache_read,
             reasoning_tokens=as_int(field(output_details, "reasoning_tokens")),
+            input_audio_tokens=input_audio,
+            output_audio_tokens=output_audio,
+            input_image_tokens=input_image,
+            output_image_tokens=output_image,
         )
 
     @classmethod
@@ -183,9 +219,39 @@ class Usage:
         cached = as_int(field(usage_metadata, "cached_content_token_count"))
         candidates = as_int(field(usage_metadata, "candidates_token_count"))
         thoughts = as_int(field(usage_metadata, "thoughts_token_count"))
+        input_tokens = max(prompt + tool_prompt, cached)
+        prompt_modes = _gemini_modalities(field(usage_metadata, "prompt_tokens_details"))
+        cache_modes = _gemini_modalities(field(usage_metadata, "cache_tokens_details"))
+        output_modes = _gemini_modalities(field(usage_metadata, "candidates_tokens_details"))
+        input_audio = min(prompt_modes.get("AUDIO", 0), input_tokens)
+        input_image = min(prompt_modes.get("IMAGE", 0), input_tokens - input_audio)
+        output_audio = min(output_modes.get("AUDIO", 0), candidates)
         return cls(
-            input_tokens=max(prompt + tool_prompt, cached),
+            input_tokens=input_tokens,
             output_tokens=candidates + thoughts,
             cache_read_tokens=cached,
             reasoning_tokens=thoughts,
+            input_audio_tokens=input_audio,
+            cache_audio_read_tokens=min(cache_modes.get("AUDIO", 0), input_audio, cached),
+            output_audio_tokens=output_audio,
+            input_image_tokens=input_image,
+            cache_image_read_tokens=min(cache_modes.get("IMAGE", 0), input_image, cached),
+            output_image_tokens=min(output_modes.get("IMAGE", 0), candidates - output_audio),
         )
+
+
+def _gemini_modalities(details: Any) -> dict[str, int]:
+    """``[ModalityTokenCount(modality=AUDIO, token_count=n), ...]`` as ``{"AUDIO": n}``."""
+    counts: dict[str, int] = {}
+    if not isinstance(details, (list, tuple)):
+        return counts
+    for item in details:
+        modality = field(item, "modality")
+        name = getattr(modality, "value", modality)  # an enum in the SDK, a string in dicts
+        if isinstance(name, str):
+            counts[name.upper()] = counts.get(name.upper(), 0) + as_int(field(item, "token_count"))
+    return counts
+
+
+# Every count field, for arithmetic over all of them (plus(), equality).
+_COUNTS = tuple(name for name in Usage.__slots__ if name != "estimated")

@@ -347,7 +347,8 @@ def test_override_file_prices_fine_tuned_models(instrument, otel, fake, tmp_path
 
     attrs = otel.only_span().attributes
     assert attrs[semconv.COST_TOTAL] == pytest.approx((1000 * 1 + 500 * 4) / 1e6)
-    assert attrs[semconv.PRICE_SOURCE] == "override prices.json"
+    assert attrs[semconv.PRICE_SOURCE] == "override prices.json:1"
+    assert attrs[semconv.PRICE_VERSION].startswith("sha256:")
 
 
 # o3 per million tokens: standard $2 / $8, flex $1 / $4, priority $3.50 / $14.

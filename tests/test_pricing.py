@@ -76,7 +76,7 @@ def test_broken_override_file_is_ignored(tmp_path, caplog):
     bad = tmp_path / "prices.yaml"
     bad.write_text("models: [ {match: x, input_mtok: -1} ]")
     pricer = Pricer(overrides_path=bad)
-    assert "ignoring price override file" in caplog.text
+    assert "ignoring the price override file: prices.yaml:1: models[0]: input_mtok must be" in caplog.text
     assert pricer.price(Usage(input_tokens=1_000_000), "gpt-4o", provider_id="openai").total == pytest.approx(2.5)
 
 
@@ -85,4 +85,5 @@ def test_yaml_override_wins_over_database(tmp_path):
     prices.write_text("models:\n  - match: gpt-4o\n    input_mtok: 1.0\n    output_mtok: 2.0\n")
     cost = Pricer(overrides_path=prices).price(Usage(input_tokens=1_000_000, output_tokens=1_000_000), "gpt-4o")
     assert cost.total == pytest.approx(3.0)
-    assert cost.source == "override prices.yaml"
+    assert cost.source == "override prices.yaml:2"
+    assert cost.version.startswith("sha256:")

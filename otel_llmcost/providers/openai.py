@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .. import semconv, tokens
+from .. import reported_cost, semconv, tokens
 from ..ratelimit import OPENAI_HEADERS, ratelimit_attributes
 from ..usage import Usage, field
 from ._stainless import StainlessProvider, base_client_hooks
@@ -82,9 +82,11 @@ class OpenAIProvider(StainlessProvider):
     # --- response -----------------------------------------------------------------
 
     def read_response(self, call: Any, response: Any) -> None:
-        usage = Usage.from_openai(field(response, "usage"))
+        raw_usage = field(response, "usage")
+        usage = Usage.from_openai(raw_usage)
         if usage is not None:
             call.usage = usage
+            _read_reported_cost(call, raw_usage)
         model = field(response, "model")
         if isinstance(model, str):
             call.response_model = model
@@ -128,6 +130,7 @@ class OpenAIProvider(StainlessProvider):
             parsed = Usage.from_openai(usage)
             if parsed is not None:
                 call.usage = parsed
+                _read_reported_cost(call, usage)
         if call.response_model is None:
             model = fields.get("model")
             if isinstance(model, str):
@@ -195,3 +198,10 @@ def _read_service_tier(call: Any, response: Any) -> None:
     if isinstance(tier, str) and tier and tier != "auto":
         call.price_context = {"service_tier": tier}
         call.span.set_attribute(semconv.GEN_AI_RESPONSE_SERVICE_TIER, tier)
+
+
+def _read_reported_cost(call: Any, usage: Any) -> None:
+    """A gateway's billed cost in the usage block (OpenRouter's ``usage.cost``)."""
+    amount = reported_cost.from_usage(usage)
+    if amount is not None:
+        call.reported_cost = (amount, reported_cost.SOURCE_BODY)

@@ -60,7 +60,26 @@ CREATE TABLE IF NOT EXISTS {database}.llm_calls {cluster} (
     CacheBreakevenReads Float64,
     PrefixHash String CODEC(ZSTD(1)),
     RequestHash String CODEC(ZSTD(1)),
+    -- Which price entry priced the call (see semconv.PRICE_*); PriceProvider is set on
+    -- unpriced calls too, so `prices sync` can match a price added later.
     PriceSource LowCardinality(String),
+    PriceVersion LowCardinality(String),
+    PriceProvider LowCardinality(String),
+    PriceModel LowCardinality(String),
+    PriceVariant LowCardinality(String),
+    PriceEffectiveFrom Nullable(Date),
+    -- What the host says it billed, beside CostTotal and never added to it.
+    CostReported Nullable(Float64),
+    CostReportedSource LowCardinality(String),
+    -- The 1-hour-TTL share of CacheWriteTokens, and the audio and image subsets of the
+    -- token totals above (usage.py): what repricing needs beyond the totals.
+    CacheWrite1hTokens UInt64 CODEC(T64, ZSTD(1)),
+    InputAudioTokens UInt64 CODEC(T64, ZSTD(1)),
+    CacheAudioReadTokens UInt64 CODEC(T64, ZSTD(1)),
+    OutputAudioTokens UInt64 CODEC(T64, ZSTD(1)),
+    InputImageTokens UInt64 CODEC(T64, ZSTD(1)),
+    CacheImageReadTokens UInt64 CODEC(T64, ZSTD(1)),
+    OutputImageTokens UInt64 CODEC(T64, ZSTD(1)),
     INDEX idx_trace_id TraceId TYPE bloom_filter(0.001) GRANULARITY 1,
     INDEX idx_user User TYPE bloom_filter(0.01) GRANULARITY 1,
     INDEX idx_prefix_hash PrefixHash TYPE bloom_filter(0.01) GRANULARITY 1,
@@ -122,7 +141,22 @@ AS SELECT
     ifNotFinite(toFloat64OrZero(SpanAttributes['llmcost.cache.breakeven_reads']), 0) AS CacheBreakevenReads,
     SpanAttributes['llmcost.prompt.prefix_hash'] AS PrefixHash,
     SpanAttributes['llmcost.prompt.request_hash'] AS RequestHash,
-    SpanAttributes['llmcost.price.source'] AS PriceSource
+    SpanAttributes['llmcost.price.source'] AS PriceSource,
+    SpanAttributes['llmcost.price.version'] AS PriceVersion,
+    SpanAttributes['llmcost.price.provider'] AS PriceProvider,
+    SpanAttributes['llmcost.price.model'] AS PriceModel,
+    SpanAttributes['llmcost.price.variant'] AS PriceVariant,
+    toDateOrNull(SpanAttributes['llmcost.price.effective_from']) AS PriceEffectiveFrom,
+    if(isFinite(toFloat64OrZero(SpanAttributes['llmcost.cost.reported'])),
+       toFloat64OrNull(SpanAttributes['llmcost.cost.reported']), NULL) AS CostReported,
+    SpanAttributes['llmcost.cost.reported_source'] AS CostReportedSource,
+    toUInt64OrZero(SpanAttributes['llmcost.usage.cache_write_1h_tokens']) AS CacheWrite1hTokens,
+    toUInt64OrZero(SpanAttributes['llmcost.usage.input_audio_tokens']) AS InputAudioTokens,
+    toUInt64OrZero(SpanAttributes['llmcost.usage.cache_audio_read_tokens']) AS CacheAudioReadTokens,
+    toUInt64OrZero(SpanAttributes['llmcost.usage.output_audio_tokens']) AS OutputAudioTokens,
+    toUInt64OrZero(SpanAttributes['llmcost.usage.input_image_tokens']) AS InputImageTokens,
+    toUInt64OrZero(SpanAttributes['llmcost.usage.cache_image_read_tokens']) AS CacheImageReadTokens,
+    toUInt64OrZero(SpanAttributes['llmcost.usage.output_image_tokens']) AS OutputImageTokens
 FROM {database}.otel_traces
 -- Only otel-llmcost's own spans: other GenAI instrumentations (and SDKs that trace
 -- themselves, as anthropic 2.x does under the global tracer provider) emit a second
