@@ -109,3 +109,15 @@ def test_sync_prices_spend_recorded_unpriced_and_whatif_swaps_models(tmp_path, p
     assert whatif.exit_code == 0, whatif.output
     assert "openai/gpt-4o-mini" in whatif.output
     assert run("prices", "whatif", "nobody/nothing", "--dsn", dsn).exit_code == 2
+
+
+def test_the_example_override_file_is_valid_and_prices_what_it_says():
+    from pathlib import Path
+
+    example = Path(__file__).parents[1] / "examples" / "prices.yaml"
+    checked = run("prices", "check", str(example))
+    assert checked.exit_code == 0, checked.output
+    before = run("prices", "acme-llama-70b", "--at", "2026-06-30", "--prices-file", str(example))
+    after = run("prices", "acme-llama-70b", "--at", "2026-07-01", "--prices-file", str(example))
+    assert "until 2026-07-01" in before.output and "0.2" in before.output
+    assert "from 2026-07-01" in after.output and "0.1" in after.output

@@ -101,3 +101,10 @@ def test_column_lists_split_only_at_top_level_commas():
         "INDEX idx A TYPE minmax GRANULARITY 1",
     ]
     assert sc.PRICE_VERSION  # the names the upgrade test relies on exist
+
+
+@pytest.mark.parametrize("days", [0, -1, migrations.MAX_TTL_DAYS + 1, 36500])
+def test_a_ttl_past_the_datetime_range_is_refused(days):
+    # toDateTime(Timestamp) + TTL wraps past 2106: ClickHouse would drop every row on insert.
+    with pytest.raises(ValueError, match="ttl_days"):
+        migrations.render("", database=DB, cluster=None, ttl_days=days)
