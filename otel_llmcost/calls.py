@@ -359,6 +359,11 @@ class LLMCall:
         )
 
     def _price(self, usage: Usage) -> Cost | None:
+        # At the span's own start time when it has one: the Timestamp stored in ClickHouse,
+        # so `prices sync` reprices the call at the same instant (and span processors that
+        # move the clock, as the demo's history replay does, move the price with it).
+        start_ns = getattr(self.span, "start_time", None)
+        when = start_ns / 1e9 if type(start_ns) is int else self.started_at
         return self.telemetry.pricer.price_call(
             usage,
             self.model,
@@ -366,7 +371,7 @@ class LLMCall:
             provider_id=self.pricing_provider,
             api_url=self.api_url,
             price_context=self.price_context,
-            when=self.started_at,
+            when=when,
         )
 
     def _estimate_usage(self) -> Usage | None:

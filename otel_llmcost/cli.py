@@ -447,6 +447,12 @@ def demo(
     )
     report(dsn=target, database=database, since_hours=24 * (days + 1), only=None, fmt=fmt)
     err.print(f'explore: otel-llmcost report --dsn {target}   |   otel-llmcost query --dsn {target} "SELECT ..."')
+    if result.prices_file is not None:
+        err.print(
+            f"prices: the catalogue was synced with {result.prices_file} (the fine-tune's price);"
+            f" try: otel-llmcost prices whatif openai/gpt-4o-mini --dsn {target}",
+            soft_wrap=True,
+        )
 
 
 @app.command()

@@ -14,6 +14,10 @@ endpoint, and the app's own per-user limiter refusing a free-tier user on
 ``POST /chat`` (decisions recorded with ``record_limiter_decision``, today only:
 event timestamps are not shifted back with the spans). ``POST /search`` declares its
 retrieved passages with ``llmcost.evidence`` and records which ones each answer cited.
+``POST /summarize`` goes through an OpenRouter-style gateway that returns the cost it
+billed, and after the run the catalogue is synced with a price for the fine-tune that was
+unpriced when it was called (``otel-llmcost prices sync``), so the repricing and
+reported-cost reports have something to say.
 """
 
 from __future__ import annotations
@@ -41,6 +45,25 @@ _SENTENCES = POLICY_DOC.split(". ")
 POLICY_SECTIONS = {f"policy-{n}": ". ".join(_SENTENCES[n * 10 : n * 10 + 10]) for n in range(6)}
 
 
+# The gateway's models: (model, its billed cost over our price, billed USD when we have no price).
+# It agrees with us on gpt-4o-mini, adds 5% on claude, and bills a model no catalogue knows.
+GATEWAY_URL = "https://openrouter.ai/api/v1"
+GATEWAY_MODELS = (
+    ("openai/gpt-4o-mini", 1.0, 0.0),
+    ("anthropic/claude-3.5-haiku", 1.05, 0.0),
+    ("acme/router-special-1", 1.0, 0.0006),
+)
+# The demo's own price file: the fine-tune the demo calls had no price when the calls were made;
+# the negotiated price below is loaded with `prices sync` after the run, which reprices them.
+DEMO_PRICES = """\
+models:
+  - model: acme-finetune-7b
+    provider: openai
+    input_mtok: 0.40
+    output_mtok: 1.60
+"""
+
+
 class DayShift(SpanProcessor):
     """Moves span timestamps back by ``days`` whole days (history replay only)."""
 
@@ -62,6 +85,7 @@ class DemoResult:
     database: str
     calls: int
     days: int
+    prices_file: Path | None = None
 
 
 def demo_dsn(data_dir: Path) -> str:
@@ -81,8 +105,9 @@ def run_demo(
     import otel_llmcost as llmcost
     from otel_llmcost import LLMCostInstrumentor
     from otel_llmcost.exporter import LLMCostSpanExporter
-    from otel_llmcost.fakes import FakeLLMServer, anthropic_client, openai_client
+    from otel_llmcost.fakes import FakeLLMServer, Reply, anthropic_client, openai_client
     from otel_llmcost.pricing import Pricer
+    from otel_llmcost.usage import Usage
 
     if fresh_path is not None and fresh_path.exists():
         shutil.rmtree(fresh_path)
@@ -100,6 +125,9 @@ def run_demo(
 
     fake = FakeLLMServer()
     oai = openai_client(fake, max_retries=2)
+    gateway = openai_client(fake, max_retries=2, base_url=GATEWAY_URL)
+    gateway_pricer = Pricer(overrides_path="")
+    gateway_rng = random.Random(seed + 2)  # its own sequence: the rest of the workload stays as it was
     claude = anthropic_client(fake, max_retries=2)
     users = [f"user-{i:03d}" for i in range(40)]
     calls = 0
@@ -134,6 +162,14 @@ def run_demo(
                 claude.messages.create(max_tokens=512, **kwargs)
             except Exception:
                 pass
+
+    def summarize(model: str) -> None:
+        nonlocal calls
+        calls += 1
+        with llmcost.attributes(endpoint="POST /summarize", feature="summaries", team="docs"):
+            gateway.chat.completions.create(
+                model=model, messages=[{"role": "user", "content": "Summarize this ticket thread."}]
+            )
 
     def one_day(day: int) -> None:
         nonlocal limiting
@@ -215,9 +251,25 @@ def run_demo(
                         messages=[{"role": "user", "content": f"Step {step}: diagnose build failure {t}"}],
                     )
                 task.success = rng.random() > 0.3
+        # Through an OpenRouter-style gateway that returns what it billed (usage.cost).
+        for model, markup, flat in GATEWAY_MODELS:
+            prompt, completion = gateway_rng.randint(800, 1600), gateway_rng.randint(100, 300)
+            ours = gateway_pricer.price(
+                Usage(input_tokens=prompt, output_tokens=completion), model, api_url=GATEWAY_URL
+            )
+            billed = ours.total * markup if ours is not None else flat
+            fake.enqueue(
+                Reply(
+                    usage={
+                        "prompt_tokens": prompt,
+                        "completion_tokens": completion,
+                        "total_tokens": prompt + completion,
+                        "cost": round(billed, 8),
+                    }
+                )
+            )
+            summarize(model)
         if today:
-            from otel_llmcost.fakes import Reply
-
             # A cache that never pays back: a unique long system prompt per call, written, never read.
             for i in range(4):
                 claude_call(
@@ -282,4 +334,23 @@ def run_demo(
         shift.days = 0
         instrumentor.uninstrument()
         provider.shutdown()
-    return DemoResult(dsn=dsn, database=database, calls=calls, days=days)
+    prices_file = _sync_demo_prices(dsn, database)
+    return DemoResult(dsn=dsn, database=database, calls=calls, days=days, prices_file=prices_file)
+
+
+def _sync_demo_prices(dsn: str, database: str) -> Path:
+    """Write the demo's price file and load the catalogue with it (``otel-llmcost prices sync``)."""
+    from otel_llmcost import migrations, price_catalogue, storage
+    from otel_llmcost.exporter import ingest_pending
+    from otel_llmcost.pricing import Pricer
+
+    path = storage.default_data_dir() / "demo" / "prices.yaml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(DEMO_PRICES, encoding="utf-8")
+    pricer = Pricer(overrides_path="")
+    pricer.load_overrides(path, strict=True)
+    ingest_pending(dsn, database, wait_s=5.0)
+    with storage.open_client(dsn) as client:
+        migrations.migrate(client, database=database)
+        price_catalogue.sync(client, pricer, database=database)
+    return path

@@ -40,7 +40,7 @@ def test_demo_shows_cache_savings_throttling_unpriced_and_tasks(demo_dsn):
     out = report(demo_dsn, "cache_efficiency", "rate_limits", "unpriced", "cost_per_task")
     assert any(r["SavingsUsd"] > 0 for r in out["cache_efficiency"])
     assert any(r["ThrottledCalls"] > 0 for r in out["rate_limits"])
-    assert [r["RequestModel"] for r in out["unpriced"]] == ["acme-finetune-7b"]
+    assert {r["RequestModel"] for r in out["unpriced"]} == {"acme-finetune-7b", "acme/router-special-1"}
     assert out["cost_per_task"][0]["Tasks"] > out["cost_per_task"][0]["SuccessfulTasks"] > 0
 
 
@@ -55,7 +55,15 @@ def test_demo_shows_evidence_waste_and_why_caching_pays_or_not(demo_dsn):
 
 def test_query_runs_sql_against_the_database(demo_dsn):
     result = runner.invoke(
-        app, ["query", "--dsn", demo_dsn, "--format", "csv", "SELECT count() AS n FROM llm_calls WHERE Unpriced = 1"]
+        app,
+        [
+            "query",
+            "--dsn",
+            demo_dsn,
+            "--format",
+            "csv",
+            "SELECT count() AS n FROM llm_calls WHERE Unpriced = 1 AND RequestModel = 'acme-finetune-7b'",
+        ],
     )
     assert result.exit_code == 0, result.output
     assert result.stdout.splitlines()[1].endswith(",1")
@@ -98,3 +106,18 @@ def test_demo_anomaly_view_finds_the_injected_spike_and_nothing_else(demo_dsn):
 def test_demo_missed_caching_points_at_the_uncached_repeated_prefix(demo_dsn):
     rows = report(demo_dsn, "missed_caching")["missed_caching"]
     assert [r["Endpoints"] for r in rows] == ["POST /translate"]
+
+
+def test_demo_reprices_its_fine_tune_and_compares_the_gateway_cost(demo_dsn):
+    out = report(demo_dsn, "repricing", "reported_cost")
+    repriced = {r["RequestModel"]: r for r in out["repricing"]}
+    # Called while unpriced; the demo's price file ($0.40 / $1.60 per million) prices it after the fact.
+    tune = repriced["acme-finetune-7b"]
+    assert tune["NewlyPricedCalls"] == tune["Calls"] > 0 and tune["NewlyPricedCostUsd"] > 0
+    assert repriced["acme/router-special-1"]["StillUnpricedCalls"] > 0  # no catalogue knows it
+    reported = {r["RequestModel"]: r for r in out["reported_cost"]}
+    assert reported["openai/gpt-4o-mini"]["DisagreeingCalls"] == 0  # the gateway bills our price
+    haiku = reported["anthropic/claude-3.5-haiku"]
+    assert haiku["DisagreeingCalls"] == haiku["Calls"]  # a 5% markup, over the 2% tolerance
+    assert haiku["DifferenceUsd"] == pytest.approx(0.05 * haiku["ComputedCostUsd"], rel=1e-6)
+    assert reported["acme/router-special-1"]["UnpricedCalls"] == reported["acme/router-special-1"]["Calls"]
