@@ -208,6 +208,7 @@ FROM (
 CREATE VIEW IF NOT EXISTS {database}.v_cost_repriced_daily {cluster} AS
 SELECT
     toDate(Timestamp) AS Day,
+    ServiceName,
     Provider,
     RequestModel,
     count() AS Calls,
@@ -223,7 +224,7 @@ SELECT
     groupUniqArray(RecordedVersion) AS RecordedVersions,
     any(CatalogueVersion) AS CatalogueVersion
 FROM {database}.v_calls_repriced(target_provider = '', target_model = '')
-GROUP BY Day, Provider, RequestModel;
+GROUP BY Day, ServiceName, Provider, RequestModel;
 
 -- What the host says it billed (llmcost.cost.reported) against our price, per call.
 -- Tolerance, in one place: 2% of the reported amount, and never less than $0.000001
@@ -250,6 +251,7 @@ WHERE CostReported IS NOT NULL;
 CREATE VIEW IF NOT EXISTS {database}.v_cost_reported_disagreements {cluster} AS
 SELECT
     toDate(Timestamp) AS Day,
+    ServiceName,
     Provider,
     RequestModel,
     ReportedSource,
@@ -262,4 +264,4 @@ SELECT
     sumIf(DifferenceUsd, NOT Unpriced) AS TotalDifferenceUsd,
     maxIf(abs(DifferenceUsd), NOT Unpriced) AS MaxAbsDifferenceUsd
 FROM {database}.v_cost_reported_vs_computed
-GROUP BY Day, Provider, RequestModel, ReportedSource;
+GROUP BY Day, ServiceName, Provider, RequestModel, ReportedSource;
