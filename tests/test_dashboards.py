@@ -118,6 +118,16 @@ EXPECTED_COLUMNS: dict[str, dict[str, list[str]]] = {
             "InputCost",
             "LastSeen",
         ],
+        "Distinct prompt prefixes per hour": ["time", "Endpoint", "DistinctPrefixes"],
+        "Retrieved evidence never cited": [
+            "Endpoint",
+            "Calls",
+            "TokensSent",
+            "TokensCited",
+            "TokensNeverCited",
+            "CitedShare",
+            "NeverCitedUsd",
+        ],
     },
     "llmcost-reliability": {
         "Throttled calls (429) and retries": ["time", "ThrottledCalls", "ThrottledAttempts", "Retries"],
