@@ -282,6 +282,8 @@ def prices_show(
     prices_file: str | None = PricesFileOption,
 ) -> None:
     """Show the price otel-llmcost would apply to MODEL, where it comes from and when it holds."""
+    from .pricing import MODALITY_RATES, TEXT_RATES
+
     context = {"service_tier": service_tier} if service_tier else None
     when = _day(at)
     entry = _pricer(prices_file).rates_for(model, provider_id=provider, price_context=context, when=when)
@@ -299,20 +301,7 @@ def prices_show(
     table.add_column("part")
     table.add_column("USD per million tokens", justify="right")
     rates = entry.rates
-    for part in (
-        "input",
-        "cache_read",
-        "cache_write_5m",
-        "cache_write_1h",
-        "output",
-        "reasoning",
-        "input_audio",
-        "cache_audio_read",
-        "output_audio",
-        "input_image",
-        "cache_image_read",
-        "output_image",
-    ):
+    for part in TEXT_RATES + MODALITY_RATES:
         value = getattr(rates, part)
         if value is None:
             continue  # that modality is billed at the text price
@@ -552,8 +541,6 @@ def outcomes_import(
     database: str | None = DatabaseOption,
 ) -> None:
     """Load graded evaluation results so cost per successful task covers evaluation runs (all or nothing)."""
-    from rich.markup import escape
-
     from . import outcomes_import as importer
 
     try:

@@ -32,8 +32,18 @@ from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any
 
-from .price_overrides import OverrideFile, variant_label
-from .pricing import SOURCE_DATABASE, Pricer, _Rates, model_price, price_window, rates_from_prices
+from .price_overrides import OverrideFile, variant_context, variant_label
+from .pricing import (
+    MODALITY_RATES,
+    SOURCE_DATABASE,
+    TEXT_RATES,
+    Pricer,
+    _Rates,
+    model_price,
+    price_start_dates,
+    price_window,
+    rates_from_prices,
+)
 
 _UTC = timezone.utc
 BEGINNING = datetime(1970, 1, 1, tzinfo=_UTC)
@@ -83,10 +93,6 @@ REF_COLUMNS = (
 )
 SYNC_COLUMNS = ("SyncId", "DatabaseVersion", "OverrideFile", "OverrideVersion", "Prices", "Refs")
 
-# _Rates fields in PRICE_COLUMNS order (after the tier bounds).
-_TEXT_RATES = ("input", "output", "cache_read", "cache_write_5m", "cache_write_1h", "reasoning")
-_MODALITY_RATES = ("input_audio", "cache_audio_read", "output_audio", "input_image", "cache_image_read", "output_image")
-
 
 @dataclass(frozen=True, slots=True)
 class SyncResult:
@@ -104,7 +110,7 @@ class SyncResult:
 
 def _tier_bounds(rates: _Rates) -> list[int]:
     starts = {0}
-    for name in _TEXT_RATES + _MODALITY_RATES:
+    for name in TEXT_RATES + MODALITY_RATES:
         value = getattr(rates, name)
         for tier in getattr(value, "tiers", ()) or ():
             # genai-prices applies a tier when total input > start: from start + 1 on.
@@ -130,16 +136,9 @@ def _rows_for_rates(
     bounds = _tier_bounds(rates)
     for i, low in enumerate(bounds):
         high = bounds[i + 1] if i + 1 < len(bounds) else MAX_TOKENS
-        text = [_rate_at(getattr(rates, name), low) for name in _TEXT_RATES]
-        modal = [_rate_at(getattr(rates, name), low) for name in _MODALITY_RATES]
+        text = [_rate_at(getattr(rates, name), low) for name in TEXT_RATES]
+        modal = [_rate_at(getattr(rates, name), low) for name in MODALITY_RATES]
         yield [*head, *effective, low, high, *text, int(rates.cache_read_priced), *modal, *tail]
-
-
-def _dates(info: Any) -> list[date]:
-    """Every date on which a price of ``info`` (standard or variant) starts."""
-    constraints = [c.constraint for c in info.prices] if isinstance(info.prices, list) else []
-    constraints += [v.constraint for v in info.price_variants or ()]
-    return sorted({c.start_date for c in constraints if c is not None and hasattr(c, "start_date")})
 
 
 def database_rows(sync_id: datetime, version: str) -> Iterator[list[Any]]:
@@ -150,11 +149,11 @@ def database_rows(sync_id: datetime, version: str) -> Iterator[list[Any]]:
         for info in provider.models:
             contexts: list[dict[str, str] | None] = [None]
             contexts += [dict(v.when) for v in info.price_variants or ()]
-            starts = [BEGINNING] + [datetime(d.year, d.month, d.day, tzinfo=_UTC) for d in _dates(info)]
+            starts = [BEGINNING] + [datetime(d.year, d.month, d.day, tzinfo=_UTC) for d in price_start_dates(info)]
             for context in contexts:
                 label = variant_label(context)
                 previous: tuple[Any, ...] | None = None
-                pending: list[tuple[datetime, _Rates, bool]] = []
+                pending: list[tuple[datetime, _Rates | None, bool]] = []
                 for start in starts:
                     rates = rates_from_prices(info.get_prices(start, context))
                     _, _, time_of_day, applied = price_window(info, start, context)
@@ -165,7 +164,7 @@ def database_rows(sync_id: datetime, version: str) -> Iterator[list[Any]]:
                     if marker == previous:
                         continue
                     previous = marker
-                    pending.append((start, rates if marker else None, time_of_day))  # type: ignore[arg-type]
+                    pending.append((start, rates if marker else None, time_of_day))
                 for i, (start, rates, time_of_day) in enumerate(pending):
                     if rates is None:
                         continue
@@ -217,19 +216,11 @@ def _epoch(value: float) -> datetime:
     return min(max(datetime.fromtimestamp(value, tz=_UTC), BEGINNING), FOREVER)
 
 
-def _context(label: str) -> dict[str, str] | None:
-    """Inverse of :func:`variant_label`."""
-    if not label:
-        return None
-    pairs = (part.partition("=") for part in label.split(","))
-    return {key: value for key, _, value in pairs if key}
-
-
 def ref_rows(sync_id: datetime, pricer: Pricer, refs: Iterable[Sequence[str]]) -> Iterator[list[Any]]:
     """For each recorded (price provider, requested model, answering model, variant): the
     catalogue rows that price it, window by window, as the live pricer would."""
     for price_provider, request_model, response_model, call_variant in refs:
-        context = _context(call_variant)
+        context = variant_context(call_variant)
         when = BEGINNING
         for _ in range(_MAX_WINDOWS):
             entry, _, valid_until = pricer.call_window(

@@ -45,22 +45,22 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
-# Override key -> genai-prices ModelPrice attribute, so an override is a ModelPrice
-# like any other and shares the database's rate mapping (pricing.rates_from_prices).
-PRICE_KEYS: dict[str, str] = {
-    "input_mtok": "input_mtok",
-    "output_mtok": "output_mtok",
-    "cache_read_mtok": "cache_read_mtok",
-    "cache_write_mtok": "cache_write_mtok",
-    "cache_write_1h_mtok": "cache_write_1h_mtok",
-    "output_reasoning_mtok": "output_reasoning_mtok",
-    "input_audio_mtok": "input_audio_mtok",
-    "cache_audio_read_mtok": "cache_audio_read_mtok",
-    "output_audio_mtok": "output_audio_mtok",
-    "input_image_mtok": "input_image_mtok",
-    "cache_image_read_mtok": "cache_image_read_mtok",
-    "output_image_mtok": "output_image_mtok",
-}
+# Price keys of the file: named as genai-prices' ModelPrice attributes, so an override is
+# a ModelPrice like any other and shares the database's rate mapping (pricing.rates_from_prices).
+PRICE_KEYS = (
+    "input_mtok",
+    "output_mtok",
+    "cache_read_mtok",
+    "cache_write_mtok",
+    "cache_write_1h_mtok",
+    "output_reasoning_mtok",
+    "input_audio_mtok",
+    "cache_audio_read_mtok",
+    "output_audio_mtok",
+    "input_image_mtok",
+    "cache_image_read_mtok",
+    "output_image_mtok",
+)
 MATCH_KEYS = ("model", "match", "prefix", "regex")
 OTHER_KEYS = ("provider", "effective_from", "when", "note")
 ALLOWED_KEYS = frozenset(PRICE_KEYS) | frozenset(MATCH_KEYS) | frozenset(OTHER_KEYS)
@@ -111,15 +111,20 @@ class OverrideEntry:
         differ only in ``effective_from`` are one price history."""
         return (self.provider or "*", f"{self.kind}:{self.pattern}")
 
-    def describe(self) -> str:
-        return f"{self.kind} {self.pattern!r}" + (f" at {self.provider}" if self.provider else "")
-
 
 def variant_label(context: Mapping[str, str] | None) -> str:
     """``service_tier=flex`` (keys sorted): how a price variant is named on spans and in SQL."""
     if not context:
         return ""
     return ",".join(f"{k}={context[k]}" for k in sorted(context))
+
+
+def variant_context(label: str) -> dict[str, str] | None:
+    """Inverse of :func:`variant_label`: the price context a recorded variant names."""
+    if not label:
+        return None
+    pairs = (part.partition("=") for part in label.split(","))
+    return {key: value for key, _, value in pairs if key}
 
 
 @dataclass(frozen=True, slots=True)
@@ -228,9 +233,9 @@ def _entry(fields: dict[str, tuple[int, Any]], index: int, line: int, name: str)
     if provider is not None and (not isinstance(provider, str) or not provider):
         raise fail("provider", "provider must be a provider id such as 'openai'")
     prices: dict[str, Decimal] = {}
-    for key, attribute in PRICE_KEYS.items():
+    for key in PRICE_KEYS:
         if key in fields:
-            prices[attribute] = _price(fields[key][1], lambda message, key=key: fail(key, message), key)
+            prices[key] = _price(fields[key][1], lambda message, key=key: fail(key, message), key)
     if "input_mtok" not in prices and "output_mtok" not in prices:
         raise fail(None, "needs input_mtok or output_mtok (USD per million tokens)")
     return OverrideEntry(

@@ -52,6 +52,12 @@ _ZERO = Decimal(0)
 _UTC = timezone.utc
 
 
+# The price fields of _Rates: text parts, then the modality parts (None when a model bills
+# that modality at its text price).
+TEXT_RATES = ("input", "output", "cache_read", "cache_write_5m", "cache_write_1h", "reasoning")
+MODALITY_RATES = ("input_audio", "cache_audio_read", "output_audio", "input_image", "cache_image_read", "output_image")
+
+
 @dataclass(frozen=True, slots=True)
 class _Rates:
     """Per-million-token prices in force for one call (Decimal or genai-prices TieredPrices)."""
@@ -400,7 +406,7 @@ def price_window(
     prices' start dates and those of the variants that apply to ``context``.
     """
     day = when.astimezone(_UTC).date()
-    constraints = [c.constraint for c in info.prices] if isinstance(info.prices, list) else []
+    constraints = _conditional_constraints(info)
     applied: dict[str, str] = {}
     for variant in info.price_variants or ():
         if context and all(context.get(k) == v for k, v in variant.when.items()):
@@ -412,6 +418,17 @@ def price_window(
     past = [d for d in starts if d <= day]
     future = [d for d in starts if d > day]
     return (max(past) if past else None, min(future) if future else None, time_of_day, variant_label(applied))
+
+
+def price_start_dates(info: Any) -> list[date]:
+    """Every date on which a price of ``info`` (standard or any variant) takes effect."""
+    constraints = _conditional_constraints(info) + [v.constraint for v in info.price_variants or ()]
+    return sorted({c.start_date for c in constraints if c is not None and hasattr(c, "start_date")})
+
+
+def _conditional_constraints(info: Any) -> list[Any]:
+    """The constraints of a genai-prices model's dated standard prices (none when undated)."""
+    return [c.constraint for c in info.prices] if isinstance(info.prices, list) else []
 
 
 def model_price(prices: Mapping[str, Decimal]) -> Any:
