@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import clickhouse_connect
+from span_rows import trace_row
 
 from otel_llmcost.demo import run_demo
 from otel_llmcost.exporter.rows import COLUMNS
@@ -37,30 +38,13 @@ def _span(when: dt.datetime, **attributes: Any) -> list[Any]:
         "llmcost.feature": "invoices",
     }
     attrs.update({k: str(v) for k, v in attributes.items()})
-    return [
+    return trace_row(
         int(when.timestamp() * 1e9),
-        secrets.token_hex(16),
-        secrets.token_hex(8),
-        "",
-        "",
-        f"chat {attrs['gen_ai.request.model']}",
-        "Client",
-        EDGE_SERVICE,
-        {"service.name": EDGE_SERVICE},
-        "otel_llmcost",
-        "0.1",
         attrs,
-        800_000_000,
-        "Unset",
-        "",
-        [],
-        [],
-        [],
-        [],
-        [],
-        [],
-        [],
-    ]
+        service=EDGE_SERVICE,
+        name=f"chat {attrs['gen_ai.request.model']}",
+        duration_ns=800_000_000,
+    )
 
 
 def edge_case_spans(now: dt.datetime) -> list[list[Any]]:

@@ -9,12 +9,12 @@ of the data, tiers, cache TTLs, audio and image tokens and price variants.
 from __future__ import annotations
 
 import random
-import secrets
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import clickhouse_connect
 import pytest
+from span_rows import trace_row
 
 from otel_llmcost import migrations, price_catalogue
 from otel_llmcost import semconv as sc
@@ -81,31 +81,9 @@ def span_row(
     if reported is not None:
         attrs[sc.COST_REPORTED] = repr(reported)
         attrs[sc.COST_REPORTED_SOURCE] = "usage.cost"
-    span_id = secrets.token_hex(8)
-    row = dict.fromkeys(COLUMNS)
-    row.update(
-        {
-            "Timestamp": int(when.timestamp() * 1e9),
-            "TraceId": secrets.token_hex(16),
-            "SpanId": span_id,
-            "ParentSpanId": "",
-            "TraceState": "",
-            "SpanName": f"chat {request_model}",
-            "SpanKind": "Client",
-            "ServiceName": service,
-            "ResourceAttributes": {"service.name": service},
-            "ScopeName": sc.INSTRUMENTATION_SCOPE,
-            "ScopeVersion": "0.1",
-            "SpanAttributes": {k: str(v) for k, v in attrs.items()},
-            "Duration": 1_000_000,
-            "StatusCode": "Unset",
-            "StatusMessage": "",
-        }
+    return trace_row(
+        int(when.timestamp() * 1e9), attrs, service=service, name=f"chat {request_model}", duration_ns=1_000_000
     )
-    for name in COLUMNS:
-        if name.startswith(("Events.", "Links.")):
-            row[name] = []
-    return [row[name] for name in COLUMNS]
 
 
 def insert(client, rows: list[list[Any]]) -> None:

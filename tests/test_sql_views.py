@@ -15,6 +15,7 @@ from typing import Any
 
 import clickhouse_connect
 import pytest
+from span_rows import trace_row
 
 from otel_llmcost import migrations, reports
 from otel_llmcost import semconv as sc
@@ -54,30 +55,15 @@ def call(
         sc.GEN_AI_PROVIDER_NAME: "p1",
     }
     attributes.update({getattr(sc, k.upper()): str(v) for k, v in attrs.items()})
-    return [
+    return trace_row(
         ts_ns,
-        trace_id or secrets.token_hex(16),
-        secrets.token_hex(8),
-        "",
-        "",
-        name or f"chat {attributes[sc.GEN_AI_REQUEST_MODEL]}",
-        "Client",
-        service,
-        {"service.name": service},
-        "otel_llmcost",
-        "0.1",
         attributes,
-        duration_ns,
-        status,
-        "",
-        [],
-        [],
-        [],
-        [],
-        [],
-        [],
-        [],
-    ]
+        service=service,
+        name=name or f"chat {attributes[sc.GEN_AI_REQUEST_MODEL]}",
+        trace_id=trace_id,
+        duration_ns=duration_ns,
+        status=status,
+    )
 
 
 def insert(client, rows: list[list[Any]], token: str | None = None) -> None:
