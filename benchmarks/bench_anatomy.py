@@ -22,9 +22,9 @@ from collections.abc import Callable
 from opentelemetry.sdk.trace import TracerProvider
 
 from otel_llmcost import LLMCostInstrumentor
-from otel_llmcost.anatomy import Anatomy
-from otel_llmcost.fakes import FakeLLMServer, openai_client
-from otel_llmcost.providers.base import Provider
+from otel_llmcost.demo.fakes import FakeLLMServer, openai_client
+from otel_llmcost.instrumentation.anatomy import Anatomy
+from otel_llmcost.providers.base import PromptView
 
 SYSTEM = "You are the support assistant of ACME Corp. " + "Follow the policy: be brief, cite sources. " * 40
 TOOLS = [
@@ -79,14 +79,13 @@ def main() -> None:
 
     fake = FakeLLMServer()
     client = openai_client(fake)
-    provider = Provider()
     anatomy = Anatomy()
 
     def bare(i: int) -> object:
         return client.chat.completions.create(model="gpt-4o-mini", messages=messages(i), tools=TOOLS)
 
     def warm(i: int) -> object:
-        return anatomy.breakdown(provider, {"messages": messages(i), "tools": TOOLS}, "gpt-4o-mini")
+        return anatomy.breakdown(PromptView(messages=messages(i), tools=TOOLS), "gpt-4o-mini")
 
     def cold(i: int) -> object:
         anatomy._counts.clear()
@@ -106,9 +105,7 @@ def main() -> None:
     bare_us, warm_us, cold_us = (statistics.median(samples[k]) for k in ("bare", "warm", "cold"))
     results = {k: statistics.median(samples[k]) for k in ("off", "on")}
 
-    print(
-        f"prompt: {sum(anatomy.breakdown(provider, {'messages': messages(0), 'tools': TOOLS}, 'gpt-4o-mini'))} tokens"
-    )
+    print(f"prompt: {sum(anatomy.breakdown(PromptView(messages=messages(0), tools=TOOLS), 'gpt-4o-mini'))} tokens")
     print(f"bare SDK call (fake provider, uninstrumented): {bare_us:8.1f} us/call")
     print(f"anatomy, warm (stable prefix cached):           {warm_us:8.1f} us/call  ({warm_us / bare_us:6.1%} of bare)")
     print(f"anatomy, cold (everything encoded):             {cold_us:8.1f} us/call  ({cold_us / bare_us:6.1%} of bare)")

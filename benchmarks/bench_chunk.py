@@ -30,10 +30,13 @@ def main() -> None:
     from opentelemetry.sdk.metrics import MeterProvider
     from opentelemetry.sdk.trace import TracerProvider
 
-    from otel_llmcost.calls import LLMCall
+    from otel_llmcost.config import Settings
+    from otel_llmcost.instrumentation.call import LLMCall
+    from otel_llmcost.instrumentation.streams import SyncStreamProxy
+    from otel_llmcost.instrumentation.telemetry import Telemetry
+    from otel_llmcost.providers.base import PromptView, Request
     from otel_llmcost.providers.openai import OpenAIProvider
-    from otel_llmcost.streams import SyncStreamProxy
-    from otel_llmcost.telemetry import Telemetry
+    from otel_llmcost.runtime import Runtime
 
     raw = json.dumps(
         {
@@ -46,7 +49,7 @@ def main() -> None:
     )
     chunk = construct_type(type_=ChatCompletionChunk, value=json.loads(raw))
     chunks = [chunk] * args.chunks
-    telemetry = Telemetry(TracerProvider().get_tracer("bench"), MeterProvider().get_meter("bench"))
+    telemetry = Telemetry(Runtime(Settings(), tracer_provider=TracerProvider(), meter_provider=MeterProvider()))
     provider = OpenAIProvider()
 
     def bare() -> None:
@@ -54,7 +57,8 @@ def main() -> None:
             pass
 
     def proxied() -> None:
-        call = LLMCall(telemetry, provider)
+        request = Request(operation="chat", provider_name="openai", model="gpt-4o-mini", prompt=PromptView())
+        call = LLMCall(telemetry, provider, request, collect_output=False)
         for _ in SyncStreamProxy(iter(chunks), call):
             pass
         call.ended = True  # no span was started: skip finish

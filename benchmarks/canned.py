@@ -1,6 +1,6 @@
 """Canned provider responses replayed by an in-process MockTransport.
 
-The bodies, SSE streams and headers are recorded once from ``otel_llmcost.fakes.FakeLLMServer``
+The bodies, SSE streams and headers are recorded once from ``otel_llmcost.demo.fakes.FakeLLMServer``
 (the project's recorded-shape fake provider) and then replayed as bytes, so the
 transport costs the same tiny amount for every variant and the SDK, not the fake,
 is what a call costs. The transport is built on the HTTP library the installed SDK
@@ -13,7 +13,7 @@ import importlib
 import json
 from typing import Any
 
-from otel_llmcost.fakes import FakeLLMServer
+from otel_llmcost.demo.fakes import FakeLLMServer
 
 OPENAI_MODEL = "gpt-4o-mini"
 ANTHROPIC_MODEL = "claude-sonnet-4-20250514"

@@ -53,7 +53,7 @@ def template_attributes() -> dict[str, Any]:
 
     import otel_llmcost
     from otel_llmcost import LLMCostInstrumentor
-    from otel_llmcost.fakes import FakeLLMServer, openai_client
+    from otel_llmcost.demo.fakes import FakeLLMServer, openai_client
 
     memory = InMemorySpanExporter()
     provider = TracerProvider()
@@ -113,7 +113,8 @@ def make_spans(count: int, seed: int = 1) -> list[Any]:
 
 def run_one(mode: str, batch: int, count: int) -> dict[str, Any]:
     from otel_llmcost import storage
-    from otel_llmcost.exporter import clickhouse
+    from otel_llmcost.exporter import LLMCostSpanExporter
+    from otel_llmcost.exporter.ingest import ensure_schema
     from otel_llmcost.exporter.rows import COLUMNS, span_to_row
 
     workdir = Path(tempfile.mkdtemp(prefix="llmcost-exporter-bench-"))
@@ -124,7 +125,7 @@ def run_one(mode: str, batch: int, count: int) -> dict[str, Any]:
         batches = [spans[i : i + batch] for i in range(0, len(spans), batch)]
         # Same schema on both sides, created before the clock starts.
         client = storage.connect(dsn)
-        clickhouse.ensure_schema(client, str(storage.chdb_path(dsn)), database, 180)
+        ensure_schema(client, str(storage.chdb_path(dsn)), database, 180)
         rss_before = _rss_kb()
         if mode == "baseline":
             rows = [[span_to_row(s) for s in b] for b in batches]
@@ -136,7 +137,7 @@ def run_one(mode: str, batch: int, count: int) -> dict[str, Any]:
             client.close()
         else:
             client.close()
-            exporter = clickhouse.LLMCostSpanExporter(dsn, database)
+            exporter = LLMCostSpanExporter(dsn, database)
             start = time.perf_counter()
             for chunk in batches:
                 exporter.export(chunk)

@@ -130,9 +130,9 @@ def instrument(provider: str, variant: str, tracer_provider: Any, meter_provider
         return version(provider)
     if variant == "llmcost":
         from otel_llmcost import LLMCostInstrumentor
-        from otel_llmcost.instrumentor import _PROVIDERS
+        from otel_llmcost.providers import PROVIDERS
 
-        if provider not in _PROVIDERS:
+        if provider not in PROVIDERS:
             raise ImportError(f"otel-llmcost has no {provider} provider yet")
         LLMCostInstrumentor().instrument(providers=[provider], **common)
         return version("otel-llmcost")

@@ -266,7 +266,9 @@ def _same(
 
 
 def run_one(rows: int, repeats: int) -> dict[str, Any]:
-    from otel_llmcost import migrations, reports, storage
+    from otel_llmcost import storage
+    from otel_llmcost.reporting import reports
+    from otel_llmcost.storage import migrations
 
     workdir = Path(tempfile.mkdtemp(prefix="llmcost-query-bench-"))
     dsn = f"chdb://{workdir / 'chdb'}"
@@ -285,11 +287,11 @@ def run_one(rows: int, repeats: int) -> dict[str, Any]:
         }
         timed = TimedClient(client)
         checks = {
-            # name: (view function, key columns, columns compared)
-            "spend_by_endpoint": (reports.spend_by_endpoint, 2, [2, 3, 4, 5, 6]),
-            "spend_by_model": (reports.spend_by_model, 2, [2, 3, 4, 5, 6, 7]),
-            "cache_efficiency": (reports.cache_efficiency, 3, [3, 4, 5, 6, 7]),
-            "rate_limits": (reports.rate_limits, 3, [3, 4, 6, 7, 8]),
+            # name: (report, key columns, columns compared)
+            "spend_by_endpoint": ("spend_by_endpoint", 2, [2, 3, 4, 5, 6]),
+            "spend_by_model": ("spend_by_model", 2, [2, 3, 4, 5, 6, 7]),
+            "cache_efficiency": ("cache_efficiency", 3, [3, 4, 5, 6, 7]),
+            "rate_limits": ("rate_limits", 3, [3, 4, 6, 7, 8]),
             "top_users": (None, 1, [1, 2]),
         }
         queries = []
@@ -301,7 +303,7 @@ def run_one(rows: int, repeats: int) -> dict[str, Any]:
                 )
             else:
                 view_s, view_cpu, view_read, report = _best(
-                    lambda fn=fn: fn(timed, since_hours=SINCE_HOURS, database=DB, limit=50), timed, repeats
+                    lambda fn=fn: reports.run(timed, fn, since_hours=SINCE_HOURS, database=DB, limit=50), timed, repeats
                 )
                 view_out = report.rows
             raw_sql = RAW[name].format(db=DB, since=SINCE_HOURS)

@@ -8,7 +8,7 @@ its entry point and exports spans to the collector; the app itself has no teleme
     opentelemetry-instrument --traces_exporter otlp --metrics_exporter none --logs_exporter none \\
         python examples/demo_app.py --iterations 0
 
-The openai and anthropic SDKs talk to otel_llmcost.fakes (an in-process httpx transport):
+The openai and anthropic SDKs talk to otel_llmcost.demo.fakes (an in-process httpx transport):
 no API key, no network besides the collector. Each round sends a support chat with a
 long cacheable system prompt, a streamed autocomplete, a RAG search, an Anthropic summary
 with a cache breakpoint, an agent task with a recorded outcome, and now and then a
@@ -25,7 +25,7 @@ import time
 import urllib.request
 
 import otel_llmcost as llmcost
-from otel_llmcost.fakes import FakeLLMServer, Reply, anthropic_client, openai_client
+from otel_llmcost.demo.fakes import FakeLLMServer, Reply, anthropic_client, openai_client
 
 SYSTEM = ("You are the support assistant of Acme Cloud. Follow the policy below exactly. " * 55).strip()
 POLICY = ("Refund policy section: customers on annual plans may request a prorated refund. " * 60).strip()

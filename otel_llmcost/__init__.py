@@ -2,7 +2,7 @@
 
 Usage, with no code change::
 
-    pip install "otel-llmcost[openai]"
+    pip install "otel-llmcost[openai,embedded]"
     opentelemetry-instrument --traces_exporter llmcost python app.py   # embedded ClickHouse
     otel-llmcost report
 
@@ -17,6 +17,11 @@ Attribution for the calls made inside a block::
     with llmcost.attributes(feature="search", team="growth", user=user_id):
         client.chat.completions.create(...)
 
+Cost per successful task::
+
+    with llmcost.task("ticket-42") as task:
+        task.success = agent.run(ticket).resolved
+
 Retrieved evidence and what the answer cited (token waste in RAG apps)::
 
     ev = llmcost.evidence({"kb-12": doc_text, "kb-40": other_text})
@@ -27,44 +32,57 @@ What the app's own rate limiter decided (per user, route, tier)::
 
     llmcost.record_limiter_decision(limit="per-user", key=user_id, action="throttled", remaining=0)
 
-Environment variables:
+Every setting (environment variable and ``instrument()`` keyword) is listed, with its
+default, in :mod:`otel_llmcost.config` and docs/configuration.md.
 
-``OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT``
-    ``true`` records prompts and completions as span events (off by default).
-``OTEL_LLMCOST_PRICES_FILE``
-    YAML/JSON price overrides (USD per million tokens) that win over genai-prices.
-``OTEL_LLMCOST_OPENAI_INCLUDE_USAGE``
-    ``true`` adds ``stream_options.include_usage`` to OpenAI chat streams so usage is
-    exact instead of estimated (off by default: it adds a final chunk with no choices).
-``OTEL_LLMCOST_ESTIMATE_MISSING_USAGE``
-    ``false`` disables local tiktoken counts when a provider returns no usage.
-``OTEL_LLMCOST_USER_HASH_KEY``
-    when set, user ids leave the process as an HMAC-SHA256 keyed hash.
-``OTEL_LLMCOST_LIMITERS``
-    ``limits``, ``slowapi`` (comma-separated) or ``all``: record those rate limiters'
-    decisions with no code (otel_llmcost.limiter_adapters; off by default).
-``OTEL_EXPORTER_LLMCOST_DSN`` / ``OTEL_EXPORTER_LLMCOST_DATABASE``
-    where the ``llmcost`` span exporter writes (default: embedded chdb in the data dir).
-``OTEL_LLMCOST_HOME``
-    the data directory (default ``~/.local/share/otel-llmcost``).
+The names below are imported on first use, so that ``import otel_llmcost`` (and the
+``llmcost`` span exporter's entry point) stays cheap in the application's start-up.
 """
 
-from .attribution import attributes
-from .budgets import BudgetExceeded
-from .instrumentor import LLMCostInstrumentor
-from .limiter import record_limiter_decision
-from .outcomes import record_outcome, task
-from .retrieval import evidence, record_citations
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from .version import __version__
+
+if TYPE_CHECKING:
+    from .budgets import BudgetExceeded
+    from .instrumentation import LLMCostInstrumentor
+    from .signals import attributes, evidence, record_citations, record_limiter_decision, record_outcome, task
+
+_PUBLIC = {
+    "BudgetExceeded": "otel_llmcost.budgets",
+    "LLMCostInstrumentor": "otel_llmcost.instrumentation",
+    "attributes": "otel_llmcost.signals",
+    "evidence": "otel_llmcost.signals",
+    "record_citations": "otel_llmcost.signals",
+    "record_limiter_decision": "otel_llmcost.signals",
+    "record_outcome": "otel_llmcost.signals",
+    "task": "otel_llmcost.signals",
+}
 
 __all__ = [
     "BudgetExceeded",
     "LLMCostInstrumentor",
+    "__version__",
     "attributes",
     "evidence",
     "record_citations",
     "record_limiter_decision",
     "record_outcome",
     "task",
-    "__version__",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _PUBLIC.get(name)
+    if module is None:
+        raise AttributeError(f"module 'otel_llmcost' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_PUBLIC})

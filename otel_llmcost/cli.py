@@ -1,21 +1,20 @@
-"""``otel-llmcost``: demo, report, query, migrate, prices, outcomes import.
+"""``otel-llmcost``: demo, report, query, migrate, prices, budgets, outcomes import.
 
-Every command reads ClickHouse through the same views the dashboards use; with no
-``--dsn`` it uses the embedded database the ``llmcost`` exporter writes
-(``$OTEL_EXPORTER_LLMCOST_DSN``, default ``chdb://<data dir>/chdb``). Spans the app
-spooled while the database was busy are ingested first, so a report never misses
-what the app already handed over.
+Commands only parse their arguments, call a subsystem and print; the SQL lives in
+``reporting/sql`` and ``storage/sql``. Every read goes through
+:func:`otel_llmcost.reporting.reader.open_for_reading`: with no ``--dsn`` it uses the
+embedded database the ``llmcost`` exporter writes (``$OTEL_EXPORTER_LLMCOST_DSN``,
+default ``chdb://<data dir>/chdb``) and ingests what apps spooled first, so a report
+never misses what the app already handed over.
 """
 
 from __future__ import annotations
 
-import csv
-import io
-import json
+import contextlib
 import sys
-from datetime import date, datetime, timezone
-from decimal import Decimal
-from typing import Any
+from collections.abc import Iterator
+from datetime import datetime, timezone
+from typing import Any, NoReturn
 
 import typer
 from rich.console import Console
@@ -23,7 +22,11 @@ from rich.markup import escape
 from rich.table import Table
 from typer.core import TyperGroup
 
-from . import migrations, reports, storage
+from . import storage
+from .config import Settings
+from .reporting import reports
+from .reporting.reader import open_for_reading
+from .reporting.terminal import FORMATS, emit
 from .version import __version__
 
 app = typer.Typer(
@@ -37,100 +40,68 @@ err = Console(stderr=True)
 
 DsnOption = typer.Option(None, "--dsn", help="chdb:///path or http(s)://user:pass@host:8123 (default: embedded)")
 DatabaseOption = typer.Option(None, "--database", "-d", help="ClickHouse database (default: otel)")
-FORMATS = ("table", "json", "csv")
+FormatOption = typer.Option("table", "--format", "-f", help="table, json or csv")
 
 
-def _dsn(dsn: str | None) -> str:
-    return dsn or storage.configured_dsn()
-
-
-def _database(database: str | None) -> str:
-    """The database name, validated as a strict identifier before it reaches any SQL."""
-    name = database or storage.configured_database()
-    try:
-        migrations.render("", database=name, cluster=None, ttl_days=1)
-    except ValueError as exc:
-        _fail(str(exc))
-    return name
-
-
-def _fail(message: str) -> None:
+def _fail(message: str) -> NoReturn:
     # Escaped: messages quote user input and file positions ("models[0]"), never markup.
     # Not wrapped: an error is read, grepped and pasted whole.
     err.print("[bold red]error:[/] " + escape(message), soft_wrap=True, highlight=False)
     raise typer.Exit(code=2)
 
 
-def _plain(value: Any) -> Any:
-    if isinstance(value, (datetime, date)):
-        return value.isoformat()
-    if isinstance(value, Decimal):
-        return float(value)
-    if isinstance(value, bytes):
-        return value.decode("utf-8", "replace")
-    return value
+def _warn(message: str) -> None:
+    err.print("[yellow]warning:[/] " + escape(message), soft_wrap=True, highlight=False)
 
 
-def _cell(value: Any) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, float):
-        if value != value:  # NaN: no data
-            return "-"
-        return f"{value:,.6f}" if abs(value) < 1 else f"{value:,.2f}"
-    return str(_plain(value))
-
-
-def _table(title: str, columns: list[str], rows: list[tuple[Any, ...]], caption: str = "") -> Table:
-    table = Table(title=title, caption=caption or None, title_justify="left", show_lines=False)
-    for column in columns:
-        table.add_column(column, overflow="fold")
-    for row in rows:
-        table.add_row(*(_cell(v) for v in row))
-    if not rows:
-        table.add_row(*(["(none)"] + [""] * (len(columns) - 1)))
-    return table
-
-
-def _emit(reports_out: list[reports.Report], fmt: str) -> None:
-    if fmt == "json":
-        payload = [
-            {
-                "name": r.name,
-                "title": r.title,
-                "rows": [dict(zip(r.columns, map(_plain, row), strict=True)) for row in r.rows],
-            }
-            for r in reports_out
-        ]
-        sys.stdout.write(json.dumps(payload, indent=2, default=str) + "\n")
-    elif fmt == "csv":
-        buffer = io.StringIO()
-        writer = csv.writer(buffer)
-        for r in reports_out:
-            writer.writerow(["report", *r.columns])
-            for row in r.rows:
-                writer.writerow([r.name, *map(_plain, row)])
-        sys.stdout.write(buffer.getvalue())
-    else:
-        for r in reports_out:
-            console.print(_table(r.title, r.columns, r.rows, r.description))
-            console.print()
-
-
-def _ingest(dsn: str, database: str) -> None:
-    from .exporter import ingest_pending
-
+def _target(dsn: str | None, database: str | None) -> tuple[str, str]:
+    """The DSN and database to use; the database validated as a strict identifier before any SQL."""
+    settings = Settings.load()
+    name = database or settings.database
     try:
-        ingest_pending(dsn, database, wait_s=5.0)
-    except storage.StorageBusy:
-        err.print("[yellow]warning:[/] the database is busy; spans spooled since the last flush are not shown yet")
-
-
-def _open(dsn: str) -> Any:
-    try:
-        return storage.open_client(dsn)
-    except Exception as exc:  # pragma: no cover - open_client is lazy; errors surface on enter
+        storage.check_identifier("database", name)
+    except ValueError as exc:
         _fail(str(exc))
+    return dsn or settings.resolved_dsn, name
+
+
+def _check_format(fmt: str) -> None:
+    if fmt not in FORMATS:
+        _fail(f"--format must be one of {', '.join(FORMATS)}")
+
+
+def _first_line(exc: BaseException, dsn: str) -> str:
+    text = str(exc).strip()
+    return storage.redact_text(text.splitlines()[0] if text else repr(exc), dsn)
+
+
+@contextlib.contextmanager
+def _reading(dsn: str, database: str) -> Iterator[Any]:
+    """A client for reading; every failure becomes one ``error:`` line and exit code 2."""
+    try:
+        with open_for_reading(dsn, database, warn=_warn) as client:
+            yield client
+    except typer.Exit:
+        raise
+    except Exception as exc:
+        _fail(_first_line(exc, dsn))
+
+
+@contextlib.contextmanager
+def _writing(dsn: str, database: str) -> Iterator[Any]:
+    """A client with the schema in place, for commands that write (migrate, sync, import)."""
+    try:
+        with storage.open_client(dsn) as client:
+            storage.migrate(client, database=database, ttl_days=Settings.load().ttl_days)
+            yield client
+    except typer.Exit:
+        raise
+    except Exception as exc:
+        _fail(_first_line(exc, dsn))
+
+
+def _emit(out: list[reports.Report], fmt: str) -> None:
+    emit(out, fmt, console=console, stream=sys.stdout)
 
 
 @app.command()
@@ -138,38 +109,34 @@ def report(
     dsn: str | None = DsnOption,
     database: str | None = DatabaseOption,
     since_hours: int = typer.Option(24 * 30, "--since-hours", help="time window, in hours back from now"),
-    only: list[str] | None = typer.Option(None, "--only", help=f"reports to show: {', '.join(reports.REPORTS)}"),
-    fmt: str = typer.Option("table", "--format", "-f", help="table, json or csv"),
+    only: list[str] | None = typer.Option(
+        None, "--only", help=f"reports to show: {', '.join(reports.DEFAULT_REPORTS)}"
+    ),
+    fmt: str = FormatOption,
     html: str | None = typer.Option(None, "--html", help="write the Grafana dashboards' panels to this HTML file"),
 ) -> None:
     """Spend by endpoint and model, caching, rate limits, anomalies, unpriced calls, tasks."""
-    if fmt not in FORMATS:
-        _fail(f"--format must be one of {', '.join(FORMATS)}")
-    unknown = [name for name in only or [] if name not in reports.REPORTS]
+    _check_format(fmt)
+    unknown = [name for name in only or [] if name not in reports.DEFAULT_REPORTS]
     if unknown:
-        _fail(f"unknown report(s) {', '.join(unknown)}; choose from {', '.join(reports.REPORTS)}")
-    dsn, database = _dsn(dsn), _database(database)
-    _ingest(dsn, database)
-    if isinstance(html, str):  # the dashboards as one static page (otel_llmcost.html_report), not tables
-        from .html_report import write_html_report
+        _fail(f"unknown report(s) {', '.join(unknown)}; choose from {', '.join(reports.DEFAULT_REPORTS)}")
+    if since_hours <= 0:
+        _fail(f"--since-hours must be a positive number of hours, got {since_hours}")
+    dsn, database = _target(dsn, database)
+    if isinstance(html, str):  # the dashboards as one static page, not tables
+        from .reporting.html import write_html_report
 
-        try:
-            with storage.open_client(dsn, database=database) as client:
-                migrations.migrate(client, database=database)
-                page = write_html_report(client, html, since_hours=since_hours)
-        except (storage.StorageBusy, ConnectionError, RuntimeError, ValueError, OSError) as exc:
-            _fail(str(exc))
+        with _reading(dsn, database) as client:
+            page = write_html_report(client, html, since_hours=since_hours)
         for problem in page.failed:
-            err.print(f"[yellow]warning:[/] panel failed: {problem}")
+            _warn(f"panel failed: {problem}")
         err.print(f"wrote {page.panels} panels ({page.charts} charts) to {page.path}")
         return
-    try:
-        with storage.open_client(dsn) as client:
-            migrations.migrate(client, database=database)
-            selected = [reports.REPORTS[n] for n in only] if only else list(reports.ALL_REPORTS)
-            out = [fn(client, since_hours=since_hours, database=database) for fn in selected]
-    except (storage.StorageBusy, ConnectionError, RuntimeError, ValueError) as exc:
-        _fail(str(exc))
+    with _reading(dsn, database) as client:
+        out = [
+            reports.run(client, name, since_hours=since_hours, database=database)
+            for name in (only or reports.DEFAULT_REPORTS)
+        ]
     _emit(out, fmt)
 
 
@@ -178,23 +145,14 @@ def query(
     sql: str = typer.Argument(..., help='SQL to run, e.g. "SELECT Endpoint, sum(CostTotal) FROM llm_calls GROUP BY 1"'),
     dsn: str | None = DsnOption,
     database: str | None = DatabaseOption,
-    fmt: str = typer.Option("table", "--format", "-f", help="table, json or csv"),
+    fmt: str = FormatOption,
 ) -> None:
     """Run ad-hoc SQL against the otel-llmcost database (unqualified tables resolve there)."""
-    if fmt not in FORMATS:
-        _fail(f"--format must be one of {', '.join(FORMATS)}")
-    dsn, database = _dsn(dsn), _database(database)
-    migrations.render("", database=database, cluster=None, ttl_days=1)  # validates the identifier
-    _ingest(dsn, database)
-    try:
-        with storage.open_client(dsn, database=database) as client:
-            result = client.query(sql)
-            columns, rows = list(result.column_names), [tuple(r) for r in result.result_rows]
-    except (storage.StorageBusy, ConnectionError, RuntimeError) as exc:
-        _fail(str(exc))
-    except Exception as exc:
-        _fail(storage.redact_text(str(exc).strip().splitlines()[0] if str(exc).strip() else repr(exc), dsn))
-    _emit([reports.Report(title="query", columns=columns, rows=rows, name="query")], fmt)
+    _check_format(fmt)
+    dsn, database = _target(dsn, database)
+    with _reading(dsn, database) as client:
+        out = reports.ad_hoc(client, sql)
+    _emit([out], fmt)
 
 
 @app.command()
@@ -203,22 +161,21 @@ def migrate(
     database: str | None = DatabaseOption,
     cluster: str | None = typer.Option(None, "--cluster", help="render ON CLUSTER and Replicated engines"),
     ttl_days: int = typer.Option(
-        180, "--ttl-days", min=1, max=migrations.MAX_TTL_DAYS, help="days to keep raw spans and llm_calls"
+        180, "--ttl-days", min=1, max=storage.MAX_TTL_DAYS, help="days to keep raw spans and llm_calls"
     ),
     print_sql: bool = typer.Option(False, "--print", help="print the rendered SQL instead of applying it"),
 ) -> None:
     """Create or update the tables, materialized views, rollups and views (idempotent)."""
-    database = _database(database)
-    if print_sql:
-        for statement in migrations.rendered_statements(database=database, cluster=cluster, ttl_days=ttl_days):
-            sys.stdout.write(statement.rstrip() + ";\n\n")
-        return
-    dsn = _dsn(dsn)
+    dsn, database = _target(dsn, database)
     try:
+        if print_sql:
+            for statement in storage.rendered_statements(database=database, cluster=cluster, ttl_days=ttl_days):
+                sys.stdout.write(statement.rstrip() + ";\n\n")
+            return
         with storage.open_client(dsn) as client:
-            applied = migrations.migrate(client, database=database, cluster=cluster, ttl_days=ttl_days)
-    except (storage.StorageBusy, ConnectionError, RuntimeError, ValueError) as exc:
-        _fail(str(exc))
+            applied = storage.migrate(client, database=database, cluster=cluster, ttl_days=ttl_days)
+    except Exception as exc:
+        _fail(_first_line(exc, dsn))
     console.print(f"applied {len(applied)} statements to {storage.redact_dsn(dsn)} (database {database})")
 
 
@@ -248,13 +205,10 @@ PricesFileOption = typer.Option(None, "--prices-file", help="price override file
 
 def _pricer(prices_file: str | None) -> Any:
     """A pricer with the override file loaded strictly: a broken file is an error here."""
-    import os
-
-    from .price_overrides import PriceFileError
-    from .pricing import PRICES_FILE_ENV, Pricer
+    from .pricing import PriceFileError, Pricer
 
     pricer = Pricer(overrides_path="")
-    path = prices_file or os.environ.get(PRICES_FILE_ENV)
+    path = prices_file or Settings.load().prices_file
     if path:
         try:
             pricer.load_overrides(path, strict=True)
@@ -263,7 +217,7 @@ def _pricer(prices_file: str | None) -> Any:
     return pricer
 
 
-def _day(text: str | None) -> datetime | None:
+def _moment(text: str | None) -> datetime | None:
     if text is None:
         return None
     try:
@@ -282,11 +236,10 @@ def prices_show(
     prices_file: str | None = PricesFileOption,
 ) -> None:
     """Show the price otel-llmcost would apply to MODEL, where it comes from and when it holds."""
-    from .pricing import MODALITY_RATES, TEXT_RATES
+    from .pricing.formula import MODALITY_RATES, TEXT_RATES
 
     context = {"service_tier": service_tier} if service_tier else None
-    when = _day(at)
-    entry = _pricer(prices_file).rates_for(model, provider_id=provider, price_context=context, when=when)
+    entry = _pricer(prices_file).rates_for(model, provider_id=provider, price_context=context, when=_moment(at))
     if entry is None:
         _fail(f"no price for {model!r}{f' at {provider}' if provider else ''}: calls to it are recorded as unpriced")
     window = (
@@ -317,11 +270,11 @@ def prices_show(
 @prices_app.command("check")
 def prices_check(file: str = typer.Argument(..., help="price override file, YAML or JSON")) -> None:
     """Validate a price override file and list what each entry prices (exit 2 on an error)."""
-    from . import price_overrides
+    from .pricing import overrides
 
     try:
-        loaded = price_overrides.load(file)
-    except price_overrides.PriceFileError as exc:
+        loaded = overrides.load(file)
+    except overrides.PriceFileError as exc:
         _fail(str(exc))
     console.print(f"{escape(file)}: {len(loaded.entries)} entries, version {loaded.version}", soft_wrap=True)
     table = Table()
@@ -348,18 +301,20 @@ def prices_sync(
     keep: int = typer.Option(10, "--keep", min=1, help="how many syncs to keep"),
 ) -> None:
     """Load the price catalogue (genai-prices + override file) into ClickHouse and reprice history."""
-    from . import price_catalogue
+    from .exporter import ingest_pending
+    from .pricing import catalogue
 
     pricer = _pricer(prices_file)
-    dsn, database = _dsn(dsn), _database(database)
-    _ingest(dsn, database)
+    dsn, database = _target(dsn, database)
     try:
-        with storage.open_client(dsn) as client:
-            migrations.migrate(client, database=database)
-            result = price_catalogue.sync(client, pricer, database=database, keep=keep)
-            out = [reports.repricing(client, since_hours=24 * 3650, database=database)]
-    except (storage.StorageBusy, ConnectionError, RuntimeError, ValueError) as exc:
-        _fail(str(exc))
+        ingest_pending(dsn, database, wait_s=5.0)
+    except storage.StorageBusy:
+        _warn("the database is busy; spans spooled since the last flush are not priced yet")
+    except Exception as exc:
+        _fail(_first_line(exc, dsn))
+    with _writing(dsn, database) as client:
+        result = catalogue.sync(client, pricer, database=database, keep=keep)
+        out = [reports.run(client, "repricing", since_hours=24 * 3650, database=database)]
     overrides = f" + {result.override_file} ({result.override_version})" if result.override_file else ""
     console.print(
         f"synced {result.prices} price rows from genai-prices {result.database_version}{overrides}; "
@@ -378,45 +333,39 @@ def prices_whatif(
     database: str | None = DatabaseOption,
 ) -> None:
     """What past calls would have cost on another model, by the model they used (needs `prices sync`)."""
+    from .pricing import catalogue
+
     provider, _, model = target.partition("/")
     if not model:  # a bare model id: the catalogue entry genai-prices would price it with
         found = _pricer(None).database_model(target)
         if found is None:
             _fail(f"{target!r} names no single genai-prices model; give PROVIDER/MODEL, e.g. openai/gpt-4o-mini")
         provider, model = found[0].id, found[1].id
-    dsn, database = _dsn(dsn), _database(database)
-    _ingest(dsn, database)
-    try:
-        with storage.open_client(dsn) as client:
-            migrations.migrate(client, database=database)
-            known = client.query(
-                f"SELECT count() FROM {database}.v_prices_current WHERE Provider = %(p)s AND Model = %(m)s",
-                parameters={"p": provider, "m": model},
-            ).result_rows[0][0]
-            report_out = (
-                reports.what_if(client, provider, model, since_hours=since_hours, database=database) if known else None
-            )
-    except (storage.StorageBusy, ConnectionError, RuntimeError, ValueError) as exc:
-        _fail(str(exc))
-    if report_out is None:
+    dsn, database = _target(dsn, database)
+    with _reading(dsn, database) as client:
+        known = catalogue.in_catalogue(client, provider, model, database=database)
+        out = reports.what_if(client, provider, model, since_hours=since_hours, database=database) if known else None
+    if out is None:
         _fail(f"{provider}/{model} is not in the synced price catalogue: run `otel-llmcost prices sync`")
-    _emit([report_out], "table")
+    _emit([out], "table")
 
 
 @app.command()
 def demo(
     days: int = typer.Option(15, "--days", min=8, max=60, help="days of history to replay (>= 8 for anomalies)"),
     dsn: str | None = typer.Option(None, "--dsn", help="where to write (default: a fresh demo database)"),
-    fmt: str = typer.Option("table", "--format", "-f", help="table, json or csv"),
+    fmt: str = FormatOption,
 ) -> None:
     """Run a realistic workload through the real SDKs against a local fake provider, then report."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from .demo import demo_dsn, run_demo
 
-    target = dsn or demo_dsn(storage.default_data_dir())
+    settings = Settings.load()
+    target = dsn or demo_dsn(settings.home)
+    if storage.is_chdb(target) and not storage.embedded_available():
+        _fail(str(storage.EmbeddedStoreMissing()))
     fresh = storage.chdb_path(target) if dsn is None else None
-    database = storage.configured_database()
     with Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
@@ -430,11 +379,11 @@ def demo(
         def advance(label: str, done: int, total: int) -> None:
             bar.update(task_id, completed=done, description=f"replaying LLM traffic ({label})")
 
-        result = run_demo(target, database=database, days=days, progress=advance, fresh_path=fresh)
+        result = run_demo(target, database=settings.database, days=days, progress=advance, fresh_path=fresh)
     err.print(
         f"[green]{result.calls} instrumented calls over {result.days} days written to {storage.redact_dsn(target)}[/]"
     )
-    report(dsn=target, database=database, since_hours=24 * (days + 1), only=None, fmt=fmt)
+    report(dsn=target, database=settings.database, since_hours=24 * (days + 1), only=None, fmt=fmt, html=None)
     err.print(f'explore: otel-llmcost report --dsn {target}   |   otel-llmcost query --dsn {target} "SELECT ..."')
     if result.prices_file is not None:
         err.print(
@@ -452,69 +401,39 @@ def budgets(
     ),
     dsn: str | None = DsnOption,
     database: str | None = DatabaseOption,
-    fmt: str = typer.Option("table", "--format", "-f", help="table, json or csv"),
+    fmt: str = FormatOption,
 ) -> None:
     """Budget status: used, limit, burn rate and projected exhaustion of each budget's current period.
 
     With a Redis store: the live counters the app enforces. With the in-memory store (the
     counters live in the app's process) or --sync: spend from the spans in ClickHouse.
     """
-    import os
-
     from . import budgets as budgets_module
+    from .budgets import status
 
-    if fmt not in FORMATS:
-        _fail(f"--format must be one of {', '.join(FORMATS)}")
-    path = file or os.environ.get(budgets_module.BUDGETS_FILE_ENV)
+    _check_format(fmt)
+    path = file or Settings.load().budgets_file
     if not path:
-        _fail(f"no budgets file: pass --file or set {budgets_module.BUDGETS_FILE_ENV}")
+        _fail("no budgets file: pass --file or set OTEL_LLMCOST_BUDGETS_FILE")
     try:
-        config = budgets_module.BudgetConfig.load(path)  # type: ignore[arg-type]
+        config = budgets_module.BudgetConfig.load(path)
     except Exception as exc:
         _fail(f"cannot read budgets file {path}: {exc}")
-    title = "Budgets: current period"
+    title = reports.query("budget_status").title
     if config.store != "memory" and not sync:
         try:
             statuses = budgets_module.Budgets(config).status()
         except Exception as exc:
             _fail(f"cannot read the budget counters ({config.store.split('@')[-1]}): {exc}")
-        rows = budgets_module.status_rows(statuses)
-        _emit([reports.Report(title=title, columns=budgets_module.STATUS_COLUMNS, rows=rows, name="budgets")], fmt)
+        rows = status.status_rows(statuses)
+        _emit([reports.Report(title=title, columns=status.STATUS_COLUMNS, rows=rows, name="budgets")], fmt)
         return
-    dsn, database = _dsn(dsn), _database(database)
-    _ingest(dsn, database)
-    from datetime import timezone
-    from zoneinfo import ZoneInfo
-
-    now = datetime.now(tz=timezone.utc)
-    tz = ZoneInfo(config.timezone)
-    limits = []
-    for budget in config.budgets:
-        start, end, _ = budgets_module.period_bounds(budget.period, now, tz)
-        utc = (start.astimezone(timezone.utc).replace(tzinfo=None), end.astimezone(timezone.utc).replace(tzinfo=None))
-        limits.append(
-            [budget.name, budget.scope, budget.match or "", budget.period, config.timezone, *utc, budget.limit_usd]
-        )
-    columns = ["Name", "Scope", "Match", "Period", "TimeZone", "PeriodStart", "PeriodEnd", "LimitUsd", "UpdatedAt"]
-    try:
-        with storage.open_client(dsn) as client:
-            migrations.migrate(client, database=database)
-            if limits:
-                stamp = now.replace(tzinfo=None)
-                client.insert(f"{database}.llm_budgets", [row + [stamp] for row in limits], column_names=columns)
-            result = client.query(
-                "SELECT Budget, if(Scope = 'global', 'global', concat(Scope, '=', ScopeValue)), Period,"
-                " toDate(PeriodStart), UsedUsd, LimitUsd, UsedShare, BurnRateUsdPerDay, ProjectedExhaustion"
-                f" FROM {database}.v_budget_status ORDER BY Budget, ScopeValue"
-            )
-            rows = [tuple(r) for r in result.result_rows]
-    except (storage.StorageBusy, ConnectionError, RuntimeError, ValueError) as exc:
-        _fail(str(exc))
-    note = "spend from spans in ClickHouse; budgets with no spend this period are not listed"
-    report_out = reports.Report(
-        title=title, columns=budgets_module.STATUS_COLUMNS, rows=rows, name="budgets", description=note
-    )
-    _emit([report_out], fmt)
+    dsn, database = _target(dsn, database)
+    with _writing(dsn, database) as client:
+        status.sync_limits(client, config, database=database)
+    with _reading(dsn, database) as client:
+        out = reports.run(client, "budget_status", database=database, limit=10_000)
+    _emit([out], fmt)
 
 
 @app.command()
@@ -541,7 +460,7 @@ def outcomes_import(
     database: str | None = DatabaseOption,
 ) -> None:
     """Load graded evaluation results so cost per successful task covers evaluation runs (all or nothing)."""
-    from . import outcomes_import as importer
+    from .signals import outcomes_import as importer
 
     try:
         rule = importer.SuccessRule.parse(success_grades, threshold)
@@ -550,13 +469,9 @@ def outcomes_import(
         err.print("[bold red]error:[/] nothing imported")
         err.print(escape(str(exc)), soft_wrap=True, highlight=False)
         raise typer.Exit(code=2) from None
-    dsn, database = _dsn(dsn), _database(database)
-    try:
-        with storage.open_client(dsn) as client:
-            migrations.migrate(client, database=database)
-            count = importer.import_outcomes(client, parsed, database=database)
-    except (storage.StorageBusy, ConnectionError, RuntimeError, ValueError) as exc:
-        _fail(str(exc))
+    dsn, database = _target(dsn, database)
+    with _writing(dsn, database) as client:
+        count = importer.import_outcomes(client, parsed, database=database)
     console.print(f"imported {count} outcomes from {file} into {database}.llm_task_outcomes")
 
 

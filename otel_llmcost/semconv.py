@@ -1,13 +1,14 @@
 """Every span attribute, event and metric name otel-llmcost emits, in one place.
 
-GenAI names follow the OpenTelemetry GenAI semantic conventions (v1.41). They are
+GenAI names follow the OpenTelemetry GenAI semantic conventions (v1.41, the schema
+URL our tracer declares: otel_llmcost.runtime.SCHEMA_URL). They are
 spelled out here rather than imported from opentelemetry-semantic-conventions
 because that package keeps them under ``_incubating`` and renames them between
 releases; our ClickHouse views key on these exact strings, so they must not move
 when a dependency is upgraded. ``llmcost.*`` names are ours.
 
-The SQL in ``otel_llmcost/sql`` reads the same strings; ``tests/test_sql_contract.py``
-checks that every name the views extract is defined here.
+The SQL in ``otel_llmcost/storage/sql`` reads the same strings; a test checks that
+every name the views extract is defined here.
 """
 
 from __future__ import annotations
@@ -77,13 +78,13 @@ PRICE_PROVIDER: Final = "llmcost.price.provider"
 PRICE_MODEL: Final = "llmcost.price.model"
 PRICE_VARIANT: Final = "llmcost.price.variant"
 PRICE_EFFECTIVE_FROM: Final = "llmcost.price.effective_from"
-# What the host says it billed (otel_llmcost.reported_cost), beside our own price, and where it
+# What the host says it billed (read by the provider modules), beside our own price, and where it
 # was read ("usage.cost", "header x-litellm-response-cost"). Never summed with llmcost.cost.total.
 COST_REPORTED: Final = "llmcost.cost.reported"
 COST_REPORTED_SOURCE: Final = "llmcost.cost.reported_source"
 # The 1-hour-TTL share of gen_ai.usage.cache_creation.input_tokens; set only when non-zero.
 USAGE_CACHE_WRITE_1H_TOKENS: Final = "llmcost.usage.cache_write_1h_tokens"
-# Audio and image subsets of the token totals (otel_llmcost.usage); set only when non-zero.
+# Audio and image subsets of the token totals (otel_llmcost.pricing.usage); set only when non-zero.
 USAGE_INPUT_AUDIO_TOKENS: Final = "llmcost.usage.input_audio_tokens"
 USAGE_CACHE_AUDIO_READ_TOKENS: Final = "llmcost.usage.cache_audio_read_tokens"
 USAGE_OUTPUT_AUDIO_TOKENS: Final = "llmcost.usage.output_audio_tokens"
@@ -115,7 +116,7 @@ USER: Final = "llmcost.user"
 SESSION: Final = "llmcost.session"
 TASK_ID: Final = "llmcost.task.id"
 TASK_SUCCESS: Final = "llmcost.task.success"
-TASK_SPAN_NAME: Final = "llmcost.task"  # the outcome span of outcomes.record_outcome()
+TASK_SPAN_NAME: Final = "llmcost.task"  # the outcome span of signals.outcomes.record_outcome()
 ATTRIBUTION_KEYS: Final = ("endpoint", "feature", "team", "user", "session")
 
 # Set by the llmcost exporter on a stored span whose attribute values it cut to the size limit.
@@ -130,7 +131,7 @@ BUDGET_THRESHOLD: Final = "llmcost.budget.threshold"  # on the soft-limit event:
 BUDGET_ORIGINAL_MODEL: Final = "llmcost.budget.original_model"  # the model asked for, before a downgrade
 EVENT_BUDGET_SOFT_LIMIT: Final = "llmcost.budget.soft_limit"
 
-# llmcost.prompt.component.<name>: prompt tokens by component (otel_llmcost.anatomy)
+# llmcost.prompt.component.<name>: prompt tokens by component (otel_llmcost.instrumentation.anatomy)
 PROMPT_COMPONENTS: Final = ("system", "tools", "context", "history", "latest")
 PROMPT_COMPONENT_SYSTEM: Final = "llmcost.prompt.component.system"
 PROMPT_COMPONENT_TOOLS: Final = "llmcost.prompt.component.tools"
@@ -138,11 +139,11 @@ PROMPT_COMPONENT_CONTEXT: Final = "llmcost.prompt.component.context"
 PROMPT_COMPONENT_HISTORY: Final = "llmcost.prompt.component.history"
 PROMPT_COMPONENT_LATEST: Final = "llmcost.prompt.component.latest"
 
-# --- app-side signals: evidence, citations, prefix length (issue 12) ---------------
+# --- app-side signals: evidence, citations, prefix length ----------------------------
 # Tokens of the cacheable prefix (system, tools, every message but the last: what
-# llmcost.prompt.prefix_hash covers), counted offline by otel_llmcost.anatomy.
+# llmcost.prompt.prefix_hash covers), counted offline by otel_llmcost.instrumentation.anatomy.
 PROMPT_PREFIX_TOKENS: Final = "llmcost.prompt.prefix_tokens"
-# Retrieved evidence the app declared for a call (otel_llmcost.retrieval): ids and
+# Retrieved evidence the app declared for a call (otel_llmcost.signals.evidence): ids and
 # per-item token counts, never text. Ids and tokens are parallel arrays.
 EVIDENCE_SET_ID: Final = "llmcost.evidence.set_id"
 EVIDENCE_IDS: Final = "llmcost.evidence.ids"
@@ -151,11 +152,11 @@ EVIDENCE_TOTAL_TOKENS: Final = "llmcost.evidence.total_tokens"  # every item, al
 EVIDENCE_CITED_IDS: Final = "llmcost.evidence.cited_ids"  # on the citations span
 CITATIONS_SPAN_NAME: Final = "llmcost.citations"  # the span of evidence.record_citations()
 
-# --- app rate limiters (otel_llmcost.limiter, issue 12) ------------------------------
+# --- app rate limiters (otel_llmcost.signals.limiter) ---------------------------------
 # The application's OWN rate limits (per user, route, tier, or a client-side limiter in
 # front of a provider), as opposed to the provider's headers (llmcost.ratelimit.*).
 # One event per decision, on the current span (or on a short span of its own when none
-# is recording); llm_limiter_decisions (sql/007) is built from these events.
+# is recording); llm_limiter_decisions (storage/sql/007_limits.sql) is built from these events.
 EVENT_LIMITER_DECISION: Final = "llmcost.limiter.decision"
 LIMITER_SPAN_NAME: Final = "llmcost.limiter"  # the span a decision gets when no span is recording
 LIMITER_LIMIT: Final = "llmcost.limiter.limit"  # which limit: one of LIMITER_LIMITS or your own name

@@ -13,7 +13,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from otel_llmcost import LLMCostInstrumentor
-from otel_llmcost.fakes import FakeLLMServer
+from otel_llmcost.demo.fakes import FakeLLMServer
 from otel_llmcost.pricing import Pricer
 
 

@@ -8,10 +8,14 @@ import sys
 
 import pytest
 
-from otel_llmcost import semconv, tokens
-from otel_llmcost.anatomy import ANATOMY_ENV, Anatomy, parse_rate
-from otel_llmcost.fakes import openai_client
-from otel_llmcost.providers.base import Provider
+from otel_llmcost import semconv
+from otel_llmcost.config import parse_rate
+from otel_llmcost.instrumentation import tokens
+from otel_llmcost.instrumentation.anatomy import Anatomy
+
+ANATOMY_ENV = "OTEL_LLMCOST_PROMPT_ANATOMY"
+from otel_llmcost.demo.fakes import openai_client
+from otel_llmcost.providers.base import PromptView
 
 SYSTEM = "You are a support assistant for ACME. Answer briefly and cite the order id."
 TOOLS = [
@@ -39,7 +43,7 @@ def _n(text: str) -> int:
 
 
 def test_components_add_up_to_the_prompt_count():
-    parts = Anatomy().breakdown(Provider(), {"messages": MESSAGES, "tools": TOOLS}, "gpt-4o-mini")
+    parts = Anatomy().breakdown(PromptView(messages=MESSAGES, tools=TOOLS), "gpt-4o-mini")
     system, tools_, context, history, latest = parts
     per_message = tokens.TOKENS_PER_MESSAGE
     assert system == per_message + _n("system") + _n(SYSTEM)
@@ -61,7 +65,7 @@ def test_context_marked_by_part_type_or_xml_tag():
             ],
         },
     ]
-    system, _, context, history, latest = Anatomy().breakdown(Provider(), {"messages": messages}, "gpt-4o-mini")
+    system, _, context, history, latest = Anatomy().breakdown(PromptView(messages=messages), "gpt-4o-mini")
     assert history == tokens.TOKENS_PER_MESSAGE + _n("user")  # the first message is all context
     assert latest == tokens.TOKENS_PER_MESSAGE + _n("user") + _n("text") + _n("Summarize.") + 3
     assert context > 2 * _n(DOCS)
@@ -69,21 +73,16 @@ def test_context_marked_by_part_type_or_xml_tag():
 
 def test_anthropic_style_system_kwarg_and_responses_instructions():
     anatomy = Anatomy()
-    anthropic = {"system": [{"type": "text", "text": SYSTEM}], "messages": [{"role": "user", "content": "hi"}]}
-    assert anatomy.breakdown(Provider(), anthropic, "claude-sonnet-4")[0] == _n("text") + _n(SYSTEM)
-    responses = {"instructions": SYSTEM, "input": "hi"}
-
-    class ResponsesLike(Provider):
-        def request_messages(self, kwargs):  # type: ignore[no-untyped-def]
-            return kwargs.get("input")
-
-    system, _, _, history, latest = anatomy.breakdown(ResponsesLike(), responses, "gpt-4o-mini")
+    anthropic = PromptView(system=[{"type": "text", "text": SYSTEM}], messages=[{"role": "user", "content": "hi"}])
+    assert anatomy.breakdown(anthropic, "claude-sonnet-4")[0] == _n("text") + _n(SYSTEM)
+    responses = PromptView(system=SYSTEM, messages=["hi"])
+    system, _, _, history, latest = anatomy.breakdown(responses, "gpt-4o-mini")
     assert (system, history) == (_n(SYSTEM), 0) and latest == tokens.TOKENS_PER_MESSAGE + _n("hi") + 3
 
 
 def test_counts_are_memoised_without_keeping_text():
     anatomy = Anatomy()
-    anatomy.breakdown(Provider(), {"messages": MESSAGES}, "gpt-4o-mini")
+    anatomy.breakdown(PromptView(messages=MESSAGES), "gpt-4o-mini")
     assert anatomy._counts and all(isinstance(k, tuple) and isinstance(v, int) for k, v in anatomy._counts.items())
     assert not any(isinstance(part, str) for key in anatomy._counts for part in key)
 
@@ -129,7 +128,7 @@ def test_tiktoken_works_with_the_network_disabled(tmp_path):
         "    def __init__(self, *a, **k): raise OSError('network disabled in this test')\n"
         "def refuse(*a, **k): raise OSError('network disabled in this test')\n"
         "socket.socket = NoNetwork\nsocket.create_connection = refuse\nsocket.getaddrinfo = refuse\n"
-        "from otel_llmcost import tokens\n"
+        "from otel_llmcost.instrumentation import tokens\n"
         "print(tokens.count_text('hello world', 'gpt-4o'), tokens.count_text('hello world', 'gpt-4'))\n"
     )
     env = {"OTEL_LLMCOST_HOME": str(tmp_path), "PATH": "", "TIKTOKEN_CACHE_DIR": str(tmp_path / "cache")}

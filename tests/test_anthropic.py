@@ -22,9 +22,10 @@ from hypothesis import strategies as st
 from opentelemetry.trace import SpanKind, StatusCode
 
 from otel_llmcost import LLMCostInstrumentor, semconv
-from otel_llmcost.fakes import FakeLLMServer, Reply, anthropic_client
+from otel_llmcost.demo.fakes import FakeLLMServer, Reply, anthropic_client
+from otel_llmcost.pricing import Usage
 from otel_llmcost.providers.anthropic import merge_delta_usage
-from otel_llmcost.usage import Usage
+from otel_llmcost.providers.anthropic import parse_usage as anthropic_usage_of
 
 # The SDK functions as imported, before any test instruments them.
 ORIGINALS = {
@@ -270,7 +271,7 @@ def test_stream_combines_message_start_and_message_delta_usage(anth_otel, anth_f
 
 
 def test_message_delta_usage_replaces_only_the_counts_it_carries():
-    start = Usage.from_anthropic(anthropic_usage(40, 1, read=300, write_5m=100, write_1h=50))
+    start = anthropic_usage_of(anthropic_usage(40, 1, read=300, write_5m=100, write_1h=50))
     only_output = merge_delta_usage(start, {"output_tokens": 77})
     assert only_output == Usage(
         input_tokens=490, output_tokens=77, cache_read_tokens=300, cache_write_tokens=150, cache_write_1h_tokens=50

@@ -8,7 +8,7 @@ from opentelemetry import baggage, context
 
 import otel_llmcost as llmcost
 from otel_llmcost import semconv
-from otel_llmcost.fakes import openai_client
+from otel_llmcost.demo.fakes import openai_client
 
 MESSAGES = [{"role": "user", "content": "hi"}]
 

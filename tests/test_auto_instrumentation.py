@@ -13,7 +13,7 @@ import pytest
 
 APP = textwrap.dedent(
     """
-    from otel_llmcost.fakes import FakeLLMServer, Reply, openai_client
+    from otel_llmcost.demo.fakes import FakeLLMServer, Reply, openai_client
 
     fake = FakeLLMServer()
     fake.enqueue(Reply(usage={"prompt_tokens": 1000, "completion_tokens": 100,

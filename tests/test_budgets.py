@@ -11,7 +11,7 @@ from test_budgets_support import ACTUAL_4O, ACTUAL_MINI, ESTIMATE_MINI, MESSAGES
 import otel_llmcost as llmcost
 from otel_llmcost import semconv
 from otel_llmcost.budgets import BudgetConfig, BudgetExceeded, MemoryStore, period_bounds
-from otel_llmcost.fakes import Reply, openai_client
+from otel_llmcost.demo.fakes import Reply, openai_client
 
 BERLIN = ZoneInfo("Europe/Berlin")
 

@@ -20,7 +20,7 @@ from test_budgets_support import ACTUAL_MINI, ESTIMATE_MINI, MESSAGES, Clock, Sl
 import otel_llmcost as llmcost
 from otel_llmcost import semconv
 from otel_llmcost.budgets import BudgetExceeded, Counter, RedisStore
-from otel_llmcost.fakes import Reply
+from otel_llmcost.demo.fakes import Reply
 
 redis = pytest.importorskip("redis")
 

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from otel_llmcost.budgets import BudgetConfig, Budgets
-from otel_llmcost.fakes import FakeLLMServer
+from otel_llmcost.demo.fakes import FakeLLMServer
 from otel_llmcost.pricing import Pricer
 
 # USD per million tokens: round numbers so that costs are easy to reason about.

@@ -8,16 +8,12 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from otel_llmcost import semconv
-from otel_llmcost.calls import LLMCall
+from otel_llmcost.config import Settings
+from otel_llmcost.instrumentation.call import LLMCall
+from otel_llmcost.instrumentation.telemetry import Telemetry
 from otel_llmcost.pricing import Pricer
-from otel_llmcost.telemetry import Telemetry
-
-
-class _Provider:
-    name = "test"
-
-    def read_headers(self, headers):  # type: ignore[no-untyped-def]
-        return None
+from otel_llmcost.providers.base import PromptView, Provider, Request
+from otel_llmcost.runtime import Runtime
 
 
 class _AiohttpResponse:
@@ -37,9 +33,10 @@ def _failed_span(error: BaseException):  # type: ignore[no-untyped-def]
     exporter = InMemorySpanExporter()
     tracer_provider = TracerProvider()
     tracer_provider.add_span_processor(SimpleSpanProcessor(exporter))
-    telemetry = Telemetry(tracer_provider.get_tracer("t"), MeterProvider().get_meter("t"), pricer=Pricer(""))
-    call = LLMCall(telemetry, _Provider())
-    call.operation = "chat"
+    runtime = Runtime(Settings(), tracer_provider=tracer_provider, meter_provider=MeterProvider())
+    telemetry = Telemetry(runtime, pricer=Pricer(""))
+    request = Request(operation="chat", provider_name="test", model="", prompt=PromptView())
+    call = LLMCall(telemetry, Provider(), request, collect_output=False)
     call.begin({})
     call.fail(error)
     (span,) = exporter.get_finished_spans()

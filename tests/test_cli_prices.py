@@ -8,7 +8,7 @@ import pytest
 from typer.testing import CliRunner
 
 from otel_llmcost.cli import app
-from otel_llmcost.fakes import FakeLLMServer, Reply, openai_client
+from otel_llmcost.demo.fakes import FakeLLMServer, Reply, openai_client
 
 runner = CliRunner()
 

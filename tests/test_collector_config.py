@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from otel_llmcost import semconv
-from otel_llmcost.migrations import rendered_statements
+from otel_llmcost.storage.migrations import rendered_statements
 
 ROOT = Path(__file__).resolve().parent.parent
 CONFIG = ROOT / "collector-config" / "otelcol.yaml"
@@ -78,7 +78,7 @@ def test_genai_only_option_keeps_genai_and_task_spans():
     # the kept span mark is the one limiter.py sets on spans carrying decision events
     assert f'attributes["{semconv.LIMITER_DECISION_COUNT}"]' in condition
     # the kept span name is the one outcomes.py records and 002 reads
-    assert "WHERE SpanName = 'llmcost.task'" in (ROOT / "otel_llmcost/sql/002_llm_calls.sql").read_text()
+    assert "WHERE SpanName = 'llmcost.task'" in (ROOT / "otel_llmcost/storage/sql/005_tasks.sql").read_text()
 
 
 def test_otlp_listens_on_4317_grpc_and_4318_http():

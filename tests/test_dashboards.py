@@ -1,7 +1,7 @@
 """Grafana dashboards, provisioning and alert rules: valid for Grafana, and every query runs.
 
 Every panel query, variable query and alert query is expanded the way the ClickHouse data
-source expands it (otel_llmcost.grafana_macros) and executed on chdb loaded with the demo
+source expands it (otel_llmcost.reporting.grafana_macros) and executed on chdb loaded with the demo
 data (test_dashboards_support). A query that errors, returns other columns than the panel
 expects, or returns nothing on that data fails here.
 """
@@ -18,8 +18,8 @@ import pytest
 import yaml
 from test_dashboards_support import open_dashboard_database
 
-from otel_llmcost import grafana_macros as gm
-from otel_llmcost.html_report import (
+from otel_llmcost.reporting import grafana_macros as gm
+from otel_llmcost.reporting.html import (
     expanded_panel_sql,
     iter_panels,
     load_dashboards,
@@ -28,7 +28,7 @@ from otel_llmcost.html_report import (
     run_sql,
     variable_sql,
 )
-from otel_llmcost.migrations import migration_files
+from otel_llmcost.storage.migrations import migration_files
 
 ROOT = Path(__file__).resolve().parent.parent
 DASHBOARDS = ROOT / "dashboards"

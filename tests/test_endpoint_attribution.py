@@ -8,7 +8,7 @@ import pytest
 
 import otel_llmcost as llmcost
 from otel_llmcost import semconv
-from otel_llmcost.fakes import openai_client
+from otel_llmcost.demo.fakes import openai_client
 
 MESSAGES = [{"role": "user", "content": "hi"}]
 
@@ -113,7 +113,7 @@ def test_flask_route_reaches_a_call_nested_under_internal_spans(flask_app, otel)
 
 
 def test_tracker_forgets_ended_spans(flask_app, otel):
-    from otel_llmcost import attribution
+    from otel_llmcost.signals import attribution
 
     for i in range(5):
         flask_app.post(f"/orders/{i}/summary")
@@ -125,7 +125,7 @@ def test_tracker_is_bounded():
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.trace import SpanKind
 
-    from otel_llmcost.attribution import ServerSpanTracker
+    from otel_llmcost.signals.attribution import ServerSpanTracker
 
     tracker = ServerSpanTracker(max_spans=10)
     provider = TracerProvider()

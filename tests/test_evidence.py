@@ -10,12 +10,13 @@ import pytest
 from test_sql_views import call, client, insert, now_ns, q  # noqa: F401 - the module's chdb fixture
 
 import otel_llmcost as llmcost
-from otel_llmcost import reports, tokens
 from otel_llmcost import semconv as sc
-from otel_llmcost.anatomy import CONTEXT, HISTORY, LATEST, claim_context
+from otel_llmcost.demo.fakes import openai_client
 from otel_llmcost.exporter.rows import span_to_row
-from otel_llmcost.fakes import openai_client
-from otel_llmcost.retrieval import MAX_ID_CHARS, MAX_ITEMS, item_id
+from otel_llmcost.instrumentation import tokens
+from otel_llmcost.instrumentation.anatomy import CONTEXT, HISTORY, LATEST, claim_context
+from otel_llmcost.reporting import reports
+from otel_llmcost.signals.evidence import MAX_ID_CHARS, MAX_ITEMS, item_id
 
 DOC_A = "Refunds are issued within 14 days of receiving the returned item, minus shipping costs."
 DOC_B = "Orders over 50 EUR ship free within Germany; other countries pay a flat 9 EUR."
@@ -223,7 +224,7 @@ def test_waste_view_sent_cited_never_cited_and_dollars(client):  # noqa: F811
     assert other[:9] == ("/other", 1, 1, 1, 0, 10, 0, 10, 0)
     assert other[9] is None  # unpriced: unknown, not $0
 
-    rep = reports.evidence_waste(client, since_hours=24)
+    rep = reports.run(client, "evidence_waste", since_hours=24)
     by_endpoint = {r[1]: dict(zip(rep.columns, r, strict=True)) for r in rep.rows if r[0] == svc}
     assert (by_endpoint["/ask"]["TokensSent"], by_endpoint["/ask"]["TokensNeverCited"]) == (770, 500)
     assert by_endpoint["/ask"]["NeverCitedUsd"] == pytest.approx(4.5e-4)

@@ -9,7 +9,7 @@ from fuzz_values import json_values
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from otel_llmcost.fakes import Reply, openai_client
+from otel_llmcost.demo.fakes import Reply, openai_client
 
 values = json_values(max_int=2**40, text_size=12)
 usage_keys = st.sampled_from(

@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from opentelemetry.trace import SpanKind, StatusCode
 
 from otel_llmcost import LLMCostInstrumentor, semconv
-from otel_llmcost.fakes import FakeLLMServer, Reply, genai_client
+from otel_llmcost.demo.fakes import FakeLLMServer, Reply, genai_client
 from otel_llmcost.providers.google_genai import normalize_model
 
 ORIGINALS = {

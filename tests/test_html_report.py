@@ -19,7 +19,7 @@ from test_dashboards_support import DATABASE, dashboard_database
 from typer.testing import CliRunner
 
 from otel_llmcost.cli import app
-from otel_llmcost.html_report import CHART_TYPES, iter_panels, load_dashboards
+from otel_llmcost.reporting.html import CHART_TYPES, iter_panels, load_dashboards
 
 ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = ROOT / "test-artifacts"

@@ -13,10 +13,11 @@ from opentelemetry import baggage, context, trace
 from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
 
 import otel_llmcost as llmcost
-from otel_llmcost import limiter_adapters
 from otel_llmcost import semconv as sc
-from otel_llmcost.attribution import hash_user
-from otel_llmcost.limiter import record_limiter_decision
+from otel_llmcost.config import parse_limiters
+from otel_llmcost.instrumentation import package
+from otel_llmcost.signals.attribution import hash_user
+from otel_llmcost.signals.limiter import record_limiter_decision
 
 limits = pytest.importorskip("limits")
 pytest.importorskip("slowapi")
@@ -133,6 +134,7 @@ def test_user_keys_are_hashed_with_the_user_hash_key(instrument, otel):
 
 def test_user_keys_are_hashed_with_the_environment_key(instrument, otel, monkeypatch):
     monkeypatch.setenv("OTEL_LLMCOST_USER_HASH_KEY", "from-env")
+    instrument()  # settings are read when instrument() runs, as at a process's start
     record_limiter_decision(limit="per-user", key="bob", action="allowed")
     ((_, event),) = decisions(otel)
     assert event[sc.LIMITER_KEY] == hash_user("bob", "from-env") != "bob"
@@ -157,12 +159,12 @@ def test_unusable_remaining_is_dropped_not_raised(instrument, otel, remaining):
 
 
 def test_a_failure_to_record_never_reaches_the_app(instrument, otel, monkeypatch):
-    from otel_llmcost import limiter
+    from otel_llmcost.signals import limiter
 
     def broken(*args, **kwargs):  # type: ignore[no-untyped-def]
         raise RuntimeError("exporter on fire")
 
-    monkeypatch.setattr(limiter, "_counter", broken)
+    monkeypatch.setattr(limiter, "current_route", broken)
     record_limiter_decision(limit="per-user", key="u", action="allowed")  # no exception
 
 
@@ -423,7 +425,7 @@ def test_off_by_default_and_uninstrument_restores_every_method(instrument, otel)
 
 
 def test_environment_variable_enables_adapters(instrument, otel, monkeypatch):
-    monkeypatch.setenv(limiter_adapters.LIMITERS_ENV, "limits")
+    monkeypatch.setenv("OTEL_LLMCOST_LIMITERS", "limits")
     instrument()
     FixedWindowRateLimiter(MemoryStorage()).hit(parse("1/minute"), "k")
     assert len(decisions(otel)) == 1
@@ -434,17 +436,17 @@ def test_environment_variable_enables_adapters(instrument, otel, monkeypatch):
     [("", ()), ("limits", ("limits",)), (" SlowAPI , limits ", ("limits", "slowapi")), ("all", ("limits", "slowapi"))],
 )
 def test_environment_value_parsing(value, expected):
-    assert limiter_adapters.enabled_from_environment(value) == expected
+    assert parse_limiters(value) == expected
 
 
-def test_a_version_outside_the_supported_range_is_not_patched(otel, monkeypatch, caplog):
-    monkeypatch.setitem(limiter_adapters.LIMITER_REQUIREMENTS, "limits", "limits<1")
-    adapters = limiter_adapters.LimiterAdapters()
+def test_a_version_outside_the_supported_range_is_not_patched(instrument, monkeypatch, caplog):
+    monkeypatch.setitem(package.LIMITER_REQUIREMENTS, "limits", "limits<1")
     before = _originals()
-    assert adapters.instrument(["limits", "slowapi"]) == ["slowapi"]
+    instrumentor = instrument(limiters=["limits", "slowapi"])
     try:
         assert vars(FixedWindowRateLimiter)["hit"] is before["fixed.hit"]
+        assert _originals()["slowapi.check"] is not before["slowapi.check"]
         assert "outside the supported range" in caplog.text
     finally:
-        adapters.uninstrument()
+        instrumentor.uninstrument()
     assert _originals() == before

@@ -16,9 +16,9 @@ from typing import Any
 import clickhouse_connect
 import pytest
 
-from otel_llmcost import migrations
 from otel_llmcost import semconv as sc
 from otel_llmcost.exporter.rows import COLUMNS
+from otel_llmcost.storage import migrations
 
 DB = "otel"
 THROTTLING = {"throttled", "rejected"}
@@ -290,13 +290,16 @@ def test_decisions_recorded_by_the_api_land_in_the_views(client, tmp_path):
     from opentelemetry.sdk.trace.export import SimpleSpanProcessor
     from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-    from otel_llmcost import limiter
+    from otel_llmcost import runtime
+    from otel_llmcost.config import Settings
     from otel_llmcost.exporter.rows import span_to_row
+    from otel_llmcost.signals import limiter
 
     provider = TracerProvider()
     exporter = InMemorySpanExporter()
     provider.add_span_processor(SimpleSpanProcessor(exporter))
-    limiter.configure(tracer_provider=provider)
+    recording = runtime.Runtime(Settings(), tracer_provider=provider)
+    runtime.install(recording)  # what instrument() does; the decisions need no LLM SDK
     try:
         tracer = provider.get_tracer("app")
         with tracer.start_as_current_span("POST /chat"):
@@ -306,7 +309,7 @@ def test_decisions_recorded_by_the_api_land_in_the_views(client, tmp_path):
             )
         limiter.record_limiter_decision(limit="per-user", key="v", action="rejected", route="POST /chat", tier="pro")
     finally:
-        limiter.configure()
+        runtime.uninstall(recording)
     rows = [span_to_row(span) for span in exporter.get_finished_spans()]
     for row in rows:
         row[COLUMNS.index("ServiceName")] = "api-end-to-end"

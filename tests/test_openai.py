@@ -12,7 +12,7 @@ from opentelemetry.trace import SpanKind, StatusCode
 from packaging.version import Version
 
 from otel_llmcost import semconv
-from otel_llmcost.fakes import Reply, openai_client
+from otel_llmcost.demo.fakes import Reply, openai_client
 from otel_llmcost.pricing import Pricer
 
 # Published OpenAI prices, USD per million tokens (openai.com/api/pricing):

@@ -14,9 +14,10 @@ import pytest
 from test_sql_views import call, insert, now_ns
 from typer.testing import CliRunner
 
-from otel_llmcost import migrations, storage
+from otel_llmcost import storage
 from otel_llmcost.cli import app
-from otel_llmcost.outcomes_import import ImportFailed, SuccessRule, parse_lines, read_file
+from otel_llmcost.signals.outcomes_import import ImportFailed, SuccessRule, parse_lines, read_file
+from otel_llmcost.storage import migrations
 
 runner = CliRunner()
 TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"

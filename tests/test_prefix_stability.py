@@ -8,12 +8,13 @@ import json
 import pytest
 from test_sql_views import HOUR_NS, call, client, insert, now_ns, q  # noqa: F401 - the module's chdb fixture
 
-from otel_llmcost import reports, tokens
 from otel_llmcost import semconv as sc
-from otel_llmcost.anatomy import Anatomy
-from otel_llmcost.fakes import openai_client
-from otel_llmcost.prefix_verdict import explain
-from otel_llmcost.providers.base import Provider
+from otel_llmcost.demo.fakes import openai_client
+from otel_llmcost.instrumentation import tokens
+from otel_llmcost.instrumentation.anatomy import Anatomy
+from otel_llmcost.providers.base import PromptView
+from otel_llmcost.reporting import reports
+from otel_llmcost.reporting.prefix_verdict import explain
 
 SYSTEM = "You are the ACME returns assistant. Follow the policy below exactly. " * 20
 TOOLS = [{"type": "function", "function": {"name": "lookup_order", "parameters": {"type": "object"}}}]
@@ -27,7 +28,7 @@ MODEL = "gpt-4o-mini"
 
 
 def test_prefix_tokens_are_everything_before_the_last_message():
-    parts, prefix = Anatomy().measure(Provider(), {"messages": MESSAGES, "tools": TOOLS}, MODEL)
+    parts, prefix = Anatomy().measure(PromptView(messages=MESSAGES, tools=TOOLS), MODEL)
     expected = tokens.count_messages(MESSAGES[:-1], MODEL) - tokens.TOKENS_REPLY_PRIMER
     expected += tokens.count_text(json.dumps(TOOLS), MODEL)
     assert prefix == expected
@@ -126,7 +127,7 @@ def stability(client):  # noqa: F811
     rows += _calls(svc, h1, "/costly", SONNET, 4, **_prefix("p-costly", 3000, 3100), **costly)
     rows += _calls(svc, h1, "/unknown-length", gpt4o, 4, **_prefix("p-unknown", None, 3100))
     insert(client, rows)
-    rep = reports.prefix_stability(client, since_hours=24)
+    rep = reports.run(client, "prefix_stability", since_hours=24)
     return {r[1]: dict(zip(rep.columns, r, strict=True)) for r in rep.rows if r[0] == svc}
 
 

@@ -7,8 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from otel_llmcost.pricing import Pricer
-from otel_llmcost.usage import Usage
+from otel_llmcost.pricing import Pricer, Usage
 
 MODELS = [
     ("gpt-4o", "openai"),

@@ -10,10 +10,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from otel_llmcost import price_overrides
-from otel_llmcost.price_overrides import PriceFileError
-from otel_llmcost.pricing import Pricer, genai_prices_version
-from otel_llmcost.usage import Usage
+from otel_llmcost.pricing import Pricer, Usage, genai_prices_version
+from otel_llmcost.pricing import overrides as price_overrides
+from otel_llmcost.pricing.overrides import PriceFileError
+from otel_llmcost.providers.google_genai import parse_usage as gemini_usage_of
+from otel_llmcost.providers.openai import parse_usage as openai_usage_of
 
 MTOK = Usage(input_tokens=1_000_000)
 
@@ -275,7 +276,7 @@ def test_override_audio_price_applies_to_audio_tokens(tmp_path):
 
 
 def test_usage_reads_modalities_from_openai_and_gemini():
-    openai = Usage.from_openai(
+    openai = openai_usage_of(
         {
             "prompt_tokens": 100,
             "completion_tokens": 50,
@@ -284,7 +285,7 @@ def test_usage_reads_modalities_from_openai_and_gemini():
         }
     )
     assert (openai.input_audio_tokens, openai.output_audio_tokens) == (40, 30)
-    gemini = Usage.from_gemini(
+    gemini = gemini_usage_of(
         {
             "prompt_token_count": 100,
             "cached_content_token_count": 20,
@@ -299,7 +300,7 @@ def test_usage_reads_modalities_from_openai_and_gemini():
     )
     assert (gemini.input_audio_tokens, gemini.cache_audio_read_tokens, gemini.output_image_tokens) == (50, 20, 60)
     # Subsets never exceed their totals, whatever the provider sends.
-    odd = Usage.from_openai({"prompt_tokens": 5, "prompt_tokens_details": {"audio_tokens": 50}})
+    odd = openai_usage_of({"prompt_tokens": 5, "prompt_tokens_details": {"audio_tokens": 50}})
     assert odd.input_audio_tokens == 5
     both = openai.plus(gemini)
     assert both.input_audio_tokens == 90 and both.input_tokens == 200

@@ -5,14 +5,18 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from otel_llmcost import semconv
-from otel_llmcost.ratelimit import (
-    ANTHROPIC_HEADERS,
-    OPENAI_HEADERS,
+from otel_llmcost.providers.anthropic import HEADERS as ANTHROPIC_HEADERS
+from otel_llmcost.providers.headers import (
     parse_go_duration,
     parse_retry_after,
     parse_rfc3339_delta,
-    ratelimit_attributes,
+    ratelimit_values,
 )
+from otel_llmcost.providers.openai import HEADERS as OPENAI_HEADERS
+
+
+def ratelimit_attributes(headers, specs):  # type: ignore[no-untyped-def]
+    return ratelimit_values(headers.get, specs)
 
 
 @pytest.mark.parametrize(

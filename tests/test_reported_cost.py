@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import pytest
 
-from otel_llmcost import reported_cost, semconv
-from otel_llmcost.fakes import Reply, openai_client
+from otel_llmcost import semconv
+from otel_llmcost.demo.fakes import Reply, openai_client
+from otel_llmcost.providers.headers import reported_cost_from_headers
+from otel_llmcost.providers.openai import reported_cost as reported_cost_from_usage
 
 MESSAGES = [{"role": "user", "content": "hi"}]
 OPENROUTER = "https://openrouter.ai/api/v1"
@@ -57,8 +59,8 @@ def test_reported_cost_on_a_model_we_cannot_price(instrument, otel, fake):
 
 @pytest.mark.parametrize("value", ["abc", -1, float("inf"), True, None, [1], "1e400"])
 def test_junk_reported_costs_are_ignored(value):
-    assert reported_cost.from_usage({"cost": value}) is None
-    assert reported_cost.from_headers({"x-litellm-response-cost": str(value)}) is None
+    assert reported_cost_from_usage({"cost": value}) is None
+    assert reported_cost_from_headers({"x-litellm-response-cost": str(value)}.get) is None
 
 
 @pytest.mark.parametrize(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 from otel_llmcost import semconv
-from otel_llmcost.migrations import MIGRATIONS_DIR
+from otel_llmcost.storage.migrations import MIGRATIONS_DIR
 
 _QUOTED_NAME = re.compile(r"'((?:llmcost|gen_ai)\.[A-Za-z0-9_.]+)'")
 

@@ -23,8 +23,9 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 from otel_llmcost import semconv as sc
 from otel_llmcost import storage
 from otel_llmcost.exporter import LLMCostSpanExporter, ingest_pending, pending_files
-from otel_llmcost.exporter.clickhouse import insert_rows, write_spool
+from otel_llmcost.exporter.ingest import insert_rows
 from otel_llmcost.exporter.rows import format_value, span_to_row
+from otel_llmcost.exporter.spool import write_spool
 
 
 @pytest.fixture(scope="module")
@@ -223,11 +224,11 @@ def test_attribute_values_are_stringified_like_pdata():
 
 
 def test_default_dsn_and_env(monkeypatch, tmp_path):
-    monkeypatch.setenv(storage.HOME_ENV, str(tmp_path))
-    monkeypatch.delenv(storage.DSN_ENV, raising=False)
-    assert storage.default_dsn() == f"chdb://{tmp_path / 'chdb'}"
-    monkeypatch.setenv(storage.DSN_ENV, "http://h:8123")
-    monkeypatch.setenv(storage.DATABASE_ENV, "llm")
+    monkeypatch.setenv("OTEL_LLMCOST_HOME", str(tmp_path))
+    monkeypatch.delenv("OTEL_EXPORTER_LLMCOST_DSN", raising=False)
+    assert storage.configured_dsn() == f"chdb://{tmp_path / 'chdb'}"
+    monkeypatch.setenv("OTEL_EXPORTER_LLMCOST_DSN", "http://h:8123")
+    monkeypatch.setenv("OTEL_EXPORTER_LLMCOST_DATABASE", "llm")
     exporter = LLMCostSpanExporter()
     assert exporter.dsn_redacted == "http://h:8123" and exporter._database == "llm"
     with pytest.raises(ValueError):

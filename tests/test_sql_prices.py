@@ -16,12 +16,12 @@ import clickhouse_connect
 import pytest
 from span_rows import trace_row
 
-from otel_llmcost import migrations, price_catalogue
 from otel_llmcost import semconv as sc
 from otel_llmcost.exporter.rows import COLUMNS
-from otel_llmcost.price_overrides import variant_label
-from otel_llmcost.pricing import Cost, Pricer
-from otel_llmcost.usage import Usage
+from otel_llmcost.pricing import Cost, Pricer, Usage
+from otel_llmcost.pricing import catalogue as price_catalogue
+from otel_llmcost.pricing.overrides import variant_label
+from otel_llmcost.storage import migrations
 
 DB = "otel"
 UTC = timezone.utc

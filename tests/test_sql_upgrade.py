@@ -11,8 +11,8 @@ import clickhouse_connect
 import pytest
 from test_sql_prices import span_row  # tests/ is on sys.path (pytest rootdir-relative import)
 
-from otel_llmcost import migrations
 from otel_llmcost import semconv as sc
+from otel_llmcost.storage import migrations
 
 FIXTURE = Path(__file__).with_name("fixtures") / "schema_a5d3197.sql"
 DB = "otel"
@@ -41,8 +41,7 @@ def _insert(client, rows) -> None:
 def test_old_database_gains_new_columns_queries_and_views_without_losing_rows(old_database):
     from datetime import datetime, timezone
 
-    from otel_llmcost.pricing import Pricer
-    from otel_llmcost.usage import Usage
+    from otel_llmcost.pricing import Pricer, Usage
 
     client = old_database
     assert "PriceVersion" not in columns(client, "llm_calls")
@@ -73,13 +72,13 @@ def test_an_edited_view_reaches_an_existing_database(tmp_path, monkeypatch):
     monkeypatch.setattr(migrations, "MIGRATIONS_DIR", sql_dir)
     client = clickhouse_connect.get_client(dsn=f"chdb://{tmp_path / 'chdb'}")
     migrations.migrate(client, database=DB)
-    view = sql_dir / "004_views.sql"
+    view = sql_dir / "010_anomalies.sql"
     view.write_text(
         view.read_text().replace(
             "v_expensive_requests {cluster} AS\n", "v_expensive_requests {cluster} AS\n-- edited\n"
         )
     )
-    (sql_dir / "010_extra.sql").write_text(
+    (sql_dir / "099_extra.sql").write_text(
         "CREATE VIEW IF NOT EXISTS {database}.v_extra {cluster} AS SELECT count() AS n FROM {database}.llm_calls;\n"
     )
     ran = migrations.migrate(client, database=DB)

@@ -17,9 +17,10 @@ import clickhouse_connect
 import pytest
 from span_rows import trace_row
 
-from otel_llmcost import migrations, reports
 from otel_llmcost import semconv as sc
 from otel_llmcost.exporter.rows import COLUMNS
+from otel_llmcost.reporting import reports
+from otel_llmcost.storage import migrations
 
 DB = "otel"
 HOUR_NS = 3600 * 10**9
@@ -268,7 +269,7 @@ def test_cost_views_by_endpoint_model_feature_team_user(client):
         s=svc,
     )
     assert by_user == [("u1", "t1", 0.6), ("u2", "t2", 1.5)]
-    rep = reports.spend_by_endpoint(client, since_hours=2)
+    rep = reports.run(client, "spend_by_endpoint", since_hours=2)
     assert ("costs", "/sum") in [(r[0], r[1]) for r in rep.rows]
     assert rep.columns[:3] == ["ServiceName", "Endpoint", "Calls"]
 
@@ -366,7 +367,7 @@ def test_missed_caching_needs_two_large_uncached_repeats(client):
         s=svc,
     )
     assert got == [("miss", 3, 6000, 0.03)]
-    assert [r[2] for r in reports.missed_caching(client, since_hours=1).rows if r[0] == svc] == ["miss"]
+    assert [r[2] for r in reports.run(client, "missed_caching", since_hours=1).rows if r[0] == svc] == ["miss"]
 
 
 def test_duplicate_requests_spend_on_repeats(client):
@@ -408,7 +409,7 @@ def test_rate_limit_pressure_share_retries_and_lowest_remaining(client):
         s=svc,
     )
     assert got == [(4, 2, 2, 50, 200, 0.25, 1.5)]
-    rep = [r for r in reports.rate_limits(client, since_hours=1).rows if r[0] == svc]
+    rep = [r for r in reports.run(client, "rate_limits", since_hours=1).rows if r[0] == svc]
     assert rep[0][5] == 0.5  # ThrottledShare
 
 
@@ -435,7 +436,7 @@ def test_unpriced_and_estimated_views(client):
         s=svc,
     )
     assert est == [(1, 7, 0.5)]
-    assert [r[2] for r in reports.unpriced(client, since_hours=1).rows if r[0] == svc] == ["mystery"]
+    assert [r[2] for r in reports.run(client, "unpriced", since_hours=1).rows if r[0] == svc] == ["mystery"]
 
 
 def test_cost_per_successful_task_joins_by_task_id_or_trace_id(client):
@@ -467,7 +468,7 @@ def test_cost_per_successful_task_joins_by_task_id_or_trace_id(client):
         s=svc,
     )
     assert per == [(2, 1, 0.8, 0.8)]
-    rep = [r for r in reports.cost_per_task(client, since_hours=1).rows if r[0] == svc]
+    rep = [r for r in reports.run(client, "cost_per_task", since_hours=1).rows if r[0] == svc]
     assert rep[0][-1] == 0.8
 
 
@@ -505,7 +506,7 @@ def test_spend_anomaly_flags_the_day_10_spike_and_not_the_noise(client):
         s=svc,
     )
     assert early == [(0,)]
-    rep = [r for r in reports.anomalies(client, since_hours=24 * 6).rows if r[1] == svc]
+    rep = [r for r in reports.run(client, "anomalies", since_hours=24 * 6).rows if r[1] == svc]
     assert [(r[2], r[0]) for r in rep] == [("/spiky", spike_day)]
 
 
@@ -567,11 +568,11 @@ def test_expensive_requests_over_threshold_or_endpoint_p99(client):
 
 
 def test_all_reports_run_and_name_their_columns(client):
-    for fn in reports.ALL_REPORTS:
-        rep = fn(client, since_hours=24)
-        assert rep.title and rep.columns and rep.name == fn.__name__
+    for name in reports.DEFAULT_REPORTS:
+        rep = reports.run(client, name, since_hours=24)
+        assert rep.title and rep.columns and rep.name == name
         assert all(len(r) == len(rep.columns) for r in rep.rows)
     with pytest.raises(ValueError):
-        reports.spend_by_model(client, since_hours=0)
+        reports.run(client, "spend_by_model", since_hours=0)
     with pytest.raises(ValueError):
-        reports.spend_by_model(client, since_hours=1, database="otel; DROP TABLE otel.otel_traces")
+        reports.run(client, "spend_by_model", since_hours=1, database="otel; DROP TABLE otel.otel_traces")

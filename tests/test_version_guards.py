@@ -10,9 +10,10 @@ import pytest
 import wrapt
 from packaging.requirements import Requirement
 
-from otel_llmcost import instrumentor as instrumentor_module
-from otel_llmcost.fakes import openai_client
-from otel_llmcost.package import PROVIDER_REQUIREMENTS, PROVIDER_SDKS
+from otel_llmcost.demo.fakes import openai_client
+from otel_llmcost.instrumentation import instrumentor as instrumentor_module
+from otel_llmcost.instrumentation import package
+from otel_llmcost.instrumentation.package import PROVIDER_REQUIREMENTS, PROVIDER_SDKS
 from otel_llmcost.providers.base import Api
 from otel_llmcost.providers.openai import OpenAIProvider
 
@@ -24,8 +25,8 @@ def _is_patched(owner: type, name: str = "create") -> bool:
 
 
 def _reporting(monkeypatch: pytest.MonkeyPatch, sdk: str, fake_version: str) -> None:
-    real = instrumentor_module.version
-    monkeypatch.setattr(instrumentor_module, "version", lambda name: fake_version if name == sdk else real(name))
+    real = package.version
+    monkeypatch.setattr(package, "version", lambda name: fake_version if name == sdk else real(name))
 
 
 def test_ranges_are_read_from_the_distributions_extras():
@@ -41,7 +42,7 @@ def test_installed_sdks_are_within_the_supported_range():
     # Each compat session pins SDKs inside the declared ranges; a pin outside one would
     # silently test nothing, because that provider would not be instrumented.
     for key in PROVIDER_SDKS:
-        ok, installed = instrumentor_module.supported_version(key)
+        ok, installed = package.supported_version(PROVIDER_REQUIREMENTS[key])
         assert ok or installed is None, f"{key} {installed} is outside {PROVIDER_REQUIREMENTS[key]}"
 
 
@@ -59,7 +60,7 @@ def test_unsupported_openai_version_is_skipped_with_one_warning(monkeypatch, cap
         assert "openai 0.28.1" in message and "outside the supported range" in message
         assert PROVIDER_REQUIREMENTS["openai"] in message
         assert not _is_patched(Completions)
-        assert not any(module.startswith("openai") for module, _ in instrumentor._patched)
+        assert not any(module.startswith("openai") for module, _ in instrumentor.patched)
         openai_client(fake).chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
         assert otel.spans() == ()
     finally:
@@ -73,7 +74,7 @@ def test_too_new_major_is_skipped_too(monkeypatch, caplog, otel):
         instrumentor.instrument(tracer_provider=otel.tracer_provider, meter_provider=otel.meter_provider)
     try:
         assert [r.getMessage() for r in caplog.records if "openai 99.0.0" in r.getMessage()]
-        assert not any(module.startswith("openai") for module, _ in instrumentor._patched)
+        assert not any(module.startswith("openai") for module, _ in instrumentor.patched)
     finally:
         instrumentor.uninstrument()
 
@@ -82,13 +83,13 @@ def test_sdk_that_is_not_installed_is_skipped_without_a_warning(monkeypatch, cap
     def missing(name: str) -> str:
         raise metadata.PackageNotFoundError(name)
 
-    monkeypatch.setattr(instrumentor_module, "version", missing)
+    monkeypatch.setattr(package, "version", missing)
     instrumentor = instrumentor_module.LLMCostInstrumentor()
     with caplog.at_level(logging.WARNING, logger="otel_llmcost"):
         instrumentor.instrument(tracer_provider=otel.tracer_provider, meter_provider=otel.meter_provider)
     try:
         assert [r for r in caplog.records if r.levelno >= logging.WARNING] == []
-        assert instrumentor._patched == []
+        assert instrumentor.patched == []
     finally:
         instrumentor.uninstrument()
 
@@ -108,7 +109,7 @@ def test_callable_missing_from_this_sdk_version_is_skipped_quietly(monkeypatch, 
     try:
         assert [r for r in caplog.records if r.levelno >= logging.WARNING] == []
         assert _is_patched(Completions)
-        patched = {attribute for _, attribute in instrumentor._patched}
+        patched = {attribute for _, attribute in instrumentor.patched}
         assert "Completions.create_in_a_future_version" not in patched
         assert "Thing.create" not in patched
         openai_client(fake).chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
@@ -158,9 +159,9 @@ CORE_PATCHES = {
 
 @pytest.mark.parametrize("provider", sorted(CORE_PATCHES))
 def test_core_callables_are_patched_in_every_supported_version(provider, instrument):
-    ok, installed = instrumentor_module.supported_version(provider)
+    ok, installed = package.supported_version(PROVIDER_REQUIREMENTS[provider])
     if installed is None:
         pytest.skip(f"{PROVIDER_SDKS[provider][0]} is not installed")
     assert ok
-    patched = set(instrument()._patched)
+    patched = set(instrument().patched)
     assert CORE_PATCHES[provider] - patched == set(), f"{provider} {installed}"

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from typing import Any
@@ -33,21 +32,8 @@ from typing import Any
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import SpanKind, StatusCode
 
-from otel_llmcost.semconv import ATTRIBUTES_TRUNCATED
-
-MAX_VALUE_BYTES_ENV = "OTEL_EXPORTER_LLMCOST_MAX_ATTRIBUTE_BYTES"
-DEFAULT_MAX_VALUE_BYTES = 8192
-
-
-def max_value_bytes_from_env() -> int:
-    """The configured value size limit (bytes; 0 = unlimited), default 8 KiB."""
-    raw = os.environ.get(MAX_VALUE_BYTES_ENV, "").strip()
-    try:
-        value = int(raw) if raw else DEFAULT_MAX_VALUE_BYTES
-    except ValueError:
-        value = DEFAULT_MAX_VALUE_BYTES
-    return max(value, 0)
-
+from ..config import DEFAULT_MAX_ATTRIBUTE_BYTES
+from ..semconv import ATTRIBUTES_TRUNCATED
 
 COLUMNS: tuple[str, ...] = (
     "Timestamp",
@@ -206,7 +192,7 @@ def _trace_state(context: Any) -> str:
 
 
 def span_to_row(
-    span: ReadableSpan, max_value_bytes: int = DEFAULT_MAX_VALUE_BYTES, totals: Truncations | None = None
+    span: ReadableSpan, max_value_bytes: int = DEFAULT_MAX_ATTRIBUTE_BYTES, totals: Truncations | None = None
 ) -> list[Any]:
     """One row for otel_traces, values in COLUMNS order (JSON-serialisable).
 

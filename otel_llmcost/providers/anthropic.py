@@ -1,42 +1,36 @@
 """Anthropic (the ``anthropic`` SDK: Messages API, GA and beta).
 
-Wrapped: ``messages.create`` (plain and ``stream=True``), ``messages.parse`` and the
+Patched: ``messages.create`` (plain and ``stream=True``), ``messages.parse`` and the
 ``messages.stream(...)`` helper, sync and async, for ``client.messages`` and
 ``client.beta.messages``. ``with_raw_response`` / ``with_streaming_response`` go
 through the same ``create``, so they yield one span too.
 
 ``messages.stream()`` does not call ``create``: it builds the request itself and
 returns a ``MessageStreamManager`` that sends it on ``__enter__``. So ``stream`` is
-wrapped on its own, and its manager is proxied: the request is sent with the call
-current (the base-client hooks see headers, retries and 429s), and the raw event
-stream under the ``MessageStream`` is swapped for our stream proxy before the first
-event is read, so the span ends when the stream is exhausted, closed, or the
-``with`` block exits, whichever comes first.
+patched on its own and its result classified as a stream manager: the request is sent
+with the call current (the base-client hooks see headers, retries and 429s), and the
+raw event stream under the ``MessageStream`` is swapped for an observed one before the
+first event is read (:meth:`AnthropicProvider.observe_stream`).
 
-Usage: ``Message.usage`` (input_tokens EXCLUDES cache reads and writes; see
-``Usage.from_anthropic``). Streams: ``message_start`` carries the input side and a
-provisional output count; ``message_delta`` carries cumulative totals (always
-output_tokens, sometimes input and cache counts), which replace the earlier ones.
+Usage: ``Message.usage.input_tokens`` EXCLUDES cache reads and writes (the writes may
+be split by TTL into 5-minute and 1-hour); ``output_tokens`` includes thinking.
+Streams: ``message_start`` carries the input side and a provisional output count;
+``message_delta`` carries cumulative totals (always output_tokens, sometimes input and
+cache counts), which replace the earlier ones.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from .. import semconv
-from ..ratelimit import ANTHROPIC_HEADERS, ratelimit_attributes
-from ..streams import AsyncStreamProxy, CallProxy, SyncStreamProxy
-from ..usage import Usage, as_int, field
-from ._stainless import StainlessProvider, base_client_hooks
-from .base import (
-    UNKNOWN_OPENAI_COMPATIBLE,
-    Api,
-    append_finish_reason,
-    apply_base_url,
-    common_request_attributes,
-    set_max_tokens,
-)
+from ..pricing.usage import Usage
+from ._stainless import UNKNOWN_OPENAI_COMPATIBLE, StainlessProvider, base_client_hooks
+from .base import Api, PromptView, Request, ResponseRecord
+from .fields import as_int, field
+from .headers import parse_int, parse_rfc3339_delta, ratelimit_specs
 
 logger = logging.getLogger(__name__)
 
@@ -49,141 +43,50 @@ _CHAT = semconv.OPERATION_CHAT
 # Clients that reach Claude through a cloud platform: gen_ai.provider.name by client class name.
 _PLATFORM_CLIENTS = (("Bedrock", "aws.bedrock"), ("Vertex", "gcp.vertex_ai"), ("Foundry", "azure.ai.inference"))
 
-
-class AnthropicProvider(StainlessProvider):
-    name = "anthropic"
-    package = "anthropic"
-    apis = (
-        Api(_GA, "Messages.create", _CHAT, False, _CREATE),
-        Api(_GA, "AsyncMessages.create", _CHAT, True, _CREATE),
-        Api(_GA, "Messages.parse", _CHAT, False, _CREATE),
-        Api(_GA, "AsyncMessages.parse", _CHAT, True, _CREATE),
-        # stream() is a plain method in both clients: it returns a manager, sending nothing.
-        Api(_GA, "Messages.stream", _CHAT, False, _STREAM),
-        Api(_GA, "AsyncMessages.stream", _CHAT, False, _STREAM),
-        Api(_BETA, "Messages.create", _CHAT, False, _CREATE),
-        Api(_BETA, "AsyncMessages.create", _CHAT, True, _CREATE),
-        Api(_BETA, "Messages.parse", _CHAT, False, _CREATE),
-        Api(_BETA, "AsyncMessages.parse", _CHAT, True, _CREATE),
-        Api(_BETA, "Messages.stream", _CHAT, False, _STREAM),
-        Api(_BETA, "AsyncMessages.stream", _CHAT, False, _STREAM),
+# anthropic-ratelimit-{requests,tokens,input-tokens,output-tokens}-{limit,remaining,reset};
+# resets are RFC 3339 times.
+HEADERS = ratelimit_specs(
+    tuple(
+        row
+        for kind, header_kind in (
+            ("requests", "requests"),
+            ("tokens", "tokens"),
+            ("input_tokens", "input-tokens"),
+            ("output_tokens", "output-tokens"),
+        )
+        for row in (
+            (f"anthropic-ratelimit-{header_kind}-limit", kind, "limit", parse_int),
+            (f"anthropic-ratelimit-{header_kind}-remaining", kind, "remaining", parse_int),
+            (f"anthropic-ratelimit-{header_kind}-reset", kind, "reset_s", parse_rfc3339_delta),
+        )
     )
-    hooks = base_client_hooks("anthropic")
+)
 
-    def __init__(self) -> None:
-        import importlib
 
-        import anthropic
-        from anthropic import _response
-
-        self._stream_cls = anthropic.Stream
-        self._async_stream_cls = anthropic.AsyncStream
-        raw: list[type] = [_response.BaseAPIResponse]
-        try:  # 0.x and 1.x: with_raw_response returns a LegacyAPIResponse; 2.x dropped it
-            raw.append(importlib.import_module("anthropic._legacy_response").LegacyAPIResponse)
-        except (ImportError, AttributeError):
-            pass
-        self._raw_cls = tuple(raw)
-        sync_managers: list[type] = []
-        async_managers: list[type] = []
-        try:
-            from anthropic.lib import streaming
-
-            for name in ("MessageStreamManager", "BetaMessageStreamManager"):
-                cls = getattr(streaming, name, None)
-                if isinstance(cls, type):
-                    sync_managers.append(cls)
-            for name in ("AsyncMessageStreamManager", "BetaAsyncMessageStreamManager"):
-                cls = getattr(streaming, name, None)
-                if isinstance(cls, type):
-                    async_managers.append(cls)
-        except ImportError:  # pragma: no cover - every supported SDK has the helpers
-            pass
-        self._sync_managers = tuple(sync_managers)
-        self._async_managers = tuple(async_managers)
-
-    # --- request ------------------------------------------------------------------
-
-    def read_request(self, call: Any, api: Api, instance: Any, kwargs: dict[str, Any]) -> dict[str, Any]:
-        attrs = common_request_attributes(call, api.operation, self.name, kwargs)
-        if api.kind == _STREAM:
-            call.stream = True
-            attrs[semconv.GEN_AI_REQUEST_STREAM] = True
-        client = getattr(instance, "_client", None)
-        apply_base_url(call, attrs, client, self.name)
-        if call.provider_name == UNKNOWN_OPENAI_COMPATIBLE:
-            call.provider_name = _platform_name(client)
-            attrs[semconv.GEN_AI_PROVIDER_NAME] = call.provider_name
-        if call.provider_name == self.name:
-            call.pricing_provider = self.name
-        set_max_tokens(attrs, kwargs.get("max_tokens"))
-        if call.telemetry.capture_content:
-            call.output_parts = []
-        return attrs
-
-    def request_messages(self, kwargs: dict[str, Any]) -> Any:
-        messages = kwargs.get("messages")
-        system = kwargs.get("system")
-        if system is None or not isinstance(system, (str, list, tuple)):
-            return messages
-        listed = list(messages) if isinstance(messages, (list, tuple)) else []
-        return [{"role": "system", "content": system}, *listed]
-
-    # --- response -----------------------------------------------------------------
-
-    def read_response(self, call: Any, response: Any) -> None:
-        usage = Usage.from_anthropic(field(response, "usage"))
-        if usage is not None:
-            call.usage = usage
-        model = field(response, "model")
-        if isinstance(model, str) and model:
-            call.response_model = model
-        response_id = field(response, "id")
-        if isinstance(response_id, str) and response_id:
-            call.response_id = response_id
-        append_finish_reason(call, field(response, "stop_reason"))
-        if call.output_parts is not None:
-            content = field(response, "content")
-            if isinstance(content, list):
-                for block in content:
-                    text = field(block, "text")
-                    if isinstance(text, str):
-                        call.output_parts.append(text)
-
-    def read_chunk(self, call: Any, chunk: Any) -> None:
-        event_type = field(chunk, "type")
-        if event_type == "message_start":
-            self.read_response(call, field(chunk, "message"))
-        elif event_type == "message_delta":
-            call.usage = merge_delta_usage(call.usage, field(chunk, "usage"))
-            append_finish_reason(call, field(field(chunk, "delta"), "stop_reason"))
-        elif event_type == "content_block_delta" and call.output_parts is not None:
-            text = field(field(chunk, "delta"), "text")
-            if isinstance(text, str):
-                call.output_parts.append(text)
-
-    def read_headers(self, headers: Any) -> dict[str, Any] | None:
-        return ratelimit_attributes(headers, ANTHROPIC_HEADERS)
-
-    # estimate_usage stays None: a stream that never reached message_start was either
-    # never sent (an un-entered stream manager: nothing was billed) or failed.
-
-    # --- result classification ------------------------------------------------------
-
-    def wrap_other(self, call: Any, result: Any) -> Any:
-        if self._sync_managers and isinstance(result, self._sync_managers):
-            return StreamManagerProxy(result, call)
-        if self._async_managers and isinstance(result, self._async_managers):
-            return AsyncStreamManagerProxy(result, call)
+def parse_usage(usage: Any) -> Usage | None:
+    """Messages API usage; input_tokens there excludes cache reads and writes."""
+    if usage is None:
         return None
-
-
-def _platform_name(client: Any) -> str:
-    class_name = type(client).__name__
-    for marker, provider_name in _PLATFORM_CLIENTS:
-        if marker in class_name:
-            return provider_name
-    return AnthropicProvider.name
+    uncached = as_int(field(usage, "input_tokens"))
+    cache_read = as_int(field(usage, "cache_read_input_tokens"))
+    cache_write = as_int(field(usage, "cache_creation_input_tokens"))
+    split = field(usage, "cache_creation")
+    write_5m = as_int(field(split, "ephemeral_5m_input_tokens"))
+    write_1h = as_int(field(split, "ephemeral_1h_input_tokens"))
+    # The TTL split, when present, is authoritative; the total is kept if it is larger.
+    cache_write = max(cache_write, write_5m + write_1h)
+    output = as_int(field(usage, "output_tokens"))
+    # output_tokens includes thinking; output_tokens_details.thinking_tokens (newer
+    # APIs) only says how much of it was reasoning.
+    thinking = as_int(field(field(usage, "output_tokens_details"), "thinking_tokens"))
+    return Usage(
+        input_tokens=uncached + cache_read + cache_write,
+        output_tokens=output,
+        cache_read_tokens=cache_read,
+        cache_write_tokens=cache_write,
+        cache_write_1h_tokens=write_1h,
+        reasoning_tokens=min(thinking, output),
+    )
 
 
 def merge_delta_usage(previous: Usage | None, delta: Any) -> Usage | None:
@@ -219,99 +122,112 @@ def merge_delta_usage(previous: Usage | None, delta: Any) -> Usage | None:
         merged["output_tokens_details"] = {"thinking_tokens": previous.reasoning_tokens}
     if previous is None and "input_tokens" not in merged and "output_tokens" not in merged:
         return None
-    return Usage.from_anthropic(merged)
+    return parse_usage(merged)
 
 
-# --- the messages.stream() helper ------------------------------------------------------
+class AnthropicProvider(StainlessProvider):
+    name = "anthropic"
+    apis = (
+        Api(_GA, "Messages.create", _CHAT, False, _CREATE),
+        Api(_GA, "AsyncMessages.create", _CHAT, True, _CREATE),
+        Api(_GA, "Messages.parse", _CHAT, False, _CREATE),
+        Api(_GA, "AsyncMessages.parse", _CHAT, True, _CREATE),
+        # stream() is a plain method in both clients: it returns a manager, sending nothing.
+        Api(_GA, "Messages.stream", _CHAT, False, _STREAM),
+        Api(_GA, "AsyncMessages.stream", _CHAT, False, _STREAM),
+        Api(_BETA, "Messages.create", _CHAT, False, _CREATE),
+        Api(_BETA, "AsyncMessages.create", _CHAT, True, _CREATE),
+        Api(_BETA, "Messages.parse", _CHAT, False, _CREATE),
+        Api(_BETA, "AsyncMessages.parse", _CHAT, True, _CREATE),
+        Api(_BETA, "Messages.stream", _CHAT, False, _STREAM),
+        Api(_BETA, "AsyncMessages.stream", _CHAT, False, _STREAM),
+    )
+    hooks = base_client_hooks("anthropic")
+    header_specs = HEADERS
+    # 529: Anthropic's "overloaded", retried by the SDK like a 429.
+    throttle_statuses = frozenset({429, 529})
+    # 0.x and 1.x: with_raw_response returns a LegacyAPIResponse; 2.x dropped it.
+    raw_classes = ("anthropic._response:BaseAPIResponse", "anthropic._legacy_response:LegacyAPIResponse")
+    stream_classes = ("anthropic:Stream",)
+    async_stream_classes = ("anthropic:AsyncStream",)
+    manager_classes = (
+        "anthropic.lib.streaming:MessageStreamManager",
+        "anthropic.lib.streaming:BetaMessageStreamManager",
+    )
+    async_manager_classes = (
+        "anthropic.lib.streaming:AsyncMessageStreamManager",
+        "anthropic.lib.streaming:BetaAsyncMessageStreamManager",
+    )
+
+    # --- request ------------------------------------------------------------------
+
+    def read_request(self, api: Api, instance: Any, kwargs: dict[str, Any], *, inject_include_usage: bool) -> Request:
+        messages = kwargs.get("messages")
+        prompt = PromptView(
+            system=kwargs.get("system"),
+            tools=kwargs.get("tools"),
+            messages=messages if isinstance(messages, list) else list(messages or ()),
+            temperature=kwargs.get("temperature"),
+        )
+        request = self.base_request(api, instance, kwargs, prompt)
+        if api.kind == _STREAM:
+            request.stream = True
+        if request.provider_name == UNKNOWN_OPENAI_COMPATIBLE:
+            request.provider_name = _platform_name(getattr(instance, "_client", None))
+        if request.provider_name == self.name:
+            request.pricing_provider = self.name
+        max_tokens = kwargs.get("max_tokens")
+        request.max_tokens = max_tokens if type(max_tokens) is int else None
+        return request
+
+    # --- response -----------------------------------------------------------------
+
+    def read_response(self, record: ResponseRecord, response: Any) -> None:
+        usage = parse_usage(field(response, "usage"))
+        if usage is not None:
+            record.usage = usage
+        model = field(response, "model")
+        if isinstance(model, str) and model:
+            record.model = model
+        response_id = field(response, "id")
+        if isinstance(response_id, str) and response_id:
+            record.id = response_id
+        record.add_finish_reason(field(response, "stop_reason"))
+        if record.output_parts is not None:
+            content = field(response, "content")
+            if isinstance(content, list):
+                for block in content:
+                    record.add_output(field(block, "text"))
+
+    def read_chunk(self, record: ResponseRecord, chunk: Any) -> None:
+        event_type = field(chunk, "type")
+        if event_type == "message_start":
+            self.read_response(record, field(chunk, "message"))
+        elif event_type == "message_delta":
+            record.usage = merge_delta_usage(record.usage, field(chunk, "usage"))
+            record.add_finish_reason(field(field(chunk, "delta"), "stop_reason"))
+        elif event_type == "content_block_delta" and record.output_parts is not None:
+            record.add_output(field(field(chunk, "delta"), "text"))
+
+    # No local estimate: a stream that never reached message_start was either never sent
+    # (an un-entered stream manager: nothing was billed) or failed.
+
+    # --- the messages.stream() helper ------------------------------------------------
+
+    def observe_stream(self, entered: Any, wrap: Callable[[Any], Any]) -> None:
+        """Swap the (Beta)MessageStream's raw event stream before its lazy iterator starts."""
+        raw = getattr(entered, "_raw_stream", None)
+        if raw is not None:
+            entered._raw_stream = wrap(raw)
+
+    def stream_snapshot(self, entered: Any) -> Any:
+        snapshot = getattr(entered, "_current_snapshot_or_none", None)
+        return snapshot() if callable(snapshot) else None
 
 
-def _swap_raw_stream(message_stream: Any, proxy_cls: type, call: Any) -> None:
-    """Put our proxy under a (Beta)MessageStream before its lazy iterator starts."""
-    raw = getattr(message_stream, "_raw_stream", None)
-    if raw is None or isinstance(raw, (SyncStreamProxy, AsyncStreamProxy)):
-        return
-    message_stream._raw_stream = proxy_cls(raw, call)
-
-
-def _read_snapshot(call: Any, message_stream: Any) -> None:
-    """If no event reached us (an SDK whose helper we could not see into), read what it accumulated."""
-    if call.ended or call.usage is not None or message_stream is None:
-        return
-    try:
-        snapshot = message_stream._current_snapshot_or_none()
-        if snapshot is not None:
-            call.provider.read_response(call, snapshot)
-    except Exception:
-        logger.debug("otel-llmcost: could not read the message stream snapshot", exc_info=True)
-
-
-class StreamManagerProxy(CallProxy):
-    """``MessageStreamManager``: one span from ``stream()`` to the end of the ``with`` block or stream."""
-
-    def __init__(self, wrapped: Any, call: Any) -> None:
-        super().__init__(wrapped, call)
-        self._self_stream: Any = None
-
-    def __enter__(self) -> Any:
-        call = self._self_call
-        token = call.attach()
-        try:
-            message_stream = self.__wrapped__.__enter__()
-        except BaseException as error:
-            call.detach(token)
-            call.fail(error)
-            raise
-        call.detach(token)
-        self._self_stream = message_stream
-        try:
-            _swap_raw_stream(message_stream, SyncStreamProxy, call)
-        except Exception:
-            logger.debug("otel-llmcost: could not observe the message stream", exc_info=True)
-        return message_stream
-
-    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> Any:
-        call = self._self_call
-        # Before the SDK closes the stream (which ends the span as a success through our stream proxy).
-        _read_snapshot(call, self._self_stream)
-        if exc is not None and not isinstance(exc, GeneratorExit):
-            call.fail(exc)
-        try:
-            return self.__wrapped__.__exit__(exc_type, exc, tb)
-        finally:
-            call.finish()
-
-
-class AsyncStreamManagerProxy(CallProxy):
-    """``AsyncMessageStreamManager``: the request is sent (and observed) in ``__aenter__``."""
-
-    def __init__(self, wrapped: Any, call: Any) -> None:
-        super().__init__(wrapped, call)
-        self._self_stream: Any = None
-
-    async def __aenter__(self) -> Any:
-        call = self._self_call
-        token = call.attach()
-        try:
-            message_stream = await self.__wrapped__.__aenter__()
-        except BaseException as error:
-            call.detach(token)
-            call.fail(error)
-            raise
-        call.detach(token)
-        self._self_stream = message_stream
-        try:
-            _swap_raw_stream(message_stream, AsyncStreamProxy, call)
-        except Exception:
-            logger.debug("otel-llmcost: could not observe the message stream", exc_info=True)
-        return message_stream
-
-    async def __aexit__(self, exc_type: Any, exc: Any, tb: Any) -> Any:
-        call = self._self_call
-        # Before the SDK closes the stream (which ends the span as a success through our stream proxy).
-        _read_snapshot(call, self._self_stream)
-        if exc is not None and not isinstance(exc, GeneratorExit):
-            call.fail(exc)
-        try:
-            return await self.__wrapped__.__aexit__(exc_type, exc, tb)
-        finally:
-            call.finish()
+def _platform_name(client: Any) -> str:
+    class_name = type(client).__name__
+    for marker, provider_name in _PLATFORM_CLIENTS:
+        if marker in class_name:
+            return provider_name
+    return AnthropicProvider.name

@@ -1,28 +1,37 @@
-"""What a provider module declares, and the defaults it inherits.
+"""What a provider module declares, and the typed records it fills.
 
-A provider answers four questions and nothing else: which callables to wrap
-(``apis``), what the request says (``read_request``), what the response and its
-headers say (``read_response``, ``read_headers``), and how stream events carry
-usage (``read_chunk``). Span lifecycle, pricing, metrics and attribution live
-outside ``providers/``.
+A provider is the only code that knows an SDK's shapes. It answers, in these types
+and nothing else (it never sees the span or the call record):
+
+- which callables to patch (:class:`Api`) and which SDK internals report the HTTP
+  attempts of a call (:class:`Hook`);
+- what a request says (:meth:`Provider.read_request` -> :class:`Request`, with a
+  :class:`PromptView` of the prompt's system, tools and messages);
+- what a response, a stream event or a set of headers says
+  (:meth:`Provider.read_response`, :meth:`Provider.read_chunk` fill a
+  :class:`ResponseRecord`; :meth:`Provider.read_headers` -> :class:`HeaderReport`);
+- what kind of object an SDK method returned (:meth:`Provider.classify`), so the
+  instrumentation knows how to see it to its end.
+
+The call lifecycle, spans, pricing and metrics live in ``otel_llmcost.instrumentation``.
+Every reader here tolerates any shape: a field of the wrong type is skipped, never an
+exception (the instrumentation guards each call anyway).
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
-from dataclasses import dataclass
-from functools import lru_cache
+import enum
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlsplit
 
-from .. import semconv
-from ..usage import as_int, field
+from ..pricing.usage import Usage
+from .headers import HeaderSpec, parse_retry_after, ratelimit_values, reported_cost_from_headers
 
 
 @dataclass(frozen=True, slots=True)
 class Api:
-    """One patched callable: ``module`` / ``attribute`` as wrapt's wrap_function_wrapper takes them."""
+    """One patched SDK method that makes a call: ``module`` / ``attribute`` as wrapt takes them."""
 
     module: str
     attribute: str
@@ -32,197 +41,196 @@ class Api:
 
 
 @dataclass(frozen=True, slots=True)
+class Attempt:
+    """What an SDK-internal hook saw of one HTTP attempt of the current call."""
+
+    retries_taken: int | None = None  # the SDK's count of retries so far
+    status: int | None = None
+    headers: Any = None
+    hop_usage: Usage | None = None  # one billed request of a call that sends several
+    failed: bool = False  # this attempt raised; counted as a retry only if another follows
+    starting: bool = False  # an attempt is about to be sent
+
+
+# A hook reader: (args, kwargs, result or error or None) -> what it saw, or None.
+HookReader = Callable[[tuple[Any, ...], dict[str, Any], Any], "Attempt | None"]
+
+
+@dataclass(frozen=True, slots=True)
 class Hook:
-    """A patched SDK-internal callable that reports into the current call (headers, retries)."""
+    """An SDK-internal method that reports on the attempts of the call running in this context.
+
+    ``before`` reads the arguments, ``after`` the result, ``on_error`` the exception; the
+    instrumentation wraps the method and hands what they return to the current call. The
+    method's own result or exception passes through unchanged.
+    """
 
     module: str
     attribute: str
-    factory: Any  # (telemetry) -> wrapt wrapper
+    is_async: bool
+    before: HookReader | None = None
+    after: HookReader | None = None
+    on_error: HookReader | None = None
 
 
-# Hosts of OpenAI-compatible APIs -> gen_ai.provider.name. Pricing does its own
-# matching on the full URL (genai-prices' api_pattern); this table only names the
-# provider on the span.
-_HOST_PROVIDERS: tuple[tuple[str, str], ...] = (
-    ("api.openai.com", "openai"),
-    ("openai.azure.com", "azure.ai.openai"),
-    ("cognitiveservices.azure.com", "azure.ai.openai"),
-    ("services.ai.azure.com", "azure.ai.inference"),
-    ("api.anthropic.com", "anthropic"),
-    ("generativelanguage.googleapis.com", "gcp.gemini"),
-    ("aiplatform.googleapis.com", "gcp.vertex_ai"),
-    ("api.deepseek.com", "deepseek"),
-    ("api.groq.com", "groq"),
-    ("api.together.xyz", "together_ai"),
-    ("openrouter.ai", "openrouter"),
-    ("api.x.ai", "x_ai"),
-    ("api.mistral.ai", "mistral_ai"),
-    ("api.perplexity.ai", "perplexity"),
-    ("api.fireworks.ai", "fireworks"),
-    ("api.cerebras.ai", "cerebras"),
-)
-UNKNOWN_OPENAI_COMPATIBLE = "openai_compatible"
+class ResultKind(enum.Enum):
+    """How a call's result has to be followed to the call's end."""
+
+    PLAIN = "plain"  # read now, the call ends
+    RAW = "raw"  # with_raw_response / with_streaming_response: read on parse()
+    STREAM = "stream"  # iterator of events
+    ASYNC_STREAM = "async_stream"
+    GENERATOR = "generator"  # lazy: the request is sent on the first next()
+    ASYNC_GENERATOR = "async_generator"
+    STREAM_MANAGER = "stream_manager"  # a context manager that sends on enter
+    ASYNC_STREAM_MANAGER = "async_stream_manager"
 
 
-@lru_cache(maxsize=256)
-def describe_base_url(base_url: str, default_provider: str) -> tuple[str, str | None, int | None]:
-    """(gen_ai.provider.name, server.address, server.port) for a client's base URL."""
-    try:
-        parts = urlsplit(base_url)
-        host = parts.hostname
-        port = parts.port
-    except ValueError:
-        return default_provider, None, None
-    if not host:
-        return default_provider, None, None
-    name = UNKNOWN_OPENAI_COMPATIBLE
-    for suffix, provider_name in _HOST_PROVIDERS:
-        if host == suffix or host.endswith("." + suffix):
-            name = provider_name
-            break
-    if port is None:
-        port = 443 if parts.scheme == "https" else 80
-    return name, host, port
+@dataclass(slots=True)
+class PromptView:
+    """The prompt of a request in the provider's own shapes, split the same way for all.
+
+    ``system`` is the system prompt given apart from the messages (Anthropic ``system=``,
+    the Responses API's ``instructions``, Gemini's ``system_instruction``), None when the
+    system prompt is a message (OpenAI chat) or absent; ``messages`` never repeat it.
+    ``temperature`` is the value as sent (part of the request hash).
+    """
+
+    system: Any = None
+    tools: Any = None
+    messages: list[Any] = field(default_factory=list)
+    temperature: Any = None
+
+
+@dataclass(slots=True)
+class Request:
+    """What a provider read from a request, before it is sent."""
+
+    operation: str
+    provider_name: str  # gen_ai.provider.name
+    model: str
+    prompt: PromptView
+    stream: bool = False
+    max_tokens: int | None = None
+    temperature: float | None = None
+    top_p: float | None = None
+    server_address: str | None = None
+    server_port: int | None = None
+    api_url: str | None = None  # the client's base URL, for price lookup by host
+    pricing_provider: str | None = None  # genai-prices provider id, when the host does not say
+    attributes: dict[str, Any] | None = None  # provider-specific request attributes (semconv names)
+    # The response text is collected (content capture, or a local token count when the
+    # stream will carry no usage); ``estimate_usage`` says the latter applies.
+    collect_output: bool = False
+    estimate_usage: bool = False
+
+
+@dataclass(slots=True)
+class ResponseRecord:
+    """What the response and its stream events said; filled by a provider, read at the call's end."""
+
+    usage: Usage | None = None
+    model: str | None = None
+    id: str | None = None
+    finish_reasons: list[str] | None = None
+    output_parts: list[str] | None = None  # None: not collected
+    price_context: dict[str, str] | None = None  # a price variant the response named (service_tier=flex)
+    attributes: dict[str, Any] | None = None  # provider-specific response attributes (semconv names)
+    reported_cost: tuple[float, str] | None = None  # (USD, where it was read) billed by the host
+
+    def add_finish_reason(self, reason: Any) -> None:
+        if isinstance(reason, str) and reason:
+            if self.finish_reasons is None:
+                self.finish_reasons = [reason]
+            elif reason not in self.finish_reasons:
+                self.finish_reasons.append(reason)
+
+    def add_output(self, text: Any) -> None:
+        if self.output_parts is not None and isinstance(text, str) and text:
+            self.output_parts.append(text)
+
+    def set_attribute(self, name: str, value: Any) -> None:
+        if self.attributes is None:
+            self.attributes = {}
+        self.attributes[name] = value
+
+
+@dataclass(frozen=True, slots=True)
+class HeaderReport:
+    """What the headers of one HTTP response said."""
+
+    ratelimits: dict[str, int | float]  # llmcost.ratelimit.* attribute -> value
+    retry_after_s: float | None = None
+    reported_cost: tuple[float, str] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorReport:
+    """The HTTP status and headers an SDK exception carries (either may be missing)."""
+
+    status: int | None
+    headers: Any
 
 
 class Provider:
-    """Defaults shared by the stainless-generated SDKs (openai, anthropic)."""
+    """Defaults shared by every provider; a provider module subclasses it."""
 
-    name = ""
+    name = ""  # gen_ai.provider.name of the provider's own API
     apis: tuple[Api, ...] = ()
     hooks: tuple[Hook, ...] = ()
+    header_specs: tuple[HeaderSpec, ...] = ()
+    # Statuses that mean "throttled": 429 everywhere, 529 ("overloaded") at Anthropic.
+    throttle_statuses: frozenset[int] = frozenset({429})
 
-    def read_request(self, call: Any, api: Api, instance: Any, kwargs: dict[str, Any]) -> dict[str, Any]:
+    def read_request(self, api: Api, instance: Any, kwargs: dict[str, Any], *, inject_include_usage: bool) -> Request:
         raise NotImplementedError
 
-    def read_response(self, call: Any, response: Any) -> None:
+    def read_response(self, record: ResponseRecord, response: Any) -> None:
         raise NotImplementedError
 
-    def read_chunk(self, call: Any, chunk: Any) -> None:
+    def read_chunk(self, record: ResponseRecord, chunk: Any) -> None:
         raise NotImplementedError
 
-    def read_headers(self, headers: Any) -> dict[str, Any] | None:
+    def read_headers(self, headers: Any, status: int | None) -> HeaderReport | None:
+        """Rate-limit headroom (this provider's header table); retry-after when ``status``
+        says throttled; a billed cost when it says success."""
+        get = getattr(headers, "get", None)
+        if get is None:
+            return None
+        ratelimits = ratelimit_values(get, self.header_specs) if self.header_specs else {}
+        retry_after = parse_retry_after(headers) if status in self.throttle_statuses else None
+        cost = reported_cost_from_headers(get) if status is not None and status < 400 else None
+        return HeaderReport(ratelimits, retry_after, cost)
+
+    def read_error(self, error: BaseException) -> ErrorReport:
+        """Status and headers of an SDK exception: ``status_code`` (openai, anthropic), the
+        response's ``status_code`` (httpx) or ``status`` (aiohttp), or google-genai's ``code``."""
+        response = getattr(error, "response", None)
+        status = getattr(error, "status_code", None)
+        if response is not None and status is None:
+            status = getattr(response, "status_code", None)
+            if status is None:
+                status = getattr(response, "status", None)
+        if type(status) is not int:
+            code = getattr(error, "code", None)
+            status = code if type(code) is int and 100 <= code < 600 else None
+        return ErrorReport(status, getattr(response, "headers", None) if response is not None else None)
+
+    def classify(self, result: Any, request: Request) -> ResultKind:
+        return ResultKind.PLAIN
+
+    def raw_body(self, raw: Any) -> Any:
+        """The parsed body of a raw response whose body was already read, else None."""
         return None
 
-    def request_messages(self, kwargs: dict[str, Any]) -> Any:
-        return kwargs.get("messages")
+    def replace_model(self, kwargs: dict[str, Any], model: str) -> None:
+        """Send the request with another model (a budget downgrade)."""
+        kwargs["model"] = model
 
-    def estimate_usage(self, call: Any) -> Any:
+    # The messages.stream()-style helpers: a manager that sends the request on enter.
+    def observe_stream(self, entered: Any, wrap: Callable[[Any], Any]) -> None:
+        """Put ``wrap(event iterator)`` under the object a stream manager's enter returned."""
+
+    def stream_snapshot(self, entered: Any) -> Any:
+        """What the helper accumulated so far (a final message), or None."""
         return None
-
-    def prompt_hashes(self, kwargs: dict[str, Any]) -> tuple[str | None, str | None]:
-        """(prefix hash, request hash) of the prompt: hashes only, never content.
-
-        The prefix is what providers cache: system prompt, tools and every message
-        but the last. Equal prefixes with no cache reads are missed caching; equal
-        request hashes are duplicate spend.
-        """
-        messages = self.request_messages(kwargs)
-        if not isinstance(messages, (list, tuple)):
-            messages = [messages] if messages is not None else []
-        prefix = [kwargs.get("system"), kwargs.get("tools"), kwargs.get("instructions"), list(messages[:-1])]
-        prefix_hash = _digest(prefix) if len(messages) > 1 or prefix[0] or prefix[1] or prefix[2] else None
-        request = [kwargs.get("model"), prefix, list(messages[-1:]), kwargs.get("temperature")]
-        return prefix_hash, _digest(request)
-
-    # Result classification: overridden per SDK with isinstance checks on its classes.
-    def is_raw_response(self, result: Any) -> bool:
-        return False
-
-    def is_sync_stream(self, result: Any) -> bool:
-        return False
-
-    def is_async_stream(self, result: Any) -> bool:
-        return False
-
-    def wrap_other(self, call: Any, result: Any) -> Any:
-        """A proxy for SDK-specific results (e.g. a stream helper), or None."""
-        return None
-
-
-def _digest(value: Any) -> str:
-    text = json.dumps(value, sort_keys=True, default=str, ensure_ascii=False, separators=(",", ":"))
-    return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=8).hexdigest()
-
-
-def common_request_attributes(call: Any, operation: str, provider_name: str, kwargs: dict[str, Any]) -> dict[str, Any]:
-    model = kwargs.get("model")
-    call.model = model if isinstance(model, str) else ""
-    attrs: dict[str, Any] = {
-        semconv.GEN_AI_OPERATION_NAME: operation,
-        semconv.GEN_AI_PROVIDER_NAME: provider_name,
-    }
-    if call.model:
-        attrs[semconv.GEN_AI_REQUEST_MODEL] = call.model
-    temperature = kwargs.get("temperature")
-    if isinstance(temperature, (int, float)) and not isinstance(temperature, bool):
-        attrs[semconv.GEN_AI_REQUEST_TEMPERATURE] = float(temperature)
-    top_p = kwargs.get("top_p")
-    if isinstance(top_p, (int, float)) and not isinstance(top_p, bool):
-        attrs[semconv.GEN_AI_REQUEST_TOP_P] = float(top_p)
-    stream = kwargs.get("stream") is True
-    call.stream = stream
-    attrs[semconv.GEN_AI_REQUEST_STREAM] = stream
-    return attrs
-
-
-def set_max_tokens(attrs: dict[str, Any], *values: Any) -> None:
-    for value in values:
-        if type(value) is int:
-            attrs[semconv.GEN_AI_REQUEST_MAX_TOKENS] = value
-            return
-
-
-# id(base_url object) -> (the object, its string): str(httpx.URL) re-serializes the URL on
-# every call; a client keeps the same URL object, so one conversion per client suffices.
-# Holding the object keeps its id from being reused while the entry lives.
-_URL_STRINGS: dict[int, tuple[Any, str]] = {}
-
-
-def _url_string(base_url: Any) -> str:
-    entry = _URL_STRINGS.get(id(base_url))
-    if entry is not None and entry[0] is base_url:
-        return entry[1]
-    url = str(base_url)
-    if len(_URL_STRINGS) > 256:
-        _URL_STRINGS.clear()
-    _URL_STRINGS[id(base_url)] = (base_url, url)
-    return url
-
-
-def apply_base_url(call: Any, attrs: dict[str, Any], client: Any, default_provider: str) -> None:
-    base_url = getattr(client, "base_url", None)
-    if base_url is None:
-        return
-    url = base_url if isinstance(base_url, str) else _url_string(base_url)
-    name, host, port = describe_base_url(url, default_provider)
-    call.api_url = url
-    call.provider_name = name
-    attrs[semconv.GEN_AI_PROVIDER_NAME] = name
-    if host:
-        call.server_address = host
-        attrs[semconv.SERVER_ADDRESS] = host
-        if port:
-            attrs[semconv.SERVER_PORT] = port
-
-
-def append_finish_reason(call: Any, reason: Any) -> None:
-    if isinstance(reason, str) and reason:
-        if call.finish_reasons is None:
-            call.finish_reasons = [reason]
-        elif reason not in call.finish_reasons:
-            call.finish_reasons.append(reason)
-
-
-__all__ = [
-    "Api",
-    "Hook",
-    "Provider",
-    "as_int",
-    "field",
-    "common_request_attributes",
-    "set_max_tokens",
-    "apply_base_url",
-    "append_finish_reason",
-    "describe_base_url",
-]

@@ -1,39 +1,104 @@
 """OpenAI (and OpenAI-compatible endpoints reached through the ``openai`` SDK).
 
-Wrapped: Chat Completions and Responses ``create``, sync and async. Everything
-else in the SDK that produces a completion (``with_raw_response``,
-``with_streaming_response``, ``chat.completions.stream``) goes through these same
-``create`` methods, so it yields exactly one span too.
+Patched: Chat Completions and Responses ``create``, sync and async. Everything else in
+the SDK that produces a completion (``with_raw_response``, ``with_streaming_response``,
+``chat.completions.stream``) goes through these same ``create`` methods, so it yields
+exactly one span too.
 
-Usage lives in ``ChatCompletion.usage`` (stream: the last chunk, only when the
-request set ``stream_options.include_usage``) and in ``Response.usage`` (stream:
-the ``response.completed`` / ``.incomplete`` / ``.failed`` event).
+Usage lives in ``ChatCompletion.usage`` (stream: the last chunk, only when the request
+set ``stream_options.include_usage``) and in ``Response.usage`` (stream: the
+``response.completed`` / ``.incomplete`` / ``.failed`` event). ``prompt_tokens`` /
+``input_tokens`` INCLUDE ``cached_tokens``; reasoning tokens are part of
+``completion_tokens``.
+
+Some OpenAI-compatible gateways return what they billed: OpenRouter puts ``usage.cost``
+(USD) in the body and in the last stream chunk; it is recorded beside our price.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from .. import reported_cost, semconv, tokens
-from ..ratelimit import OPENAI_HEADERS, ratelimit_attributes
-from ..usage import Usage, field
+from .. import semconv
+from ..pricing.usage import Usage
 from ._stainless import StainlessProvider, base_client_hooks
-from .base import (
-    Api,
-    append_finish_reason,
-    apply_base_url,
-    common_request_attributes,
-    set_max_tokens,
-)
+from .base import Api, PromptView, Request, ResponseRecord
+from .fields import as_int, field, fields_of
+from .headers import cost_amount, parse_go_duration, parse_int, ratelimit_specs
 
 _CHAT = "chat"
 _RESPONSES = "responses"
 _TERMINAL_RESPONSE_EVENTS = frozenset({"response.completed", "response.incomplete", "response.failed"})
+SOURCE_USAGE_COST = "usage.cost"
+
+# x-ratelimit-{limit,remaining,reset}-{requests,tokens}; resets are Go durations.
+HEADERS = ratelimit_specs(
+    tuple(
+        row
+        for kind in ("requests", "tokens")
+        for row in (
+            (f"x-ratelimit-limit-{kind}", kind, "limit", parse_int),
+            (f"x-ratelimit-remaining-{kind}", kind, "remaining", parse_int),
+            (f"x-ratelimit-reset-{kind}", kind, "reset_s", parse_go_duration),
+        )
+    )
+)
+
+
+def parse_usage(usage: Any) -> Usage | None:
+    """Chat Completions (prompt_/completion_tokens) and Responses API (input_/output_tokens)."""
+    if usage is None:
+        return None
+    prompt = field(usage, "prompt_tokens")
+    if prompt is not None:
+        input_details = field(usage, "prompt_tokens_details")
+        output_details = field(usage, "completion_tokens_details")
+        completion = field(usage, "completion_tokens")
+    else:
+        prompt = field(usage, "input_tokens")
+        if prompt is None:
+            return None
+        input_details = field(usage, "input_tokens_details")
+        output_details = field(usage, "output_tokens_details")
+        completion = field(usage, "output_tokens")
+    cache_read = as_int(field(input_details, "cached_tokens"))
+    input_tokens = max(as_int(prompt), cache_read)
+    output_tokens = as_int(completion)
+    input_audio = min(as_int(field(input_details, "audio_tokens")), input_tokens)
+    input_image = min(as_int(field(input_details, "image_tokens")), input_tokens - input_audio)
+    output_audio = min(as_int(field(output_details, "audio_tokens")), output_tokens)
+    output_image = min(as_int(field(output_details, "image_tokens")), output_tokens - output_audio)
+    return Usage(
+        input_tokens=input_tokens,
+        output_tokens=output_tokens,
+        cache_read_tokens=cache_read,
+        reasoning_tokens=as_int(field(output_details, "reasoning_tokens")),
+        input_audio_tokens=input_audio,
+        output_audio_tokens=output_audio,
+        input_image_tokens=input_image,
+        output_image_tokens=output_image,
+    )
+
+
+def reported_cost(usage: Any) -> float | None:
+    """``usage.cost`` of an OpenAI-shaped usage object or dict, when the host sent one.
+
+    SDK models (pydantic, ``extra="allow"``) keep fields they do not declare in
+    ``__pydantic_extra__``; reading that dict avoids a failing ``__getattr__`` (several
+    microseconds) on every call to a host that sends no cost.
+    """
+    if usage is None:
+        return None
+    if isinstance(usage, dict):
+        return cost_amount(usage.get("cost"))
+    extra = getattr(usage, "__pydantic_extra__", None)
+    if isinstance(extra, dict):
+        return cost_amount(extra.get("cost"))
+    return cost_amount(field(usage, "cost"))
 
 
 class OpenAIProvider(StainlessProvider):
     name = "openai"
-    package = "openai"
     apis = (
         Api("openai.resources.chat.completions", "Completions.create", semconv.OPERATION_CHAT, False, _CHAT),
         Api("openai.resources.chat.completions", "AsyncCompletions.create", semconv.OPERATION_CHAT, True, _CHAT),
@@ -41,146 +106,114 @@ class OpenAIProvider(StainlessProvider):
         Api("openai.resources.responses", "AsyncResponses.create", semconv.OPERATION_CHAT, True, _RESPONSES),
     )
     hooks = base_client_hooks("openai")
-
-    def __init__(self) -> None:
-        import openai
-        from openai import _legacy_response, _response
-
-        self._stream_cls = openai.Stream
-        self._async_stream_cls = openai.AsyncStream
-        self._raw_cls = (_legacy_response.LegacyAPIResponse, _response.BaseAPIResponse)
+    header_specs = HEADERS
+    raw_classes = ("openai._legacy_response:LegacyAPIResponse", "openai._response:BaseAPIResponse")
+    stream_classes = ("openai:Stream",)
+    async_stream_classes = ("openai:AsyncStream",)
 
     # --- request ------------------------------------------------------------------
 
-    def read_request(self, call: Any, api: Api, instance: Any, kwargs: dict[str, Any]) -> dict[str, Any]:
-        attrs = common_request_attributes(call, api.operation, self.name, kwargs)
-        apply_base_url(call, attrs, getattr(instance, "_client", None), self.name)
-        if api.kind == _CHAT:
-            set_max_tokens(attrs, kwargs.get("max_completion_tokens"), kwargs.get("max_tokens"))
-            if call.stream and not _include_usage_requested(kwargs):
-                if call.telemetry.inject_include_usage:
+    def read_request(self, api: Api, instance: Any, kwargs: dict[str, Any], *, inject_include_usage: bool) -> Request:
+        chat = api.kind == _CHAT
+        messages = kwargs.get("messages") if chat else kwargs.get("input")
+        prompt = PromptView(
+            system=None if chat else kwargs.get("instructions"),
+            tools=kwargs.get("tools") or kwargs.get("functions"),
+            messages=_as_list(messages),
+            temperature=kwargs.get("temperature"),
+        )
+        request = self.base_request(api, instance, kwargs, prompt)
+        if chat:
+            request.max_tokens = _first_int(kwargs.get("max_completion_tokens"), kwargs.get("max_tokens"))
+            if request.stream and not _include_usage_requested(kwargs):
+                if inject_include_usage:
                     _inject_include_usage(kwargs)
-                else:
-                    # No usage will arrive: keep what is needed to count tokens locally.
-                    call.request_kwargs = kwargs
-                    call.output_parts = []
+                else:  # no usage will arrive: keep the answer's text to count its tokens
+                    request.collect_output = request.estimate_usage = True
         else:
-            set_max_tokens(attrs, kwargs.get("max_output_tokens"))
+            request.max_tokens = _first_int(kwargs.get("max_output_tokens"))
         tier = kwargs.get("service_tier")
         if isinstance(tier, str):
-            attrs[semconv.GEN_AI_REQUEST_SERVICE_TIER] = tier
-        if call.telemetry.capture_content and call.output_parts is None:
-            call.output_parts = []
-        return attrs
-
-    def request_messages(self, kwargs: dict[str, Any]) -> Any:
-        messages = kwargs.get("messages")
-        if messages is None:
-            messages = kwargs.get("input")
-        return messages
+            request.attributes = {semconv.GEN_AI_REQUEST_SERVICE_TIER: tier}
+        return request
 
     # --- response -----------------------------------------------------------------
 
-    def read_response(self, call: Any, response: Any) -> None:
+    def read_response(self, record: ResponseRecord, response: Any) -> None:
         raw_usage = field(response, "usage")
-        usage = Usage.from_openai(raw_usage)
+        usage = parse_usage(raw_usage)
         if usage is not None:
-            call.usage = usage
-            _read_reported_cost(call, raw_usage)
+            record.usage = usage
+            _read_reported_cost(record, raw_usage)
         model = field(response, "model")
         if isinstance(model, str):
-            call.response_model = model
+            record.model = model
         response_id = field(response, "id")
         if isinstance(response_id, str):
-            call.response_id = response_id
-        _read_service_tier(call, response)
+            record.id = response_id
+        _read_service_tier(record, response)
         choices = field(response, "choices")
         if isinstance(choices, list):
             for choice in choices:
-                append_finish_reason(call, field(choice, "finish_reason"))
-                if call.output_parts is not None:
-                    content = field(field(choice, "message"), "content")
-                    if isinstance(content, str):
-                        call.output_parts.append(content)
+                record.add_finish_reason(field(choice, "finish_reason"))
+                if record.output_parts is not None:
+                    record.add_output(field(field(choice, "message"), "content"))
         else:
-            status = field(response, "status")  # Responses API
-            if isinstance(status, str):
-                append_finish_reason(call, status)
-            if call.output_parts is not None:
-                text = field(response, "output_text")
-                if isinstance(text, str):
-                    call.output_parts.append(text)
+            record.add_finish_reason(field(response, "status"))  # Responses API
+            if record.output_parts is not None:
+                record.add_output(field(response, "output_text"))
 
-    def read_chunk(self, call: Any, chunk: Any) -> None:
-        # Per-chunk hot path: read the model's field dict directly. getattr() of a field a
-        # pydantic model does not declare (``type`` on a chat chunk) goes through
-        # BaseModel.__getattr__ and an AttributeError, several microseconds per chunk.
-        fields = _fields(chunk)
+    def read_chunk(self, record: ResponseRecord, chunk: Any) -> None:
+        fields = fields_of(chunk)
         event_type = fields.get("type")
         if isinstance(event_type, str):  # Responses API event
             if event_type in _TERMINAL_RESPONSE_EVENTS:
-                self.read_response(call, fields.get("response"))
-            elif event_type == "response.output_text.delta" and call.output_parts is not None:
-                delta = fields.get("delta")
-                if isinstance(delta, str):
-                    call.output_parts.append(delta)
+                self.read_response(record, fields.get("response"))
+            elif event_type == "response.output_text.delta" and record.output_parts is not None:
+                record.add_output(fields.get("delta"))
             return
         usage = fields.get("usage")
         if usage is not None:
-            parsed = Usage.from_openai(usage)
+            parsed = parse_usage(usage)
             if parsed is not None:
-                call.usage = parsed
-                _read_reported_cost(call, usage)
-        if call.response_model is None:
+                record.usage = parsed
+                _read_reported_cost(record, usage)
+        if record.model is None:
             model = fields.get("model")
             if isinstance(model, str):
-                call.response_model = model
+                record.model = model
             chunk_id = fields.get("id")
             if isinstance(chunk_id, str):
-                call.response_id = chunk_id
-            _read_service_tier(call, chunk)
+                record.id = chunk_id
+            _read_service_tier(record, chunk)
         choices = fields.get("choices")
         if choices and isinstance(choices, list):
             for choice in choices:
-                choice_fields = _fields(choice)
+                choice_fields = fields_of(choice)
                 reason = choice_fields.get("finish_reason")
                 if reason is not None:
-                    append_finish_reason(call, reason)
-                if call.output_parts is not None:
-                    content = _fields(choice_fields.get("delta")).get("content")
-                    if isinstance(content, str) and content:
-                        call.output_parts.append(content)
-
-    def read_headers(self, headers: Any) -> dict[str, Any] | None:
-        return ratelimit_attributes(headers, OPENAI_HEADERS)
-
-    def estimate_usage(self, call: Any) -> Usage | None:
-        kwargs = call.request_kwargs
-        if kwargs is None or call.output_parts is None:
-            return None
-        model = call.response_model or call.model
-        messages = kwargs.get("messages")
-        input_tokens = tokens.count_messages(messages, model) if isinstance(messages, (list, tuple)) else 0
-        output_tokens = tokens.count_text("".join(call.output_parts), model)
-        return Usage(input_tokens=input_tokens, output_tokens=output_tokens, estimated=True)
-
-    # --- result classification ------------------------------------------------------
+                    record.add_finish_reason(reason)
+                if record.output_parts is not None:
+                    record.add_output(fields_of(choice_fields.get("delta")).get("content"))
 
 
-_NO_FIELDS: dict[str, Any] = {}
+def _as_list(messages: Any) -> list[Any]:
+    if isinstance(messages, list):
+        return messages
+    if isinstance(messages, tuple):
+        return list(messages)
+    return [] if messages is None else [messages]
 
 
-def _fields(obj: Any) -> dict[str, Any]:
-    """The declared fields of an SDK model (its ``__dict__``), a dict as is, else nothing."""
-    if isinstance(obj, dict):
-        return obj
-    fields = getattr(obj, "__dict__", None)
-    return fields if isinstance(fields, dict) else _NO_FIELDS
+def _first_int(*values: Any) -> int | None:
+    for value in values:
+        if type(value) is int:
+            return value
+    return None
 
 
 def _include_usage_requested(kwargs: dict[str, Any]) -> bool:
-    options = kwargs.get("stream_options")
-    return bool(field(options, "include_usage"))
+    return bool(field(kwargs.get("stream_options"), "include_usage"))
 
 
 def _inject_include_usage(kwargs: dict[str, Any]) -> None:
@@ -191,17 +224,16 @@ def _inject_include_usage(kwargs: dict[str, Any]) -> None:
         kwargs["stream_options"] = {**(options or {}), "include_usage": True}
 
 
-def _read_service_tier(call: Any, response: Any) -> None:
+def _read_service_tier(record: ResponseRecord, response: Any) -> None:
     tier = field(response, "service_tier")
     # "auto"/None say nothing about the price; "default", "flex", "priority" select a
     # genai-prices price variant.
     if isinstance(tier, str) and tier and tier != "auto":
-        call.price_context = {"service_tier": tier}
-        call.span.set_attribute(semconv.GEN_AI_RESPONSE_SERVICE_TIER, tier)
+        record.price_context = {"service_tier": tier}
+        record.set_attribute(semconv.GEN_AI_RESPONSE_SERVICE_TIER, tier)
 
 
-def _read_reported_cost(call: Any, usage: Any) -> None:
-    """A gateway's billed cost in the usage block (OpenRouter's ``usage.cost``)."""
-    amount = reported_cost.from_usage(usage)
+def _read_reported_cost(record: ResponseRecord, usage: Any) -> None:
+    amount = reported_cost(usage)
     if amount is not None:
-        call.reported_cost = (amount, reported_cost.SOURCE_BODY)
+        record.reported_cost = (amount, SOURCE_USAGE_COST)

@@ -73,14 +73,15 @@ def main() -> None:
     client = light_openai()
 
     if args.die_writing:
-        import otel_llmcost.exporter.clickhouse as ch
+        import otel_llmcost.exporter.exporter as ch
+        from otel_llmcost.exporter import spool
 
         real_write = ch.write_spool
 
         def write_then_die(dsn, rows, owner=None):  # type: ignore[no-untyped-def]
-            directory = ch.spool_dir(dsn)
+            directory = spool.spool_dir(dsn)
             directory.mkdir(parents=True, exist_ok=True)
-            with open(directory / f"{ch.TMP_PREFIX}{owner}-half.jsonl", "w") as fh:
+            with open(directory / f"{spool.TMP_PREFIX}{owner}-half.jsonl", "w") as fh:
                 fh.write("[1]\n")
                 fh.flush()
             os.kill(os.getpid(), signal.SIGKILL)

@@ -24,7 +24,7 @@ from urllib.parse import parse_qs, urlsplit
 _GEN = """
 import base64, chdb
 from chdb import session
-from otel_llmcost import migrations
+from otel_llmcost.storage import migrations
 s = session.Session()
 for st in migrations.rendered_statements(database="otel"):
     s.query(st)

@@ -12,8 +12,7 @@ from _reliability import light_openai
 
 import otel_llmcost as llmcost
 from otel_llmcost import semconv
-from otel_llmcost.pricing import Pricer
-from otel_llmcost.usage import Usage
+from otel_llmcost.pricing import Pricer, Usage
 
 MESSAGES = [{"role": "user", "content": "hello"}]
 MODELS = [

@@ -15,15 +15,9 @@ from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
 from otel_llmcost import semconv
 from otel_llmcost.exporter import LLMCostSpanExporter, ingest_pending, pending_files, spool_dir
-from otel_llmcost.exporter.clickhouse import (
-    LIVE_PREFIX,
-    MANIFEST_NAME,
-    TMP_PREFIX,
-    _group_token,
-    _read_spool,
-    insert_rows,
-    write_spool,
-)
+from otel_llmcost.exporter.ingest import MANIFEST_NAME, _group_token, insert_rows
+from otel_llmcost.exporter.spool import LIVE_PREFIX, TMP_PREFIX, write_spool
+from otel_llmcost.exporter.spool import read_spool as _read_spool
 from otel_llmcost.storage import chdb_path as storage_path
 from otel_llmcost.storage import open_client
 
@@ -142,7 +136,7 @@ def _crashed_group(dsn: str, service: str, *, inserted: bool, unlinked: int) -> 
     if inserted:
         rows = [r for p in paths for r in _read_spool(p)]
         with open_client(dsn) as client:
-            from otel_llmcost.exporter.clickhouse import ensure_schema
+            from otel_llmcost.exporter.ingest import ensure_schema
 
             ensure_schema(client, str(storage_path(dsn)), "otel", 180)
             insert_rows(client, "otel", rows, token=_group_token(names))

@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from otel_llmcost import semconv
-from otel_llmcost.fakes import Reply, anthropic_client, openai_client
+from otel_llmcost.demo.fakes import Reply, anthropic_client, openai_client
 
 # LLMCOST_FUZZ_EXAMPLES: examples per test (default 25; e.g. 2000 for a long hunt).
 FUZZ = settings(

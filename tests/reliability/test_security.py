@@ -20,8 +20,8 @@ from typer.testing import CliRunner
 import otel_llmcost as llmcost
 from otel_llmcost import semconv, storage
 from otel_llmcost.cli import app
+from otel_llmcost.demo.fakes import FakeLLMServer, Reply, openai_client
 from otel_llmcost.exporter import LLMCostSpanExporter
-from otel_llmcost.fakes import FakeLLMServer, Reply, openai_client
 
 HOSTILE = [
     'it\'s "quoted" `back`',

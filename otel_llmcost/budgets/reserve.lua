@@ -1,0 +1,28 @@
+-- KEYS: counter hashes (fields used, reserved); each has a lease zset KEYS[i]..':leases'
+-- whose members are '<id>|<amount>' scored by their deadline (ms).
+-- ARGV: now_ms, deadline_ms, member, amount, then per key: limit, ttl_s.
+-- All or nothing: either every counter takes the reservation or none does.
+local now = tonumber(ARGV[1])
+local amount = tonumber(ARGV[4])
+local used, reserved = {}, {}
+for i, key in ipairs(KEYS) do
+  local leases = key .. ':leases'
+  for _, m in ipairs(redis.call('ZRANGEBYSCORE', leases, '-inf', now)) do
+    redis.call('HINCRBY', key, 'reserved', '-' .. string.match(m, '|(%d+)$'))
+    redis.call('ZREM', leases, m)
+  end
+  local u = tonumber(redis.call('HGET', key, 'used') or '0')
+  local r = tonumber(redis.call('HGET', key, 'reserved') or '0')
+  used[i], reserved[i] = u, r
+  if u + r + amount > tonumber(ARGV[3 + 2 * i]) then
+    return {i, used, reserved}
+  end
+end
+for i, key in ipairs(KEYS) do
+  local ttl = ARGV[4 + 2 * i]
+  redis.call('HINCRBY', key, 'reserved', ARGV[4])
+  redis.call('ZADD', key .. ':leases', ARGV[2], ARGV[3])
+  redis.call('EXPIRE', key, ttl)
+  redis.call('EXPIRE', key .. ':leases', ttl)
+end
+return {0, used, reserved}

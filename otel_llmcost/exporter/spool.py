@@ -1,0 +1,216 @@
+"""The spool: batches the embedded exporter has accepted, on disk until they are ingested.
+
+``export`` writes each batch as one JSON-lines file, atomically (temp file, fsync,
+``os.replace``: a reader sees all of it or nothing); names sort in write order. Each
+exporter keeps a liveness marker (``spool/.live-<owner>``, ``flock``-ed for its
+lifetime, holding the size of the batch being written), so that whoever comes next can
+tell a crashed writer from a live one and count what it lost
+(:func:`recover_abandoned`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import logging
+import os
+import secrets
+import threading
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from .. import storage
+
+logger = logging.getLogger(__name__)
+
+SPOOL_SUFFIX = ".jsonl"
+LIVE_PREFIX = ".live-"
+CLAIM_PREFIX = ".claim-"
+TMP_PREFIX = ".tmp-"
+# A temp file with no live owner older than this was left by a process that died writing it.
+STALE_TMP_S = 600.0
+
+_spool_counter = 0
+_spool_counter_lock = threading.Lock()
+
+
+def data_dir(dsn: str) -> Path:
+    """Directory holding the chdb path, its spool/ and ingest.lock."""
+    return storage.chdb_path(dsn).parent
+
+
+def spool_dir(dsn: str) -> Path:
+    return data_dir(dsn) / "spool"
+
+
+def write_spool(dsn: str, rows: Sequence[Sequence[Any]], owner: str | None = None) -> Path:
+    """Write rows as one spool file, atomically; names sort in write order.
+
+    The temp file is named after ``owner`` (an exporter's liveness marker) so that a
+    crash mid-write can be attributed and cleaned up.
+    """
+    global _spool_counter
+    directory = spool_dir(dsn)
+    directory.mkdir(parents=True, exist_ok=True)
+    with _spool_counter_lock:
+        _spool_counter += 1
+        counter = _spool_counter
+    pid = os.getpid()
+    name = f"{time.time_ns():020d}-{pid}-{counter:06d}{SPOOL_SUFFIX}"
+    tmp = directory / f"{TMP_PREFIX}{owner or f'p{pid}'}-{name}"
+    try:
+        with open(tmp, "w", encoding="utf-8") as fh:
+            for row in rows:
+                fh.write(json.dumps(row, ensure_ascii=False, separators=(",", ":")))
+                fh.write("\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, directory / name)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
+    return directory / name
+
+
+def pending_files(dsn: str) -> list[Path]:
+    directory = spool_dir(dsn)
+    if not directory.is_dir():
+        return []
+    return sorted(p for p in directory.iterdir() if p.name.endswith(SPOOL_SUFFIX) and not p.name.startswith("."))
+
+
+def read_spool(path: Path) -> list[list[Any]]:
+    with open(path, encoding="utf-8") as fh:
+        return [json.loads(line) for line in fh if line.strip()]
+
+
+class Liveness:
+    """``spool/.live-<owner>``: exists and is ``flock``-ed while its exporter lives.
+
+    Holds the number of spans handed to ``export`` and not yet safely in the spool, as 20
+    digits at offset 0 (a ``pwrite`` into the page cache: it survives SIGKILL).
+    """
+
+    def __init__(self, directory: Path) -> None:
+        directory.mkdir(parents=True, exist_ok=True)
+        self.pid = os.getpid()
+        self.owner = f"{self.pid}-{secrets.token_hex(4)}"
+        claim = directory / f"{CLAIM_PREFIX}{self.owner}"
+        self.path = directory / f"{LIVE_PREFIX}{self.owner}"
+        fd = os.open(claim, os.O_CREAT | os.O_RDWR | os.O_EXCL, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            os.pwrite(fd, b"%020d\n" % 0, 0)
+            os.replace(claim, self.path)  # visible only once locked
+        except BaseException:
+            os.close(fd)
+            with contextlib.suppress(OSError):
+                claim.unlink()
+            raise
+        self.fd: int | None = fd
+
+    def in_flight(self, count: int) -> None:
+        if self.fd is not None:
+            with contextlib.suppress(OSError):
+                os.pwrite(self.fd, b"%020d\n" % count, 0)
+
+    def close(self) -> None:
+        fd, self.fd = self.fd, None
+        if fd is None:
+            return
+        if os.getpid() == self.pid:
+            with contextlib.suppress(OSError):
+                self.path.unlink()
+        with contextlib.suppress(OSError):
+            os.close(fd)
+
+
+def recover_abandoned(dsn: str) -> int:
+    """Clean up after exporters whose process died without shutdown; return the spans
+    they were writing (lost), and log them. Safe to run from any process at any time."""
+    directory = spool_dir(dsn)
+    if not directory.is_dir():
+        return 0
+    lost = 0
+    live_owners: set[str] = set()
+    try:
+        entries = list(directory.iterdir())
+    except OSError:
+        return 0
+    now = time.time()
+    for path in entries:
+        name = path.name
+        if name.startswith(CLAIM_PREFIX):
+            with contextlib.suppress(OSError):
+                if now - path.stat().st_mtime > 60:
+                    path.unlink()
+            continue
+        if not name.startswith(LIVE_PREFIX):
+            continue
+        owner = name[len(LIVE_PREFIX) :]
+        count = _reap_marker(path)
+        if count is None:
+            live_owners.add(owner)
+            continue
+        tmp_rows = 0
+        for tmp in directory.glob(f"{TMP_PREFIX}{owner}-*"):
+            tmp_rows += count_lines(tmp)
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+        spans = max(count, tmp_rows)
+        lost += spans
+        logger.warning(
+            "otel-llmcost: the process behind exporter %s (pid %s) ended without shutting its exporter down: "
+            "%d span(s) it was writing are lost; spans still queued in its memory (BatchSpanProcessor, at most "
+            "max_queue_size) were lost too and cannot be counted. Everything it had spooled is kept.",
+            owner,
+            owner.split("-", 1)[0],
+            spans,
+        )
+    for tmp in entries:
+        if not tmp.name.startswith(TMP_PREFIX) or any(tmp.name.startswith(f"{TMP_PREFIX}{o}-") for o in live_owners):
+            continue
+        with contextlib.suppress(OSError):
+            if now - tmp.stat().st_mtime > STALE_TMP_S and tmp.exists():
+                lost += count_lines(tmp)
+                tmp.unlink()
+    return lost
+
+
+def _reap_marker(path: Path) -> int | None:
+    """None if the marker's owner lives; else its in-flight count, marker removed."""
+    try:
+        fd = os.open(path, os.O_RDWR)
+    except OSError:
+        return None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            return None  # held: its owner is alive
+        try:
+            if os.fstat(fd).st_ino != os.stat(path).st_ino:
+                return None  # reaped by someone else meanwhile
+        except FileNotFoundError:
+            return None
+        raw = os.pread(fd, 20, 0)
+        try:
+            count = int(raw or b"0")
+        except ValueError:
+            count = 0
+        path.unlink()
+        return count
+    finally:
+        os.close(fd)
+
+
+def count_lines(path: Path) -> int:
+    try:
+        with open(path, "rb") as fh:
+            return sum(1 for line in fh if line.strip())
+    except OSError:
+        return 0

@@ -1,0 +1,223 @@
+"""Prompt anatomy: where the input tokens of a call go.
+
+Each traced call gets ``llmcost.prompt.component.{system,tools,context,history,latest}``,
+prompt tokens counted offline with tiktoken (:mod:`otel_llmcost.tokens`; o200k/cl100k
+for OpenAI models, o200k as an estimate for other providers' models):
+
+``system``
+    system/developer messages and the system prompt given apart from them (Anthropic's
+    ``system=``, the Responses API's ``instructions=``, Gemini's
+    ``config.system_instruction``: the provider's :class:`PromptView` says which, and
+    never lists it twice);
+``tools``
+    tool (function) definitions, counted on their JSON (providers render them in
+    their own format, so this is an estimate of the same size);
+``context``
+    retrieved context *the app marks*, in any message:
+
+    * a message whose ``name`` starts with ``context`` (OpenAI's optional ``name``
+      field: ``{"role": "user", "name": "context", "content": docs}``),
+    * a content part of type ``document`` or ``search_result`` (Anthropic's own
+      types for retrieved material),
+    * a text (message or part) that starts with an XML-style tag ``<context``,
+      ``<document``, ``<documents`` or ``<retrieved`` — the wrapping that prompt
+      guides recommend for retrieved text, so marked RAG prompts need no change;
+
+``history``
+    every other message before the last one (including tool calls and results);
+``latest``
+    the last message (unmarked parts) and the reply primer.
+
+The components add up to the prompt estimate (chat-format overhead per message
+included, as :func:`otel_llmcost.instrumentation.tokens.count_messages` counts it),
+which is also the input side of the budgets' pre-call estimate.
+
+Speed: counts are memoised per distinct text (by hash and length, so the cache holds
+integers, never prompt text), and the stable part of a prompt — system prompt, tools,
+context and history — repeats call after call, so a typical call encodes only its
+latest message. ``benchmarks/bench_anatomy.py`` measures it against the bare SDK call.
+
+``OTEL_LLMCOST_PROMPT_ANATOMY`` (:mod:`otel_llmcost.config`): ``on`` (default), ``off``,
+or a sample rate such as ``0.1``. Default on because the warm cost (a few µs per call, see the benchmark) is
+small beside the SDK's own request building, let alone the network call; use a rate
+for very high call volumes with huge, always-new prompts.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from collections.abc import Callable
+from typing import Any
+
+from .. import semconv
+from ..providers.base import PromptView
+from .tokens import TOKENS_PER_MESSAGE, TOKENS_REPLY_PRIMER, encoding_name_for_model, get_encoding
+
+ATTRIBUTES = tuple(semconv.PROMPT_COMPONENT_PREFIX + name for name in semconv.PROMPT_COMPONENTS)
+SYSTEM, TOOLS, CONTEXT, HISTORY, LATEST = range(5)
+_SYSTEM_ROLES = ("system", "developer")
+_CONTEXT_PART_TYPES = ("document", "search_result")
+_CONTEXT_TAGS = ("<context", "<document", "<retrieved")
+_CACHE_MAX = 8192
+
+
+class Anatomy:
+    """Counts prompt components; one per process. ``rate`` is the share of calls counted."""
+
+    __slots__ = ("rate", "_counts", "_random")
+
+    def __init__(self, rate: float = 1.0) -> None:
+        self.rate = rate
+        self._counts: dict[tuple[int, int, int], int] = {}
+        self._random = random.Random()
+
+    def sampled(self) -> bool:
+        return self.rate >= 1.0 or self._random.random() < self.rate
+
+    # --- counting -------------------------------------------------------------------
+
+    def breakdown(self, prompt: PromptView, model: str) -> list[int]:
+        """[system, tools, context, history, latest] prompt tokens of one request."""
+        return self.measure(prompt, model)[0]
+
+    def measure(self, prompt: PromptView, model: str) -> tuple[list[int], int]:
+        """(breakdown, prefix tokens): the prefix is everything before the last message,
+        what ``llmcost.prompt.prefix_hash`` covers and a provider can cache."""
+        encoding = get_encoding(encoding_name_for_model(model))
+        count = self._counter(encoding)
+        parts = [0, 0, 0, 0, 0]
+        if prompt.system is not None:
+            parts[SYSTEM] += _strings(prompt.system, count)
+        if prompt.tools:
+            parts[TOOLS] += count(_json(prompt.tools))
+        messages = prompt.messages
+        last = len(messages) - 1
+        prefix = sum(parts)
+        for index, message in enumerate(messages):
+            if index == last:
+                prefix = sum(parts)
+            _message(message, HISTORY if index < last else LATEST, count, parts)
+        parts[LATEST] += TOKENS_REPLY_PRIMER
+        return parts, prefix
+
+    def total(self, prompt: PromptView, model: str) -> int:
+        return sum(self.breakdown(prompt, model))
+
+    def attributes(self, prompt: PromptView, model: str, evidence_tokens: int = 0) -> dict[str, int]:
+        """Component attributes and the prefix's tokens; ``evidence_tokens`` (declared by the
+        app, :mod:`otel_llmcost.signals.evidence`) count as context (see :func:`claim_context`)."""
+        parts, prefix = self.measure(prompt, model)
+        if evidence_tokens:
+            claim_context(parts, evidence_tokens)
+        attrs = dict(zip(ATTRIBUTES, parts, strict=True))
+        if prefix:
+            attrs[semconv.PROMPT_PREFIX_TOKENS] = prefix
+        return attrs
+
+    def _counter(self, encoding: Any) -> Callable[[str], int]:
+        counts = self._counts
+        encode = encoding.encode
+        tag = id(encoding)
+
+        def count(text: str) -> int:
+            if not text:
+                return 0
+            key = (tag, hash(text), len(text))
+            n = counts.get(key)
+            if n is None:
+                n = len(encode(text, disallowed_special=()))
+                if len(counts) >= _CACHE_MAX:
+                    counts.clear()  # crude but bounded; a steady workload refills it at once
+                counts[key] = n
+            return n
+
+        return count
+
+
+def claim_context(parts: list[int], evidence_tokens: int) -> None:
+    """Count declared evidence as ``context``: evidence the prompt did not mark is somewhere
+    in it unmarked, most likely beside the question, so the shortfall moves from ``latest``
+    and then ``history`` (never below zero; the total is unchanged)."""
+    missing = evidence_tokens - parts[CONTEXT]
+    for source in (LATEST, HISTORY):
+        if missing <= 0:
+            return
+        moved = min(missing, parts[source])
+        parts[source] -= moved
+        parts[CONTEXT] += moved
+        missing -= moved
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, (str, dict, list, tuple)) or value is None:
+        return value
+    dump = getattr(value, "model_dump", None)
+    if dump is not None:
+        try:
+            return dump(exclude_none=True)
+        except Exception:
+            return None
+    return value
+
+
+def _json(value: Any) -> str:
+    try:
+        return json.dumps(value, default=lambda o: _plain(o) if hasattr(o, "model_dump") else str(o))
+    except Exception:
+        return ""
+
+
+def _strings(value: Any, count: Callable[[str], int]) -> int:
+    """Tokens of every string inside ``value`` (as tokens.count_messages walks a message)."""
+    if isinstance(value, str):
+        return count(value)
+    value = _plain(value)
+    if isinstance(value, dict):
+        return sum(_strings(v, count) for v in value.values())
+    if isinstance(value, (list, tuple)):
+        return sum(_strings(v, count) for v in value)
+    return 0
+
+
+def _is_marked_text(text: Any) -> bool:
+    return isinstance(text, str) and text.lstrip()[:12].lower().startswith(_CONTEXT_TAGS)
+
+
+def _message(message: Any, default: int, count: Callable[[str], int], parts: list[int]) -> None:
+    message = _plain(message)
+    if isinstance(message, str):
+        parts[CONTEXT if _is_marked_text(message) else default] += count(message) + TOKENS_PER_MESSAGE
+        return
+    if not isinstance(message, dict):
+        return
+    role = message.get("role")
+    name = message.get("name")
+    if role in _SYSTEM_ROLES:
+        component = SYSTEM
+    elif isinstance(name, str) and name.lower().startswith("context"):
+        component = CONTEXT
+    else:
+        component = default
+    parts[component] += TOKENS_PER_MESSAGE
+    for key, value in message.items():
+        if key in ("content", "parts") and component != CONTEXT:
+            _content(value, component, count, parts)
+        else:
+            parts[component] += _strings(value, count)
+
+
+def _content(content: Any, component: int, count: Callable[[str], int], parts: list[int]) -> None:
+    if isinstance(content, str):
+        parts[CONTEXT if _is_marked_text(content) else component] += count(content)
+        return
+    if not isinstance(content, (list, tuple)):
+        parts[component] += _strings(content, count)
+        return
+    for part in content:
+        part = _plain(part)
+        if isinstance(part, dict):
+            marked = part.get("type") in _CONTEXT_PART_TYPES or _is_marked_text(part.get("text"))
+        else:
+            marked = _is_marked_text(part)
+        parts[CONTEXT if marked else component] += _strings(part, count)

@@ -1,0 +1,32 @@
+"""Prompt hashes: which calls share a cacheable prefix, and which repeat a request exactly.
+
+Hashes only, never content. The prefix is what providers cache: the system prompt,
+the tools and every message but the last. Equal prefixes with no cache reads are
+missed caching; equal request hashes (model, prefix, last message, temperature) are
+duplicate spend. BLAKE2b over canonical JSON, 64 bits: collisions are irrelevant at
+the scale of one service's distinct prompts.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+from ..providers.base import Request
+
+
+def _digest(value: Any) -> str:
+    text = json.dumps(value, sort_keys=True, default=str, ensure_ascii=False, separators=(",", ":"))
+    return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=8).hexdigest()
+
+
+def prompt_hashes(request: Request) -> tuple[str | None, str]:
+    """(prefix hash or None when there is no prefix, request hash)."""
+    prompt = request.prompt
+    messages = prompt.messages
+    # The third slot held a second system-prompt field in earlier releases; kept (None) so
+    # that the hashes of OpenAI chat and Gemini requests did not change with this layout.
+    prefix = [prompt.system, prompt.tools, None, messages[:-1]]
+    prefix_hash = _digest(prefix) if len(messages) > 1 or prompt.system or prompt.tools else None
+    return prefix_hash, _digest([request.model, prefix, messages[-1:], prompt.temperature])

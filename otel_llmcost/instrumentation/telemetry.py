@@ -1,0 +1,192 @@
+"""What every call shares, built once per ``instrument()``: the runtime (settings, tracer,
+meter), metric instruments, the pricer, prompt anatomy and budgets; and the two steps
+around an SDK call: :meth:`Telemetry.start_call` and :meth:`Telemetry.complete`.
+
+``start_call`` asks the provider what the request says, adds attribution, prompt
+hashes, declared evidence and the prompt's anatomy, checks budgets, and starts the
+span. ``complete`` reads a finished result and ends the span, or returns the proxy
+that ends it later (streams, raw responses, stream helpers). Nothing here may raise
+into user code, except :class:`~otel_llmcost.budgets.BudgetExceeded` on purpose.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+from opentelemetry.instrumentation.utils import is_instrumentation_enabled
+
+from .. import semconv
+from ..budgets import Budgets, PlannedCall
+from ..pricing import Pricer
+from ..providers.base import Api, PromptView, Provider, ResultKind
+from ..runtime import Runtime
+from ..signals import attribution
+from ..signals.evidence import claim_pending
+from .anatomy import Anatomy
+from .attributes import request_attributes
+from .call import CURRENT_CALL, LLMCall
+from .hashing import prompt_hashes
+from .metrics import Instruments
+from .streams import PROXIES
+from .tokens import count_text
+
+logger = logging.getLogger(__name__)
+
+# Attribution dimensions that are safe as metric attributes (bounded cardinality);
+# user and session stay on spans only.
+_METRIC_DIMENSIONS = (semconv.ENDPOINT, semconv.FEATURE, semconv.TEAM)
+
+
+class Telemetry:
+    def __init__(self, runtime: Runtime, *, pricer: Pricer | None = None, budgets: Budgets | None = None) -> None:
+        self.runtime = runtime
+        self.settings = runtime.settings
+        self.tracer = runtime.tracer
+        self.instruments = Instruments(runtime.meter)
+        self.pricer = pricer or Pricer(overrides_path=self.settings.prices_file or "")
+        rate = self.settings.prompt_anatomy
+        # None when off: the hot path pays one attribute check for each.
+        self.anatomy = Anatomy(rate) if rate > 0 else None
+        self.budgets = _budgets(budgets, runtime, self.pricer)
+        self._prompt_counter = self.anatomy or (Anatomy() if self.budgets is not None else None)
+
+    # --- call lifecycle -----------------------------------------------------------
+
+    def start_call(self, provider: Provider, api: Api, instance: Any, kwargs: dict[str, Any]) -> LLMCall | None:
+        """A started call, or None when this call must not be traced (nested or suppressed)."""
+        if CURRENT_CALL.get() is not None or not is_instrumentation_enabled():
+            return None
+        settings = self.settings
+        request = provider.read_request(api, instance, kwargs, inject_include_usage=settings.inject_include_usage)
+        call = LLMCall(self, provider, request, collect_output=request.collect_output or settings.capture_content)
+        attrs = request_attributes(request)
+        dimensions: dict[str, str] | None = None
+        for attribute, value in attribution.span_attributes(settings.user_hash_key, self.runtime.server_spans):
+            attrs[attribute] = value
+            if attribute in _METRIC_DIMENSIONS:
+                if dimensions is None:
+                    dimensions = {}
+                dimensions[attribute] = value
+        call.metric_dimensions = dimensions
+        if settings.hash_prompts:
+            try:
+                prefix_hash, request_hash = prompt_hashes(request)
+                if prefix_hash:
+                    attrs[semconv.PROMPT_PREFIX_HASH] = prefix_hash
+                attrs[semconv.PROMPT_REQUEST_HASH] = request_hash
+            except Exception:
+                logger.debug("otel-llmcost: could not hash the prompt", exc_info=True)
+        model = request.model
+        evidence = claim_pending(lambda text: count_text(text, model))  # declared by the app; never raises
+        if evidence is not None:
+            attrs.update(evidence[1])
+        anatomy = self.anatomy
+        if anatomy is not None and anatomy.sampled():
+            try:
+                attrs.update(anatomy.attributes(request.prompt, model, evidence[2] if evidence else 0))
+            except Exception:
+                logger.debug("otel-llmcost: could not count the prompt's components", exc_info=True)
+        budget_events = None
+        if self.budgets is not None:
+            budget_events = self._check_budgets(call, kwargs, attrs)
+        try:
+            call.begin(attrs)
+        except BaseException:
+            if call.reservation is not None:
+                call.reservation.release()
+            raise
+        if evidence is not None:  # citations recorded later link to this span
+            evidence[0].bind(call.span)
+        if budget_events:
+            for name, event_attributes in budget_events:
+                call.span.add_event(name, event_attributes)
+        if settings.capture_content:
+            call.span.add_event(
+                semconv.EVENT_GEN_AI_INPUT_MESSAGES,
+                {semconv.GEN_AI_INPUT_MESSAGES: _to_json(_input_messages(request.prompt))},
+            )
+        return call
+
+    def _check_budgets(
+        self, call: LLMCall, kwargs: dict[str, Any], attrs: dict[str, Any]
+    ) -> list[tuple[str, dict[str, Any]]] | None:
+        """Reserve the call's estimate (a downgrade changes the model sent); on a refusal end
+        the span as failed and raise BudgetExceeded to the caller: the request is never sent."""
+        assert self.budgets is not None
+        request = call.request
+        counter = self._prompt_counter
+        prompt = request.prompt
+
+        def prompt_tokens(model: str) -> int:
+            return counter.total(prompt, model) if counter is not None else 0
+
+        decision = self.budgets.check(
+            PlannedCall(
+                model=request.model,
+                max_output_tokens=request.max_tokens,
+                scope_values=attrs,
+                prompt_tokens=prompt_tokens,
+                pricing_provider=request.pricing_provider,
+                api_url=request.api_url,
+                started_at=call.started_at,
+            )
+        )
+        attrs.update(decision.attributes)
+        if decision.refusal is not None:
+            call.begin(attrs)
+            call.fail(decision.refusal)
+            raise decision.refusal
+        call.reservation = decision.reservation
+        if decision.model != request.model:
+            call.provider.replace_model(kwargs, decision.model)
+            request.model = decision.model
+        return decision.events
+
+    def complete(self, call: LLMCall, result: Any) -> Any:
+        """Read a finished SDK result into the call, or wrap it so the span ends later."""
+        provider = call.provider
+        try:
+            kind = provider.classify(result, call.request)
+            if kind is ResultKind.RAW and not call.request.stream:
+                body = provider.raw_body(result)
+                if body is not None:
+                    provider.read_response(call.record, body)
+                    call.finish()
+                    return result
+            if kind is not ResultKind.PLAIN:
+                return PROXIES[kind](result, call)
+            provider.read_response(call.record, result)
+        except Exception:
+            logger.debug("otel-llmcost: unreadable %s response", provider.name, exc_info=True)
+        call.finish()
+        return result
+
+
+def _budgets(budgets: Budgets | None, runtime: Runtime, pricer: Pricer) -> Budgets | None:
+    """The budgets given in code, else from OTEL_LLMCOST_BUDGETS_FILE, else None."""
+    if budgets is None:
+        try:
+            budgets = Budgets.from_environment(runtime.settings)
+        except Exception:
+            logger.error("otel-llmcost: budgets file unreadable; budgets are NOT enforced", exc_info=True)
+            return None
+        if budgets is None:
+            return None
+    budgets.bind(pricer, runtime.meter)
+    return budgets
+
+
+def _input_messages(prompt: PromptView) -> list[Any]:
+    """The prompt as a message list for content capture: the separate system prompt first."""
+    if prompt.system is None:
+        return prompt.messages
+    return [{"role": "system", "content": prompt.system}, *prompt.messages]
+
+
+def _to_json(value: Any) -> str:
+    try:
+        return json.dumps(value, default=lambda o: getattr(o, "model_dump", lambda: repr(o))())
+    except Exception:
+        return "[]"

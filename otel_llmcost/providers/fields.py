@@ -1,0 +1,55 @@
+"""Reading SDK objects and plain dicts alike, whatever their shape.
+
+Responses arrive as pydantic models (parsed by the SDK), as dicts (raw bodies, SSE
+events, tests), or as something unexpected; these helpers read a field from any of
+them and turn a bad value into "absent", never an exception.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def field(obj: Any, name: str) -> Any:
+    """``obj.name`` for SDK models, ``obj[name]`` for dicts, ``None`` otherwise."""
+    if obj is None:
+        return None
+    if isinstance(obj, dict):
+        return obj.get(name)
+    return getattr(obj, name, None)
+
+
+_NO_FIELDS: dict[str, Any] = {}
+
+
+def fields_of(obj: Any) -> dict[str, Any]:
+    """The declared fields of an SDK model (its ``__dict__``), a dict as is, else nothing.
+
+    For per-chunk hot paths: ``getattr`` of a field a pydantic model does not declare
+    goes through ``BaseModel.__getattr__`` and an AttributeError, microseconds per chunk.
+    """
+    if isinstance(obj, dict):
+        return obj
+    fields = getattr(obj, "__dict__", None)
+    return fields if isinstance(fields, dict) else _NO_FIELDS
+
+
+def as_int(value: Any) -> int:
+    """A non-negative token count, or 0 for anything that is not one (bools excluded)."""
+    if type(value) is int:
+        return value if value > 0 else 0
+    if isinstance(value, float) and value == value and 0 < value < 1e15:
+        return int(value)
+    return 0
+
+
+def as_float(value: Any) -> float | None:
+    """An int or float (not a bool) as a float, else None."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    return None
+
+
+def as_text(value: Any) -> str | None:
+    """A non-empty string, else None."""
+    return value if isinstance(value, str) and value else None

@@ -1,0 +1,158 @@
+"""Named report queries over the SQL views, for ``otel-llmcost report`` and the like.
+
+Each report is one file in ``sql/``: a ``-- title:`` line, a description in the
+comment lines after it, then one query that reads the views (never the raw span
+maps). The time window and row limit are server-side query parameters
+(``{since_hours:UInt32}``, ``{limit:UInt32}``): user input never becomes SQL text.
+The only interpolated name is the database (``{db}``), checked as a strict identifier.
+
+ClickHouse resolves an alias before a column of the same name, so an expression that
+reuses an aggregated name (``sum(Calls) AS Calls``) must use the alias outside any
+aggregate (``x / Calls``), never ``sum(Calls)`` again.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from ..storage import check_identifier
+from .prefix_verdict import explain
+
+SQL_DIR = Path(__file__).with_name("sql")
+_PARAMETER = re.compile(r"\{(\w+):\w+(?:\([^)]*\))?\}")
+
+
+@dataclass(frozen=True)
+class Report:
+    title: str
+    columns: list[str]
+    rows: list[tuple[Any, ...]]
+    name: str = ""
+    description: str = field(default="", compare=False)
+
+
+@dataclass(frozen=True)
+class ReportQuery:
+    """One ``sql/<name>.sql`` file: its title, description and query."""
+
+    name: str
+    title: str
+    description: str
+    sql: str
+
+    @property
+    def parameters(self) -> frozenset[str]:
+        return frozenset(_PARAMETER.findall(self.sql))
+
+
+@cache
+def query(name: str) -> ReportQuery:
+    """The report query ``name`` (``sql/<name>.sql``)."""
+    path = SQL_DIR / f"{name}.sql"
+    if not path.is_file():
+        raise KeyError(f"no report named {name!r}")
+    title, description, body = "", [], []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if not body and line.startswith("-- title:"):
+            title = line.removeprefix("-- title:").strip()
+        elif not body and line.startswith("--"):
+            description.append(line.removeprefix("--").strip())
+        else:
+            body.append(line)
+    return ReportQuery(name, title, " ".join(description), "\n".join(body).strip())
+
+
+def _positive(name: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    return value
+
+
+def run(
+    client: Any,
+    name: str,
+    *,
+    database: str = "otel",
+    since_hours: int = 24,
+    limit: int = 50,
+    parameters: Mapping[str, Any] | None = None,
+) -> Report:
+    """Run the report ``name`` and return its rows, with the post-processing it defines."""
+    report_query = query(name)
+    check_identifier("database", database)
+    values: dict[str, Any] = {
+        **(parameters or {}),
+        "since_hours": _positive("since_hours", since_hours),
+        "limit": _positive("limit", limit),
+    }
+    wanted = {key: value for key, value in values.items() if key in report_query.parameters}
+    sql = report_query.sql.replace("{db}", database)
+    result = client.query(sql, parameters=wanted)
+    columns = list(result.column_names)
+    if not columns:  # chdb returns no column names for an empty result
+        columns = [row[0] for row in client.query(f"DESCRIBE ({sql})", parameters=wanted).result_rows]
+    report = Report(
+        title=report_query.title.format(**values) if "{" in report_query.title else report_query.title,
+        columns=columns,
+        rows=[tuple(r) for r in result.result_rows],
+        name=name,
+        description=report_query.description,
+    )
+    post = _POST_PROCESSING.get(name)
+    return post(report) if post is not None else report
+
+
+def _with_verdicts(report: Report) -> Report:
+    """prefix_stability: one line per endpoint on why caching pays or not (:mod:`.prefix_verdict`)."""
+    rows = [(*row, explain(dict(zip(report.columns, row, strict=True)))) for row in report.rows]
+    return replace(report, columns=[*report.columns, "Why"], rows=rows)
+
+
+_POST_PROCESSING: dict[str, Callable[[Report], Report]] = {"prefix_stability": _with_verdicts}
+
+# `otel-llmcost report` shows these, in this order (what_if and budget_status have their own commands).
+DEFAULT_REPORTS = (
+    "spend_by_endpoint",
+    "spend_by_model",
+    "cache_efficiency",
+    "missed_caching",
+    "rate_limits",
+    "anomalies",
+    "unpriced",
+    "cost_per_task",
+    "evidence_waste",
+    "prefix_stability",
+    "repricing",
+    "reported_cost",
+)
+
+
+def what_if(
+    client: Any,
+    target_provider: str,
+    target_model: str,
+    *,
+    since_hours: int = 24 * 30,
+    database: str = "otel",
+    limit: int = 50,
+) -> Report:
+    """Past calls priced on another catalogue model (its standard price at each call's date)."""
+    return run(
+        client,
+        "what_if",
+        database=database,
+        since_hours=since_hours,
+        limit=limit,
+        parameters={"target_provider": target_provider, "target_model": target_model},
+    )
+
+
+def ad_hoc(client: Any, sql: str) -> Report:
+    """Run the user's own SQL (``otel-llmcost query``) as a report named ``query``."""
+    result = client.query(sql)
+    return Report(title="query", columns=list(result.column_names), rows=[tuple(r) for r in result.result_rows])

@@ -1,0 +1,46 @@
+"""Storage: reaching ClickHouse (embedded chdb or a server) and creating its schema.
+
+- :mod:`.connection`: DSNs, clients, and the turn-taking lock on an embedded path;
+- :mod:`.migrations`: the numbered SQL files in ``sql/`` (grouped by subject), applied
+  idempotently, with ``{cluster}`` for ON CLUSTER / Replicated engines.
+"""
+
+from .connection import (
+    EmbeddedStoreMissing,
+    StorageBusy,
+    chdb_path,
+    chdb_turn,
+    configured_database,
+    configured_dsn,
+    connect,
+    connect_waiting,
+    embedded_available,
+    is_busy_error,
+    is_chdb,
+    open_client,
+    redact_dsn,
+    redact_text,
+)
+from .migrations import MAX_TTL_DAYS, check_identifier, migrate, render, rendered_statements
+
+__all__ = [
+    "MAX_TTL_DAYS",
+    "EmbeddedStoreMissing",
+    "StorageBusy",
+    "chdb_path",
+    "chdb_turn",
+    "check_identifier",
+    "configured_database",
+    "configured_dsn",
+    "connect",
+    "connect_waiting",
+    "embedded_available",
+    "is_busy_error",
+    "is_chdb",
+    "migrate",
+    "open_client",
+    "redact_dsn",
+    "redact_text",
+    "render",
+    "rendered_statements",
+]

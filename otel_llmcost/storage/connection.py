@@ -1,0 +1,251 @@
+"""Where spans are stored and how to reach it: embedded chdb by default, any ClickHouse by DSN.
+
+chdb lets ONE process at a time open a data path (a second process gets "Unable to open
+the chdb engine"), and a process can only use one chdb path while it has it open. So
+nothing here keeps a client: ``open_client`` opens, yields and closes, and callers treat
+"busy" as retryable, which lets an instrumented app and ``otel-llmcost report`` take turns.
+
+Taking turns is arbitrated by one lock, :func:`chdb_turn`: an exclusive ``flock`` on
+``<data dir>/ingest.lock`` (released by the kernel if its holder dies, even by SIGKILL)
+plus a per-path thread lock (``flock`` is per open file, so two threads of one process
+would not exclude each other). Everything in otel-llmcost that opens a chdb path holds
+it: the exporter's ingest (without waiting: a busy turn just leaves spans in the spool)
+and ``open_client`` (waiting up to ``wait_s``), so the app and the CLI never race for the
+path. A foreign process that opens the path without the lock is still handled: opening
+then fails with :class:`StorageBusy` and is retried until the deadline.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import importlib.util
+import os
+import re
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+from ..config import CHDB_SCHEME, Settings
+
+EMBEDDED_EXTRA = "otel-llmcost[embedded]"
+
+_BUSY_MARKERS = ("Unable to open the chdb engine", "already initialized with path", "Cannot lock file")
+LOCK_NAME = "ingest.lock"
+DEFAULT_OPEN_WAIT_S = 15.0
+
+
+class StorageBusy(RuntimeError):
+    """The chdb path is held by another process (or this process holds another path)."""
+
+
+def configured_dsn() -> str:
+    """The DSN from the settings (``OTEL_EXPORTER_LLMCOST_DSN``), else the embedded default."""
+    return Settings.load().resolved_dsn
+
+
+def configured_database() -> str:
+    return Settings.load().database
+
+
+def embedded_available() -> bool:
+    """Whether chdb (the ``embedded`` extra) is installed; checked without importing it."""
+    return importlib.util.find_spec("chdb") is not None
+
+
+class EmbeddedStoreMissing(RuntimeError):
+    """A chdb:// DSN was used without the embedded store installed."""
+
+    def __init__(self) -> None:
+        super().__init__(f"the embedded ClickHouse store needs chdb: pip install '{EMBEDDED_EXTRA}'")
+
+
+def is_chdb(dsn: str) -> bool:
+    return dsn.startswith(CHDB_SCHEME)
+
+
+def chdb_path(dsn: str) -> Path:
+    """Absolute data path of a chdb:// DSN (chdb:///abs/path or chdb://relative/path)."""
+    if not is_chdb(dsn):
+        raise ValueError("not a chdb:// DSN")
+    raw = dsn[len(CHDB_SCHEME) :].split("?", 1)[0]
+    if not raw:
+        raise ValueError("chdb:// DSN without a path")
+    return Path(raw).expanduser().absolute()
+
+
+def redact_dsn(dsn: str) -> str:
+    """The DSN with any password replaced by ***, safe for logs and error messages."""
+    if is_chdb(dsn):
+        return dsn  # a local path: no credentials
+    try:
+        parts = urlsplit(dsn)
+        netloc = parts.netloc
+        if "@" in netloc:
+            userinfo, host = netloc.rsplit("@", 1)
+            user = userinfo.split(":", 1)[0]
+            netloc = f"{user}:***@{host}" if ":" in userinfo else f"{user}@{host}"
+        query = re.sub(r"(?i)(password|passwd|pwd|token|secret)=[^&]*", r"\1=***", parts.query)
+        return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+    except Exception:
+        return "<unparseable dsn>"
+
+
+def redact_text(text: str, dsn: str) -> str:
+    """Remove the DSN's password from free text (driver error messages may echo it)."""
+    try:
+        password = urlsplit(dsn).password
+    except Exception:
+        password = None
+    if password:
+        text = text.replace(password, "***")
+    return text.replace(dsn, redact_dsn(dsn))
+
+
+def is_busy_error(exc: BaseException) -> bool:
+    return isinstance(exc, StorageBusy) or any(m in str(exc) for m in _BUSY_MARKERS)
+
+
+def connect(dsn: str, **kwargs: Any) -> Any:
+    """A clickhouse-connect client for a chdb:// or http(s):// DSN.
+
+    Raises StorageBusy when the chdb path is held elsewhere, and errors whose message
+    never contains the DSN's password.
+    """
+    import clickhouse_connect
+
+    if is_chdb(dsn):
+        if not embedded_available():
+            raise EmbeddedStoreMissing()
+        path = chdb_path(dsn)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            return clickhouse_connect.get_client(dsn=f"{CHDB_SCHEME}{path}", **kwargs)
+        except Exception as exc:
+            if is_busy_error(exc):
+                raise StorageBusy(f"chdb path {path} is in use by another process") from None
+            raise RuntimeError(f"cannot open {path}: {exc}") from None
+    scheme = urlsplit(dsn).scheme
+    if scheme not in ("http", "https", "clickhouse", "clickhouses"):
+        raise ValueError(f"unsupported DSN scheme in {redact_dsn(dsn)}: use chdb://, http:// or https://")
+    try:
+        return clickhouse_connect.get_client(dsn=dsn, **kwargs)
+    except Exception as exc:
+        # `from None`: the chained driver exception may carry the DSN with its password.
+        raise ConnectionError(f"cannot connect to {redact_dsn(dsn)}: {redact_text(str(exc), dsn)}") from None
+
+
+class _Turn:
+    """Per-path state of :func:`chdb_turn` inside this process (re-entrant per thread)."""
+
+    __slots__ = ("lock", "owner", "depth")
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.owner: int | None = None
+        self.depth = 0
+
+
+_turns: dict[str, _Turn] = {}
+_turns_lock = threading.Lock()
+
+
+def _turn_for(lock_path: Path) -> _Turn:
+    with _turns_lock:
+        return _turns.setdefault(str(lock_path), _Turn())
+
+
+def _reset_turns_after_fork() -> None:  # a forked child inherits no lock holder
+    global _turns_lock
+    _turns_lock = threading.Lock()
+    _turns.clear()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_reset_turns_after_fork)
+
+
+@contextlib.contextmanager
+def chdb_turn(dsn: str, wait_s: float = 0.0) -> Iterator[bool]:
+    """Hold this process's turn at the chdb path of ``dsn``; yields False if it is not free
+    within ``wait_s`` (0: do not wait). Re-entrant within one thread."""
+    lock_path = chdb_path(dsn).parent / LOCK_NAME
+    turn = _turn_for(lock_path)
+    me = threading.get_ident()
+    if turn.owner == me:
+        turn.depth += 1
+        try:
+            yield True
+        finally:
+            turn.depth -= 1
+        return
+    deadline = time.monotonic() + max(wait_s, 0.0)
+    if not (turn.lock.acquire(timeout=wait_s) if wait_s > 0 else turn.lock.acquire(False)):
+        yield False
+        return
+    try:
+        lock_path.parent.mkdir(parents=True, exist_ok=True)
+        with open(lock_path, "a+") as fh:
+            delay = 0.01
+            while True:
+                try:
+                    fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() + delay > deadline:
+                        yield False
+                        return
+                    time.sleep(delay)
+                    delay = min(delay * 2, 0.2)
+            turn.owner, turn.depth = me, 1
+            try:
+                yield True
+            finally:
+                turn.owner, turn.depth = None, 0
+                fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+    finally:
+        turn.lock.release()
+
+
+def connect_waiting(dsn: str, deadline: float, **kwargs: Any) -> Any:
+    """``connect``, retrying while a foreign process holds the chdb path, until ``deadline``."""
+    delay = 0.05
+    while True:
+        try:
+            return connect(dsn, **kwargs)
+        except StorageBusy:
+            if time.monotonic() + delay > deadline:
+                raise
+            time.sleep(delay)
+            delay = min(delay * 2, 1.0)
+
+
+@contextlib.contextmanager
+def open_client(dsn: str | None = None, *, wait_s: float = DEFAULT_OPEN_WAIT_S, **kwargs: Any) -> Iterator[Any]:
+    """Open a client, yield it, and always close it, so a chdb path is never held idle.
+
+    For chdb, waits up to ``wait_s`` for the path (another otel-llmcost process ingesting,
+    or any process holding it) and raises :class:`StorageBusy` after that.
+    """
+    dsn = dsn or configured_dsn()
+    if not is_chdb(dsn):
+        client = connect(dsn, **kwargs)
+        try:
+            yield client
+        finally:
+            with contextlib.suppress(Exception):
+                client.close()
+        return
+    deadline = time.monotonic() + max(wait_s, 0.0)
+    with chdb_turn(dsn, wait_s=wait_s) as mine:
+        if not mine:
+            raise StorageBusy(f"chdb path {chdb_path(dsn)} is in use by another process")
+        client = connect_waiting(dsn, deadline, **kwargs)
+        try:
+            yield client
+        finally:
+            with contextlib.suppress(Exception):
+                client.close()

@@ -1,0 +1,262 @@
+"""Apply the numbered SQL files in ``otel_llmcost/storage/sql`` to a ClickHouse (or chdb) database.
+
+The SQL stays plain ``.sql`` (like the collector's ClickHouse exporter templates) so it
+can be read, diffed and run by hand. Code only fills in a small, explicit set of
+placeholders, and nothing else in the text is touched: ClickHouse's own macros such as
+``{shard}`` and ``{replica}`` in a Replicated engine path must reach the server
+verbatim, which rules out ``str.format``.
+
+Every statement is ``CREATE ... IF NOT EXISTS`` or an idempotent ``ALTER``, so
+``migrate`` can run on every start-up and twice in a row. Applied files are recorded
+with their checksum (``sql/000_schema_files.sql``): unchanged files are skipped, and a
+new or edited file is applied in upgrade mode (:func:`upgrade_statements`), which is
+how a database created by an older release gets new columns, queries and views.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from pathlib import Path
+from typing import Any
+
+MIGRATIONS_DIR = Path(__file__).with_name("sql")
+
+# TTLs are `toDateTime(Timestamp) + ttl`, and DateTime ends in 2106: a longer TTL wraps
+# around to a date in the past and ClickHouse drops every row as expired on insert.
+MAX_TTL_DAYS = 20_000
+
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+# Path and replica name use ClickHouse macros, expanded by the server from its
+# <macros> config; {database} and {table} are built-in macros there too.
+_REPLICATED_PATH = "'/clickhouse/tables/{shard}/{database}/{table}', '{replica}'"
+
+_PLACEHOLDER = re.compile(r"\{(database|cluster|ttl_days|merge_tree|aggregating_merge_tree)\}")
+
+
+def check_identifier(kind: str, value: str) -> str:
+    if not isinstance(value, str) or not _IDENTIFIER.fullmatch(value):
+        raise ValueError(f"invalid {kind} name {value!r}: expected [A-Za-z_][A-Za-z0-9_]*")
+    return value
+
+
+def render(sql: str, *, database: str, cluster: str | None, ttl_days: int) -> str:
+    """Fill the placeholders of one migration file.
+
+    ``{cluster}`` becomes `` ON CLUSTER name`` (or nothing) and the engine placeholders
+    become Replicated engines when a cluster is given. Substitution is a single pass, so
+    text produced by a replacement (the ``{database}`` macro inside the replicated path)
+    is never substituted again and reaches ClickHouse as a macro.
+    """
+    check_identifier("database", database)
+    if cluster is not None and cluster != "":
+        check_identifier("cluster", cluster)
+    if isinstance(ttl_days, bool) or not isinstance(ttl_days, int) or not 0 < ttl_days <= MAX_TTL_DAYS:
+        raise ValueError(f"ttl_days must be an integer from 1 to {MAX_TTL_DAYS}, got {ttl_days!r}")
+    if cluster:
+        values = {
+            "database": database,
+            "cluster": f" ON CLUSTER {cluster}",
+            "ttl_days": str(ttl_days),
+            "merge_tree": f"ReplicatedMergeTree({_REPLICATED_PATH})",
+            "aggregating_merge_tree": f"ReplicatedAggregatingMergeTree({_REPLICATED_PATH})",
+        }
+    else:
+        values = {
+            "database": database,
+            "cluster": "",
+            "ttl_days": str(ttl_days),
+            "merge_tree": "MergeTree()",
+            "aggregating_merge_tree": "AggregatingMergeTree()",
+        }
+    return _PLACEHOLDER.sub(lambda m: values[m.group(1)], sql)
+
+
+def split_statements(sql: str) -> list[str]:
+    """Split a file into statements at ``;`` ending a line; drop comments before each one.
+
+    Only a semicolon at the end of a line ends a statement, so semicolons inside string
+    literals or comments in the middle of a line never split one.
+    """
+    statements: list[str] = []
+    current: list[str] = []
+    for line in sql.splitlines():
+        stripped = line.rstrip()
+        if stripped.endswith(";") and not stripped.lstrip().startswith("--"):
+            current.append(stripped[:-1])
+            statements.append("\n".join(current))
+            current = []
+        else:
+            current.append(line)
+    statements.append("\n".join(current))
+    return [_strip_leading_comments(s) for s in statements if _has_code(s)]
+
+
+def _strip_leading_comments(statement: str) -> str:
+    lines = statement.strip().splitlines()
+    while lines and (not lines[0].strip() or lines[0].lstrip().startswith("--")):
+        lines.pop(0)
+    return "\n".join(lines).strip()
+
+
+def _has_code(statement: str) -> bool:
+    return any(line.strip() and not line.strip().startswith("--") for line in statement.splitlines())
+
+
+def migration_files() -> list[Path]:
+    return sorted(MIGRATIONS_DIR.glob("[0-9][0-9][0-9]_*.sql"))
+
+
+def rendered_statements(*, database: str = "otel", cluster: str | None = None, ttl_days: int = 180) -> list[str]:
+    """Every statement ``migrate`` would run, in order, starting with CREATE DATABASE."""
+    on_cluster = render("{cluster}", database=database, cluster=cluster, ttl_days=ttl_days)
+    statements = [f"CREATE DATABASE IF NOT EXISTS {database}{on_cluster}"]
+    for path in migration_files():
+        text = render(path.read_text(encoding="utf-8"), database=database, cluster=cluster, ttl_days=ttl_days)
+        statements.extend(split_statements(text))
+    return statements
+
+
+def migrate(client: Any, *, database: str = "otel", cluster: str | None = None, ttl_days: int = 180) -> list[str]:
+    """Create or complete the schema through a clickhouse-connect client; return what ran.
+
+    Safe to repeat: files already applied with the same checksum are skipped, and every
+    statement is idempotent. A new or changed file is applied in upgrade mode
+    (:func:`upgrade_statements`), so databases created by an older release gain the new
+    columns, materialized-view queries and views. On failure the exception names the
+    statement that failed (its first line), never credentials.
+    """
+    on_cluster = render("{cluster}", database=database, cluster=cluster, ttl_days=ttl_days)
+    done: list[str] = []
+    _run(client, f"CREATE DATABASE IF NOT EXISTS {database}{on_cluster}", done)
+    applied = _applied_checksums(client, database)
+    for path in migration_files():
+        text = render(path.read_text(encoding="utf-8"), database=database, cluster=cluster, ttl_days=ttl_days)
+        checksum = hashlib.sha256(text.encode("utf-8")).hexdigest()
+        if applied.get(path.name) == checksum:
+            continue
+        for statement in split_statements(text):
+            for upgraded in upgrade_statements(statement, stored_query=_stored_view_query(client, statement)):
+                _run(client, upgraded, done)
+        _run(
+            client,
+            f"INSERT INTO {database}.llmcost_schema_files (File, Checksum) VALUES ('{path.name}', '{checksum}')",
+            done,
+        )
+    return done
+
+
+def _run(client: Any, statement: str, done: list[str]) -> None:
+    try:
+        client.command(statement)
+    except Exception as exc:
+        first = next((ln for ln in statement.splitlines() if ln and not ln.startswith("--")), "")
+        raise RuntimeError(f"migration failed at: {first.strip()}: {exc}") from exc
+    done.append(statement)
+
+
+def _applied_checksums(client: Any, database: str) -> dict[str, str]:
+    """File -> checksum last applied; empty for a new database or one that predates the record
+    (every file is then applied in upgrade mode, which is safe on any state)."""
+    try:
+        result = client.query(
+            f"SELECT File, argMax(Checksum, AppliedAt) FROM {database}.llmcost_schema_files GROUP BY File"
+        )
+        return {str(f): str(c) for f, c in result.result_rows}
+    except Exception:  # no such table yet (or a server that cannot say): apply everything
+        return {}
+
+
+_CREATE_VIEW = re.compile(r"^CREATE VIEW IF NOT EXISTS ", re.IGNORECASE)
+_CREATE_MV = re.compile(
+    r"^CREATE MATERIALIZED VIEW IF NOT EXISTS (?P<name>\S+)(?P<cluster>\s+ON CLUSTER\s+\S+)?"
+    r"\s+TO \S+\s+AS\s+(?P<query>.*)$",
+    re.IGNORECASE | re.DOTALL,
+)
+_CREATE_TABLE = re.compile(
+    r"^CREATE TABLE IF NOT EXISTS (?P<name>\S+)(?P<cluster>\s+ON CLUSTER\s+\S+)?\s*\((?P<body>.*)\)\s*ENGINE\b",
+    re.IGNORECASE | re.DOTALL,
+)
+_NOT_COLUMNS = ("INDEX ", "PROJECTION ", "CONSTRAINT ")
+
+
+def _stored_view_query(client: Any, statement: str) -> tuple[str, str] | None:
+    """(stored query, our query), both as ClickHouse formats them, of an existing
+    materialized view that ``statement`` creates; None when it does not exist yet (or
+    the server cannot say)."""
+    view = _CREATE_MV.match(statement)
+    if not view:
+        return None
+    database, _, name = view.group("name").partition(".")
+    try:
+        rows = client.query(
+            "SELECT as_select, formatQuerySingleLine({q:String}) FROM system.tables "
+            "WHERE database = {d:String} AND name = {n:String}",
+            parameters={"q": view.group("query"), "d": database, "n": name},
+        ).result_rows
+    except Exception:
+        return None
+    return (str(rows[0][0]), str(rows[0][1])) if rows else None
+
+
+def upgrade_statements(statement: str, *, stored_query: tuple[str, str] | None = None) -> list[str]:
+    """The statement, made to also bring an existing object up to date (all idempotent).
+
+    - a view is created or replaced (``CREATE OR REPLACE VIEW``, atomic);
+    - a table is created if missing, then gains any column it lacks
+      (``ADD COLUMN IF NOT EXISTS``; existing columns are never altered or dropped);
+    - a materialized view is created if missing; an existing one whose query differs
+      (``stored_query``: stored, ours) gets ours with ``MODIFY QUERY`` (atomic: no insert
+      is missed, as with drop and re-create). Only then: a modified view derives new
+      deduplication tokens, so a crash-time replay that straddles the upgrade can be
+      counted twice in its target table once.
+    """
+    if _CREATE_VIEW.match(statement):
+        return [_CREATE_VIEW.sub("CREATE OR REPLACE VIEW ", statement, count=1)]
+    table = _CREATE_TABLE.match(statement)
+    if table:
+        columns = [c for c in _top_level_items(table.group("body")) if not c.upper().startswith(_NOT_COLUMNS)]
+        if not columns:
+            return [statement]
+        adds = ",\n".join(f"    ADD COLUMN IF NOT EXISTS {c}" for c in columns)
+        return [statement, f"ALTER TABLE {table.group('name')}{_on(table)}\n{adds}"]
+    view = _CREATE_MV.match(statement)
+    if view and stored_query is not None and stored_query[0] != stored_query[1]:
+        alter = f"ALTER TABLE {view.group('name')}{_on(view)} MODIFY QUERY\n{view.group('query')}"
+        return [statement, alter]
+    return [statement]
+
+
+def _on(match: re.Match[str]) -> str:
+    cluster = match.group("cluster")
+    return " " + " ".join(cluster.split()) if cluster else ""
+
+
+def _top_level_items(body: str) -> list[str]:
+    """Split a column list at commas outside parentheses and quotes, dropping ``--`` comments."""
+    items: list[str] = []
+    current: list[str] = []
+    depth = 0
+    quoted = False
+    i = 0
+    while i < len(body):
+        char = body[i]
+        if not quoted and body.startswith("--", i):
+            end = body.find("\n", i)
+            i = len(body) if end < 0 else end
+            continue
+        if char == "'" and (i == 0 or body[i - 1] != "\\"):
+            quoted = not quoted
+        elif not quoted and char == "(":
+            depth += 1
+        elif not quoted and char == ")":
+            depth -= 1
+        if char == "," and depth == 0 and not quoted:
+            items.append("".join(current))
+            current = []
+        else:
+            current.append(char)
+        i += 1
+    items.append("".join(current))
+    return [" ".join(item.split()) for item in items if item.strip()]

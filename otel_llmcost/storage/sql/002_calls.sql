@@ -1,0 +1,165 @@
+-- One typed row per GenAI client span, extracted once at insert time so that
+-- dashboards, views and the CLI never parse the attribute maps of otel_traces.
+--
+-- Every extraction below is total (the *OrZero / *OrNull family, ifNotFinite):
+-- a malformed attribute must give a zero or NULL, never an exception, because
+-- an exception in a materialized view fails the insert into otel_traces itself.
+--
+-- Money is Float64, not Decimal: the source is already a binary double (a span
+-- attribute), so Decimal adds no exactness, while Float64 keeps sum/avg/quantile
+-- native and the summation error (~1e-16 relative) is far below a cent.
+-- Rate-limit numbers are Nullable(Int64), not a -1 sentinel: most calls carry no
+-- headers, and min()/max() skip NULLs, so "lowest remaining" stays correct.
+
+CREATE TABLE IF NOT EXISTS {database}.llm_calls {cluster} (
+    Timestamp DateTime64(9) CODEC(Delta(8), ZSTD(1)),
+    TraceId String CODEC(ZSTD(1)),
+    SpanId String CODEC(ZSTD(1)),
+    ParentSpanId String CODEC(ZSTD(1)),
+    ServiceName LowCardinality(String),
+    Provider LowCardinality(String),
+    Operation LowCardinality(String),
+    RequestModel LowCardinality(String),
+    ResponseModel LowCardinality(String),
+    Endpoint LowCardinality(String),
+    Feature LowCardinality(String),
+    Team LowCardinality(String),
+    User String CODEC(ZSTD(1)),
+    Session String CODEC(ZSTD(1)),
+    TaskId String CODEC(ZSTD(1)),
+    StatusCode LowCardinality(String),
+    ErrorType LowCardinality(String),
+    HttpStatus UInt16,
+    DurationMs Float64 CODEC(ZSTD(1)),
+    TtftMs Nullable(Float64),
+    Stream UInt8,
+    InputTokens UInt64 CODEC(T64, ZSTD(1)),
+    OutputTokens UInt64 CODEC(T64, ZSTD(1)),
+    CacheReadTokens UInt64 CODEC(T64, ZSTD(1)),
+    CacheWriteTokens UInt64 CODEC(T64, ZSTD(1)),
+    ReasoningTokens UInt64 CODEC(T64, ZSTD(1)),
+    UncachedInputTokens UInt64 CODEC(T64, ZSTD(1)),
+    CostTotal Float64 CODEC(ZSTD(1)),
+    CostInput Float64 CODEC(ZSTD(1)),
+    CostOutput Float64 CODEC(ZSTD(1)),
+    CostCacheRead Float64 CODEC(ZSTD(1)),
+    CostCacheWrite Float64 CODEC(ZSTD(1)),
+    CostCacheWritePremium Float64 CODEC(ZSTD(1)),
+    CostSavings Float64 CODEC(ZSTD(1)),
+    Unpriced UInt8,
+    Estimated UInt8,
+    Throttled UInt8,
+    ThrottledAttempts UInt32,
+    RetryCount UInt32,
+    RetryAfterS Float64,
+    RateLimitRequestsRemaining Nullable(Int64),
+    RateLimitRequestsLimit Nullable(Int64),
+    RateLimitTokensRemaining Nullable(Int64),
+    RateLimitTokensLimit Nullable(Int64),
+    CacheWriteTtl LowCardinality(String),
+    CacheBreakevenReads Float64,
+    PrefixHash String CODEC(ZSTD(1)),
+    RequestHash String CODEC(ZSTD(1)),
+    -- Which price entry priced the call (see semconv.PRICE_*); PriceProvider is set on
+    -- unpriced calls too, so `prices sync` can match a price added later.
+    PriceSource LowCardinality(String),
+    PriceVersion LowCardinality(String),
+    PriceProvider LowCardinality(String),
+    PriceModel LowCardinality(String),
+    PriceVariant LowCardinality(String),
+    PriceEffectiveFrom Nullable(Date),
+    -- What the host says it billed, beside CostTotal and never added to it.
+    CostReported Nullable(Float64),
+    CostReportedSource LowCardinality(String),
+    -- The 1-hour-TTL share of CacheWriteTokens, and the audio and image subsets of the
+    -- token totals above (usage.py): what repricing needs beyond the totals.
+    CacheWrite1hTokens UInt64 CODEC(T64, ZSTD(1)),
+    InputAudioTokens UInt64 CODEC(T64, ZSTD(1)),
+    CacheAudioReadTokens UInt64 CODEC(T64, ZSTD(1)),
+    OutputAudioTokens UInt64 CODEC(T64, ZSTD(1)),
+    InputImageTokens UInt64 CODEC(T64, ZSTD(1)),
+    CacheImageReadTokens UInt64 CODEC(T64, ZSTD(1)),
+    OutputImageTokens UInt64 CODEC(T64, ZSTD(1)),
+    INDEX idx_trace_id TraceId TYPE bloom_filter(0.001) GRANULARITY 1,
+    INDEX idx_user User TYPE bloom_filter(0.01) GRANULARITY 1,
+    INDEX idx_prefix_hash PrefixHash TYPE bloom_filter(0.01) GRANULARITY 1,
+    INDEX idx_request_hash RequestHash TYPE bloom_filter(0.01) GRANULARITY 1
+) ENGINE = {merge_tree}
+PARTITION BY toDate(Timestamp)
+ORDER BY (ServiceName, Endpoint, toStartOfHour(Timestamp), RequestModel, Timestamp)
+TTL toDateTime(Timestamp) + toIntervalDay({ttl_days})
+SETTINGS index_granularity = 8192, ttl_only_drop_parts = 1, non_replicated_deduplication_window = 1000;
+
+CREATE MATERIALIZED VIEW IF NOT EXISTS {database}.llm_calls_mv {cluster}
+TO {database}.llm_calls
+AS SELECT
+    Timestamp,
+    TraceId,
+    SpanId,
+    ParentSpanId,
+    ServiceName,
+    SpanAttributes['gen_ai.provider.name'] AS Provider,
+    SpanAttributes['gen_ai.operation.name'] AS Operation,
+    SpanAttributes['gen_ai.request.model'] AS RequestModel,
+    SpanAttributes['gen_ai.response.model'] AS ResponseModel,
+    SpanAttributes['llmcost.endpoint'] AS Endpoint,
+    SpanAttributes['llmcost.feature'] AS Feature,
+    SpanAttributes['llmcost.team'] AS Team,
+    SpanAttributes['llmcost.user'] AS User,
+    SpanAttributes['llmcost.session'] AS Session,
+    SpanAttributes['llmcost.task.id'] AS TaskId,
+    StatusCode,
+    SpanAttributes['error.type'] AS ErrorType,
+    toUInt16OrZero(SpanAttributes['http.response.status_code']) AS HttpStatus,
+    Duration / 1e6 AS DurationMs,
+    toFloat64OrNull(SpanAttributes['gen_ai.response.time_to_first_chunk']) * 1000 AS TtftMs,
+    lower(SpanAttributes['gen_ai.request.stream']) IN ('true', '1') AS Stream,
+    toUInt64OrZero(SpanAttributes['gen_ai.usage.input_tokens']) AS InputTokens,
+    toUInt64OrZero(SpanAttributes['gen_ai.usage.output_tokens']) AS OutputTokens,
+    toUInt64OrZero(SpanAttributes['gen_ai.usage.cache_read.input_tokens']) AS CacheReadTokens,
+    toUInt64OrZero(SpanAttributes['gen_ai.usage.cache_creation.input_tokens']) AS CacheWriteTokens,
+    toUInt64OrZero(SpanAttributes['gen_ai.usage.reasoning.output_tokens']) AS ReasoningTokens,
+    toUInt64OrZero(SpanAttributes['llmcost.usage.uncached_input_tokens']) AS UncachedInputTokens,
+    ifNotFinite(toFloat64OrZero(SpanAttributes['llmcost.cost.total']), 0) AS CostTotal,
+    ifNotFinite(toFloat64OrZero(SpanAttributes['llmcost.cost.input']), 0) AS CostInput,
+    ifNotFinite(toFloat64OrZero(SpanAttributes['llmcost.cost.output']), 0) AS CostOutput,
+    ifNotFinite(toFloat64OrZero(SpanAttributes['llmcost.cost.cache_read']), 0) AS CostCacheRead,
+    ifNotFinite(toFloat64OrZero(SpanAttributes['llmcost.cost.cache_write']), 0) AS CostCacheWrite,
+    ifNotFinite(toFloat64OrZero(SpanAttributes['llmcost.cost.cache_write_premium']), 0) AS CostCacheWritePremium,
+    ifNotFinite(toFloat64OrZero(SpanAttributes['llmcost.cost.savings']), 0) AS CostSavings,
+    lower(SpanAttributes['llmcost.unpriced']) IN ('true', '1') AS Unpriced,
+    lower(SpanAttributes['llmcost.usage.estimated']) IN ('true', '1') AS Estimated,
+    lower(SpanAttributes['llmcost.throttled']) IN ('true', '1') AS Throttled,
+    toUInt32OrZero(SpanAttributes['llmcost.throttled.attempts']) AS ThrottledAttempts,
+    toUInt32OrZero(SpanAttributes['llmcost.retry.count']) AS RetryCount,
+    ifNotFinite(toFloat64OrZero(SpanAttributes['llmcost.retry.after_s']), 0) AS RetryAfterS,
+    accurateCastOrNull(toFloat64OrNull(SpanAttributes['llmcost.ratelimit.requests.remaining']), 'Int64') AS RateLimitRequestsRemaining,
+    accurateCastOrNull(toFloat64OrNull(SpanAttributes['llmcost.ratelimit.requests.limit']), 'Int64') AS RateLimitRequestsLimit,
+    accurateCastOrNull(toFloat64OrNull(SpanAttributes['llmcost.ratelimit.tokens.remaining']), 'Int64') AS RateLimitTokensRemaining,
+    accurateCastOrNull(toFloat64OrNull(SpanAttributes['llmcost.ratelimit.tokens.limit']), 'Int64') AS RateLimitTokensLimit,
+    SpanAttributes['llmcost.cache.write_ttl'] AS CacheWriteTtl,
+    ifNotFinite(toFloat64OrZero(SpanAttributes['llmcost.cache.breakeven_reads']), 0) AS CacheBreakevenReads,
+    SpanAttributes['llmcost.prompt.prefix_hash'] AS PrefixHash,
+    SpanAttributes['llmcost.prompt.request_hash'] AS RequestHash,
+    SpanAttributes['llmcost.price.source'] AS PriceSource,
+    SpanAttributes['llmcost.price.version'] AS PriceVersion,
+    SpanAttributes['llmcost.price.provider'] AS PriceProvider,
+    SpanAttributes['llmcost.price.model'] AS PriceModel,
+    SpanAttributes['llmcost.price.variant'] AS PriceVariant,
+    toDateOrNull(SpanAttributes['llmcost.price.effective_from']) AS PriceEffectiveFrom,
+    if(isFinite(toFloat64OrZero(SpanAttributes['llmcost.cost.reported'])),
+       toFloat64OrNull(SpanAttributes['llmcost.cost.reported']), NULL) AS CostReported,
+    SpanAttributes['llmcost.cost.reported_source'] AS CostReportedSource,
+    toUInt64OrZero(SpanAttributes['llmcost.usage.cache_write_1h_tokens']) AS CacheWrite1hTokens,
+    toUInt64OrZero(SpanAttributes['llmcost.usage.input_audio_tokens']) AS InputAudioTokens,
+    toUInt64OrZero(SpanAttributes['llmcost.usage.cache_audio_read_tokens']) AS CacheAudioReadTokens,
+    toUInt64OrZero(SpanAttributes['llmcost.usage.output_audio_tokens']) AS OutputAudioTokens,
+    toUInt64OrZero(SpanAttributes['llmcost.usage.input_image_tokens']) AS InputImageTokens,
+    toUInt64OrZero(SpanAttributes['llmcost.usage.cache_image_read_tokens']) AS CacheImageReadTokens,
+    toUInt64OrZero(SpanAttributes['llmcost.usage.output_image_tokens']) AS OutputImageTokens
+FROM {database}.otel_traces
+-- Only otel-llmcost's own spans: other GenAI instrumentations (and SDKs that trace
+-- themselves, as anthropic 2.x does under the global tracer provider) emit a second
+-- span per call with gen_ai.* attributes but no cost, which would double-count calls.
+WHERE ScopeName = 'otel_llmcost'
+  AND SpanAttributes['gen_ai.operation.name'] != '';

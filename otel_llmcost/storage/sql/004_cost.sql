@@ -1,0 +1,221 @@
+-- Spend: by hour and by every dimension, unpriced and estimated calls, failures.
+--
+-- Views an analyst can guess by name. They read llm_calls and the rollups,
+-- never the attribute maps of otel_traces, and they take no parameters:
+-- filter them by time from outside (WHERE Hour >= now() - INTERVAL 1 DAY).
+-- Ratios are NULL, not 0 or NaN, when their denominator is zero.
+
+-- Everything in the hourly rollup, finalised; the building block for ad-hoc
+-- slicing (reports and dashboards re-aggregate it by any dimension).
+CREATE VIEW IF NOT EXISTS {database}.v_cost_hourly {cluster} AS
+SELECT
+    Hour,
+    ServiceName,
+    Provider,
+    Endpoint,
+    RequestModel,
+    Feature,
+    Team,
+    sum(Calls) AS Calls,
+    sum(Errors) AS Errors,
+    sum(Throttled) AS Throttled,
+    sum(Retries) AS Retries,
+    sum(Unpriced) AS Unpriced,
+    sum(Estimated) AS Estimated,
+    sum(InputTokens) AS InputTokens,
+    sum(OutputTokens) AS OutputTokens,
+    sum(CacheReadTokens) AS CacheReadTokens,
+    sum(CacheWriteTokens) AS CacheWriteTokens,
+    sum(ReasoningTokens) AS ReasoningTokens,
+    sum(UncachedInputTokens) AS UncachedInputTokens,
+    sum(CostTotal) AS CostTotal,
+    sum(CostInput) AS CostInput,
+    sum(CostOutput) AS CostOutput,
+    sum(CostCacheRead) AS CostCacheRead,
+    sum(CostCacheWrite) AS CostCacheWrite,
+    sum(CostCacheWritePremium) AS CostCacheWritePremium,
+    sum(CostSavings) AS CostSavings,
+    quantilesMerge(0.5, 0.9, 0.99)(DurationMsQuantiles)[1] AS DurationMsP50,
+    quantilesMerge(0.5, 0.9, 0.99)(DurationMsQuantiles)[3] AS DurationMsP99
+FROM {database}.llm_cost_hourly
+GROUP BY
+    Hour,
+    ServiceName,
+    Provider,
+    Endpoint,
+    RequestModel,
+    Feature,
+    Team;
+
+CREATE VIEW IF NOT EXISTS {database}.v_cost_by_endpoint_hourly {cluster} AS
+SELECT
+    Hour,
+    ServiceName,
+    Endpoint,
+    sum(Calls) AS Calls,
+    sum(Errors) AS Errors,
+    sum(InputTokens) AS InputTokens,
+    sum(OutputTokens) AS OutputTokens,
+    sum(CacheReadTokens) AS CacheReadTokens,
+    sum(CostTotal) AS CostTotal,
+    sum(CostSavings) AS CostSavings,
+    CostTotal / nullIf(Calls, 0) AS CostPerCall,
+    quantilesMerge(0.5, 0.9, 0.99)(DurationMsQuantiles)[1] AS DurationMsP50,
+    quantilesMerge(0.5, 0.9, 0.99)(DurationMsQuantiles)[2] AS DurationMsP90,
+    quantilesMerge(0.5, 0.9, 0.99)(DurationMsQuantiles)[3] AS DurationMsP99,
+    quantilesIfMerge(0.5, 0.9, 0.99)(TtftMsQuantiles)[1] AS TtftMsP50
+FROM {database}.llm_cost_hourly
+GROUP BY
+    Hour,
+    ServiceName,
+    Endpoint;
+
+CREATE VIEW IF NOT EXISTS {database}.v_cost_by_model_daily {cluster} AS
+SELECT
+    toDate(Hour) AS Day,
+    ServiceName,
+    Provider,
+    RequestModel,
+    sum(Calls) AS Calls,
+    sum(Errors) AS Errors,
+    sum(Unpriced) AS Unpriced,
+    sum(InputTokens) AS InputTokens,
+    sum(OutputTokens) AS OutputTokens,
+    sum(CacheReadTokens) AS CacheReadTokens,
+    sum(CacheWriteTokens) AS CacheWriteTokens,
+    sum(ReasoningTokens) AS ReasoningTokens,
+    sum(CostTotal) AS CostTotal,
+    sum(CostSavings) AS CostSavings,
+    CostTotal / nullIf(Calls, 0) AS CostPerCall
+FROM {database}.llm_cost_hourly
+GROUP BY
+    Day,
+    ServiceName,
+    Provider,
+    RequestModel;
+
+CREATE VIEW IF NOT EXISTS {database}.v_cost_by_feature_daily {cluster} AS
+SELECT
+    toDate(Hour) AS Day,
+    ServiceName,
+    Feature,
+    sum(Calls) AS Calls,
+    sum(InputTokens) AS InputTokens,
+    sum(OutputTokens) AS OutputTokens,
+    sum(CostTotal) AS CostTotal,
+    sum(CostSavings) AS CostSavings,
+    CostTotal / nullIf(Calls, 0) AS CostPerCall
+FROM {database}.llm_cost_hourly
+GROUP BY
+    Day,
+    ServiceName,
+    Feature;
+
+CREATE VIEW IF NOT EXISTS {database}.v_cost_by_team_daily {cluster} AS
+SELECT
+    toDate(Hour) AS Day,
+    ServiceName,
+    Team,
+    sum(Calls) AS Calls,
+    sum(InputTokens) AS InputTokens,
+    sum(OutputTokens) AS OutputTokens,
+    sum(CostTotal) AS CostTotal,
+    sum(CostSavings) AS CostSavings,
+    CostTotal / nullIf(Calls, 0) AS CostPerCall
+FROM {database}.llm_cost_hourly
+GROUP BY
+    Day,
+    ServiceName,
+    Team;
+
+CREATE VIEW IF NOT EXISTS {database}.v_cost_by_user_daily {cluster} AS
+SELECT
+    Day,
+    ServiceName,
+    Team,
+    User,
+    sum(Calls) AS Calls,
+    sum(InputTokens) AS InputTokens,
+    sum(OutputTokens) AS OutputTokens,
+    sum(CostTotal) AS CostTotal,
+    CostTotal / nullIf(Calls, 0) AS CostPerCall
+FROM {database}.llm_user_daily
+GROUP BY
+    Day,
+    ServiceName,
+    Team,
+    User;
+
+-- Calls whose model had no price: their cost is unknown, not zero.
+CREATE VIEW IF NOT EXISTS {database}.v_unpriced_calls {cluster} AS
+SELECT
+    toStartOfHour(Timestamp) AS Hour,
+    ServiceName,
+    Provider,
+    RequestModel,
+    ResponseModel,
+    count() AS Calls,
+    sum(InputTokens) AS InputTokens,
+    sum(OutputTokens) AS OutputTokens,
+    min(Timestamp) AS FirstSeen,
+    max(Timestamp) AS LastSeen
+FROM {database}.llm_calls
+WHERE Unpriced = 1
+GROUP BY
+    Hour,
+    ServiceName,
+    Provider,
+    RequestModel,
+    ResponseModel;
+
+-- Calls whose tokens were counted locally because the provider returned no usage.
+CREATE VIEW IF NOT EXISTS {database}.v_estimated_usage {cluster} AS
+SELECT
+    toStartOfHour(Timestamp) AS Hour,
+    ServiceName,
+    Provider,
+    RequestModel,
+    Endpoint,
+    count() AS Calls,
+    sum(InputTokens) AS InputTokens,
+    sum(OutputTokens) AS OutputTokens,
+    sum(CostTotal) AS CostTotal
+FROM {database}.llm_calls
+WHERE Estimated = 1
+GROUP BY
+    Hour,
+    ServiceName,
+    Provider,
+    RequestModel,
+    Endpoint;
+
+-- Failed calls by error type and HTTP status, hourly: the "what is failing" view.
+-- A call counts when its span status is Error or it carries error.type (a call
+-- that succeeded after SDK retries has neither, and is counted in Retries of
+-- v_rate_limit_pressure instead).
+CREATE VIEW IF NOT EXISTS {database}.v_errors_hourly {cluster} AS
+SELECT
+    toStartOfHour(Timestamp) AS Hour,
+    ServiceName,
+    Provider,
+    Endpoint,
+    RequestModel,
+    Team,
+    ErrorType,
+    HttpStatus,
+    count() AS Calls,
+    countIf(Throttled = 1 OR HttpStatus = 429) AS ThrottledCalls,
+    sum(RetryCount) AS Retries,
+    min(Timestamp) AS FirstSeen,
+    max(Timestamp) AS LastSeen
+FROM {database}.llm_calls
+WHERE StatusCode = 'Error' OR ErrorType != ''
+GROUP BY
+    Hour,
+    ServiceName,
+    Provider,
+    Endpoint,
+    RequestModel,
+    Team,
+    ErrorType,
+    HttpStatus;

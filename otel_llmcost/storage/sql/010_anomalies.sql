@@ -1,0 +1,140 @@
+-- Anomalies: what spent or behaved unlike its own past. Views follow the rules of 004.
+
+-- Daily spend per endpoint against the 7 days before it. Days without calls
+-- between an endpoint's first and last day count as zero spend (WITH FILL).
+-- Flagged when z >= 2 and spend >= 1.3 x the prior mean, with 7 prior days of
+-- history; when the prior days were all equal (stddev 0) any rise of 30% or
+-- more is flagged and ZScore is NULL.
+CREATE VIEW IF NOT EXISTS {database}.v_spend_anomalies_daily {cluster} AS
+SELECT
+    Day,
+    ServiceName,
+    Endpoint,
+    Spend,
+    PriorDays,
+    PriorMean,
+    PriorStddev,
+    if(PriorStddev > 0, (Spend - PriorMean) / PriorStddev, NULL) AS ZScore,
+    PriorDays >= 7
+        AND Spend >= 1.3 * PriorMean
+        AND Spend > PriorMean
+        AND (PriorStddev = 0 OR (Spend - PriorMean) / PriorStddev >= 2) AS Flagged
+FROM (
+    SELECT
+        Day,
+        ServiceName,
+        Endpoint,
+        Spend,
+        count() OVER w AS PriorDays,
+        avg(Spend) OVER w AS PriorMean,
+        stddevPop(Spend) OVER w AS PriorStddev
+    FROM (
+        SELECT
+            toDate(Hour) AS Day,
+            ServiceName,
+            Endpoint,
+            sum(CostTotal) AS Spend
+        FROM {database}.llm_cost_hourly
+        GROUP BY
+            Day,
+            ServiceName,
+            Endpoint
+        ORDER BY
+            ServiceName,
+            Endpoint,
+            Day WITH FILL STEP 1
+    )
+    WINDOW w AS (
+        PARTITION BY ServiceName, Endpoint
+        ORDER BY toRelativeDayNum(Day)
+        RANGE BETWEEN 7 PRECEDING AND 1 PRECEDING
+    )
+);
+
+-- Hourly cache hit rate against the token-weighted hit rate of the 24 hours
+-- before it (hours with input only). Flagged when it fell by half or more,
+-- the hour had at least 10000 input tokens and at least 3 prior hours exist.
+CREATE VIEW IF NOT EXISTS {database}.v_cache_hit_drops_hourly {cluster} AS
+SELECT
+    Hour,
+    ServiceName,
+    Endpoint,
+    RequestModel,
+    InputTokens,
+    CacheReadTokens,
+    HitRate,
+    PriorHours,
+    PriorHitRate,
+    PriorHours >= 3
+        AND PriorHitRate > 0
+        AND InputTokens >= 10000
+        AND HitRate <= 0.5 * PriorHitRate AS Flagged
+FROM (
+    SELECT
+        Hour,
+        ServiceName,
+        Endpoint,
+        RequestModel,
+        InputTokens,
+        CacheReadTokens,
+        CacheReadTokens / InputTokens AS HitRate,
+        count() OVER w AS PriorHours,
+        sum(CacheReadTokens) OVER w / nullIf(sum(InputTokens) OVER w, 0) AS PriorHitRate
+    FROM (
+        SELECT
+            Hour,
+            ServiceName,
+            Endpoint,
+            RequestModel,
+            sum(InputTokens) AS InputTokens,
+            sum(CacheReadTokens) AS CacheReadTokens
+        FROM {database}.llm_cost_hourly
+        GROUP BY
+            Hour,
+            ServiceName,
+            Endpoint,
+            RequestModel
+        HAVING InputTokens > 0
+    )
+    WINDOW w AS (
+        PARTITION BY ServiceName, Endpoint, RequestModel
+        ORDER BY toRelativeHourNum(Hour)
+        RANGE BETWEEN 24 PRECEDING AND 1 PRECEDING
+    )
+);
+
+-- Single calls of the last 7 days that cost at least ExpensiveCallUsd (1.00 USD)
+-- or more than the p99 of their endpoint over the same 7 days. The p99 rule
+-- needs 100 calls on the endpoint, below that p99 is just "the largest call".
+CREATE VIEW IF NOT EXISTS {database}.v_expensive_requests {cluster} AS
+WITH 1.0 AS ExpensiveCallUsd
+SELECT
+    c.Timestamp AS Timestamp,
+    c.ServiceName AS ServiceName,
+    c.Endpoint AS Endpoint,
+    c.Provider AS Provider,
+    c.RequestModel AS RequestModel,
+    c.Feature AS Feature,
+    c.User AS User,
+    c.TraceId AS TraceId,
+    c.SpanId AS SpanId,
+    c.InputTokens AS InputTokens,
+    c.OutputTokens AS OutputTokens,
+    c.CostTotal AS CostTotal,
+    p.P99Cost AS EndpointP99Cost,
+    if(c.CostTotal >= ExpensiveCallUsd, 'over_threshold', 'over_endpoint_p99') AS Reason
+FROM {database}.llm_calls AS c
+LEFT JOIN (
+    SELECT
+        ServiceName,
+        Endpoint,
+        quantile(0.99)(CostTotal) AS P99Cost,
+        count() AS EndpointCalls
+    FROM {database}.llm_calls
+    WHERE Timestamp >= now() - INTERVAL 7 DAY
+    GROUP BY
+        ServiceName,
+        Endpoint
+) AS p ON c.ServiceName = p.ServiceName AND c.Endpoint = p.Endpoint
+WHERE c.Timestamp >= now() - INTERVAL 7 DAY
+    AND (c.CostTotal >= ExpensiveCallUsd OR (p.EndpointCalls >= 100 AND c.CostTotal > p.P99Cost));
