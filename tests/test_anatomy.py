@@ -10,12 +10,12 @@ import pytest
 
 from otel_llmcost import semconv
 from otel_llmcost.config import parse_rate
+from otel_llmcost.demo.fakes import openai_client
 from otel_llmcost.instrumentation import tokens
 from otel_llmcost.instrumentation.anatomy import Anatomy
+from otel_llmcost.providers.base import PromptView
 
 ANATOMY_ENV = "OTEL_LLMCOST_PROMPT_ANATOMY"
-from otel_llmcost.demo.fakes import openai_client
-from otel_llmcost.providers.base import PromptView
 
 SYSTEM = "You are a support assistant for ACME. Answer briefly and cite the order id."
 TOOLS = [
