@@ -49,7 +49,10 @@ from .version import __version__
 if TYPE_CHECKING:
     from .budgets import BudgetExceeded
     from .instrumentation import LLMCostInstrumentor
-    from .signals import attributes, evidence, record_citations, record_limiter_decision, record_outcome, task
+    from .signals.attribution import attributes
+    from .signals.evidence import evidence, record_citations
+    from .signals.limiter import record_limiter_decision
+    from .signals.outcomes import record_outcome, task
 
 _PUBLIC = {
     "BudgetExceeded": "otel_llmcost.budgets",

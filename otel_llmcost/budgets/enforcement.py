@@ -252,7 +252,7 @@ class Budgets:
                             budget, scope, limit, used = retry
                 if reservation is None:
                     self._record(decision.attributes, budget.name, scope, limit, used, "raise")
-                    decision.refusal = BudgetExceeded(budget.name, scope, limit, used, est.cost)
+                    decision.refusal = BudgetExceeded(budget.name, scope, limit, used, est.cost or 0.0)
                     return decision
             if reservation is not None:
                 decision.reservation = reservation

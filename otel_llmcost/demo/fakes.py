@@ -61,7 +61,7 @@ class FakeLLMServer:
         self.reply_text = reply_text
         self.script: deque[Reply] = deque()
         self.requests: list[dict[str, Any]] = []
-        self._prefixes: set[str] = set()
+        self._prefixes: set[tuple[str, str]] = set()
         self._lock = threading.Lock()
         self.ratelimit_remaining = 10_000
         self.anthropic_reset = "2030-01-01T00:00:00Z"

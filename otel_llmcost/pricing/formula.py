@@ -241,7 +241,8 @@ def rates_from_prices(prices: Any) -> Rates | None:
     cache_read_priced = get("cache_read_mtok") is not None
     per_token = None
     if all(isinstance(v, Decimal) for v in text):
-        per_token = Rates(*(float(v / PER_MTOK) for v in text), cache_read_priced=cache_read_priced)
+        i, o, r, w5, w1, rs = (float(v / PER_MTOK) for v in text)
+        per_token = Rates(i, o, r, w5, w1, rs, cache_read_priced=cache_read_priced)
     return Rates(
         *text,
         per_token=per_token,

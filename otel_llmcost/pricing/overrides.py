@@ -37,6 +37,7 @@ from __future__ import annotations
 import difflib
 import fnmatch
 import hashlib
+import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -156,7 +157,7 @@ def _rank(entry: OverrideEntry) -> tuple[int, date, int]:
     return (1 if entry.when else 0, entry.effective_from or date.min, -entry.index)
 
 
-def load(path: str | Path) -> OverrideFile:
+def load(path: str | os.PathLike[str]) -> OverrideFile:
     """Read and validate an override file; raise :class:`PriceFileError` naming file and line."""
     path = Path(path)
     try:

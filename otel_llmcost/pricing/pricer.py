@@ -243,7 +243,7 @@ class Pricer:
             if found is not None:
                 rates = rates_from_prices(model_price(found.prices))
                 assert rates is not None  # the file requires input_mtok or output_mtok
-                entry = PriceEntry(
+                override = PriceEntry(
                     rates=rates,
                     model_id=model,
                     provider_id=provider_id or found.provider or "",
@@ -254,7 +254,7 @@ class Pricer:
                     effective_until=override_change,
                     catalogue_key=found.catalogue_key,
                 )
-                return entry, _day_start(found.effective_from, -math.inf), _day_start(override_change, math.inf)
+                return override, _day_start(found.effective_from, -math.inf), _day_start(override_change, math.inf)
         entry = self._database_entry(model, provider_id, api_url, price_context, when)
         if entry is None:
             # Unpriced until the next override for this model takes effect, if one is dated.

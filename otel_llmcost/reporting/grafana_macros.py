@@ -134,7 +134,7 @@ def parse_duration(text: str) -> float:
 def interval_seconds(time_range: TimeRange, *, max_data_points: int = 1000, min_interval: str | None = None) -> int:
     """The ``$__interval`` Grafana would pick for this range, in whole seconds (>= 1)."""
     raw_ms = time_range.seconds * 1000 / max(max_data_points, 1)
-    step_ms = next((step for bound, step in _ROUND_STEPS if raw_ms <= bound), 31536000000)
+    step_ms: float = next((step for bound, step in _ROUND_STEPS if raw_ms <= bound), 31536000000)
     if min_interval:
         step_ms = max(step_ms, parse_duration(min_interval) * 1000)
     return max(int(step_ms // 1000), 1)

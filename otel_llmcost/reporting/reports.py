@@ -56,7 +56,9 @@ def query(name: str) -> ReportQuery:
     path = SQL_DIR / f"{name}.sql"
     if not path.is_file():
         raise KeyError(f"no report named {name!r}")
-    title, description, body = "", [], []
+    title = ""
+    description: list[str] = []
+    body: list[str] = []
     for line in path.read_text(encoding="utf-8").splitlines():
         if not body and line.startswith("-- title:"):
             title = line.removeprefix("-- title:").strip()

@@ -186,7 +186,7 @@ def parse_lines(
             continue
         try:
             record = json.loads(line)
-        except ValueError as exc:
+        except json.JSONDecodeError as exc:
             problems.append(f"{source}:{number}: not valid JSON ({exc.msg} at column {exc.colno})")
             continue
         try:
