@@ -27,21 +27,29 @@ nox.options.error_on_missing_interpreters = True
 nox.options.reuse_existing_virtualenvs = False
 
 # The provider suites: every test that drives a real SDK against the fake provider,
-# plus the version guards. Suites a provider has not landed yet are simply absent.
+# the contract all three providers keep, and the version guards. A suite listed here
+# must exist: the session fails naming any that does not (a renamed file is not skipped).
 SUITES = (
-    "tests/test_openai.py",
-    "tests/test_fuzz_openai.py",
-    "tests/test_attribution.py",
-    "tests/test_anthropic.py",
-    "tests/test_fuzz_anthropic.py",
-    "tests/test_google_genai.py",
-    "tests/test_version_guards.py",
+    "tests/providers/test_contract.py",
+    "tests/providers/test_openai.py",
+    "tests/providers/test_fuzz_openai.py",
+    "tests/providers/test_anthropic.py",
+    "tests/providers/test_google_genai.py",
+    "tests/providers/test_prompt_components.py",
+    "tests/providers/test_reported_cost.py",
+    "tests/signals/test_attribution.py",
+    "tests/instrumentation/test_version_guards.py",
     # Pricing leans on genai-prices' model data (dated prices, variants): the oldest end
     # runs genai-prices 0.1.13 (Python 3.10).
-    "tests/test_pricing.py",
-    "tests/test_pricing_history.py",
-    "tests/test_reported_cost.py",
+    "tests/pricing/test_pricing.py",
+    "tests/pricing/test_pricing_history.py",
 )
+
+
+def missing_suites(suites: tuple[str, ...] = SUITES) -> list[str]:
+    """The suites in ``suites`` that are not files (relative to this noxfile's folder)."""
+    here = Path(__file__).parent
+    return [suite for suite in suites if not (here / suite).is_file()]
 
 
 SUITE_TOOLS = ("pytest >= 8", "hypothesis >= 6.100", "httpx2 >= 2")
@@ -129,10 +137,12 @@ _REPORT_VERSIONS = (
 )
 def compat(session: nox.Session, pins: tuple[str, ...]) -> None:
     """Install the pinned SDKs, wrapt and OpenTelemetry, then run the provider suites."""
+    missing = missing_suites()
+    if missing:
+        session.error(f"SUITES lists test files that do not exist: {', '.join(missing)}")
     session.env["PIP_DISABLE_PIP_VERSION_CHECK"] = "1"
     # Only what the provider suites import: the test extra also brings web frameworks and
     # their OTel instrumentations, which pin OpenTelemetry on their own release schedule.
     session.install("-e", ".[all]", *SUITE_TOOLS, *pins)
     session.run("python", "-c", _REPORT_VERSIONS)
-    suites = [suite for suite in SUITES if Path(suite).exists()]
-    session.run("python", "-m", "pytest", "-rs", *suites, *session.posargs)
+    session.run("python", "-m", "pytest", "-rs", *SUITES, *session.posargs)

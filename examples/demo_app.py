@@ -27,7 +27,7 @@ import urllib.request
 import otel_llmcost as llmcost
 from otel_llmcost.demo.fakes import FakeLLMServer, Reply, anthropic_client, openai_client
 
-SYSTEM = ("You are the support assistant of Acme Cloud. Follow the policy below exactly. " * 55).strip()
+SYSTEM = ("You are the support assistant of Acme Cloud. Follow the policy below exactly. " * 70).strip()
 POLICY = ("Refund policy section: customers on annual plans may request a prorated refund. " * 60).strip()
 USERS = [f"user-{i:03d}" for i in range(25)]
 

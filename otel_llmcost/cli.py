@@ -54,9 +54,17 @@ def _warn(message: str) -> None:
     err.print("[yellow]warning:[/] " + escape(message), soft_wrap=True, highlight=False)
 
 
+def _settings() -> Settings:
+    """The settings, strictly: a variable that cannot mean anything is an error here, not a log line."""
+    try:
+        return Settings.load(strict=True)
+    except ValueError as exc:
+        _fail(str(exc))
+
+
 def _target(dsn: str | None, database: str | None) -> tuple[str, str]:
     """The DSN and database to use; the database validated as a strict identifier before any SQL."""
-    settings = Settings.load()
+    settings = _settings()
     name = database or settings.database
     try:
         storage.check_identifier("database", name)
@@ -92,7 +100,7 @@ def _writing(dsn: str, database: str) -> Iterator[Any]:
     """A client with the schema in place, for commands that write (migrate, sync, import)."""
     try:
         with storage.open_client(dsn) as client:
-            storage.migrate(client, database=database, ttl_days=Settings.load().ttl_days)
+            storage.migrate(client, database=database, ttl_days=_settings().ttl_days)
             yield client
     except typer.Exit:
         raise
@@ -160,13 +168,18 @@ def migrate(
     dsn: str | None = DsnOption,
     database: str | None = DatabaseOption,
     cluster: str | None = typer.Option(None, "--cluster", help="render ON CLUSTER and Replicated engines"),
-    ttl_days: int = typer.Option(
-        180, "--ttl-days", min=1, max=storage.MAX_TTL_DAYS, help="days to keep raw spans and llm_calls"
+    ttl_days: int | None = typer.Option(
+        None,
+        "--ttl-days",
+        min=1,
+        max=storage.MAX_TTL_DAYS,
+        help="days to keep raw spans and llm_calls (default: $OTEL_EXPORTER_LLMCOST_TTL_DAYS, else 180)",
     ),
     print_sql: bool = typer.Option(False, "--print", help="print the rendered SQL instead of applying it"),
 ) -> None:
     """Create or update the tables, materialized views, rollups and views (idempotent)."""
     dsn, database = _target(dsn, database)
+    ttl_days = ttl_days or _settings().ttl_days
     try:
         if print_sql:
             for statement in storage.rendered_statements(database=database, cluster=cluster, ttl_days=ttl_days):
@@ -208,7 +221,7 @@ def _pricer(prices_file: str | None) -> Any:
     from .pricing import PriceFileError, Pricer
 
     pricer = Pricer(overrides_path="")
-    path = prices_file or Settings.load().prices_file
+    path = prices_file or _settings().prices_file
     if path:
         try:
             pricer.load_overrides(path, strict=True)
@@ -361,7 +374,7 @@ def demo(
 
     from .demo import demo_dsn, run_demo
 
-    settings = Settings.load()
+    settings = _settings()
     target = dsn or demo_dsn(settings.home)
     if storage.is_chdb(target) and not storage.embedded_available():
         _fail(str(storage.EmbeddedStoreMissing()))
@@ -412,7 +425,7 @@ def budgets(
     from .budgets import status
 
     _check_format(fmt)
-    path = file or Settings.load().budgets_file
+    path = file or _settings().budgets_file
     if not path:
         _fail("no budgets file: pass --file or set OTEL_LLMCOST_BUDGETS_FILE")
     try:

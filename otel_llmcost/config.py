@@ -95,7 +95,9 @@ def _byte_limit(value: Any) -> int:
     try:
         return max(int(str(value).strip()), 0)
     except ValueError:
-        logger.warning("otel-llmcost: attribute size limit %r is not a number; using %d", value, 8192)
+        logger.warning(
+            "otel-llmcost: attribute size limit %r is not a number; using %d", value, DEFAULT_MAX_ATTRIBUTE_BYTES
+        )
         return DEFAULT_MAX_ATTRIBUTE_BYTES
 
 

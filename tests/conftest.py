@@ -1,9 +1,13 @@
 """Shared fixtures: an instrumented process with in-memory span and metric readers,
-and the fake provider that the real SDKs talk to (no network, no keys)."""
+the fake provider that the real SDKs talk to (no network, no keys), and migrated
+embedded ClickHouse databases (chdb)."""
 
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
 import pytest
 from opentelemetry.sdk.metrics import MeterProvider
@@ -15,6 +19,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from otel_llmcost import LLMCostInstrumentor
 from otel_llmcost.demo.fakes import FakeLLMServer
 from otel_llmcost.pricing import Pricer
+from tests.helpers.chdb import chdb_dsn, migrated_client
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -28,23 +33,6 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if "slow" in item.keywords:
             item.add_marker(skip)
-
-
-def require_binary(name: str) -> str:
-    """Path of a system binary a test drives for real (redis-server, chromium).
-
-    Missing on a developer machine: the test is skipped with the install hint.
-    Missing under CI (CI=true): the test fails, so a broken install never passes silently.
-    """
-    import shutil
-
-    path = shutil.which(name)
-    if path is None:
-        message = f"{name} is not installed (see .ci/system-packages.txt; apt-get install it)"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
-    return path
 
 
 @pytest.fixture(autouse=True)
@@ -124,3 +112,40 @@ def instrument(otel: Instrumented):  # type: ignore[no-untyped-def]
 @pytest.fixture
 def fake() -> FakeLLMServer:
     return FakeLLMServer()
+
+
+# --- embedded ClickHouse ------------------------------------------------------------------
+# chdb holds one data path per process at a time: every client below is closed when its
+# test (or module) ends, so the next one can open its own path. Migration options come
+# from the closest `chdb` marker, e.g. `pytestmark = pytest.mark.chdb(ttl_days=3650)`
+# for data dated further back than the default 180-day TTL.
+
+
+def _migrate_options(request: pytest.FixtureRequest) -> dict[str, Any]:
+    marker = request.node.get_closest_marker("chdb")
+    return dict(marker.kwargs) if marker else {}
+
+
+@pytest.fixture
+def chdb_client(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Any]:
+    """A fresh migrated database (``otel``) for one test, for tests that read every row."""
+    with migrated_client(chdb_dsn(tmp_path), **_migrate_options(request)) as client:
+        yield client
+
+
+@pytest.fixture(scope="module")
+def chdb_module_client(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """One migrated database shared by a module's tests (opening and migrating takes ~0.5 s);
+    the tests keep apart by each using its own ServiceName."""
+    with migrated_client(chdb_dsn(tmp_path_factory.mktemp("chdb")), **_migrate_options(request)) as client:
+        yield client
+
+
+@pytest.fixture(scope="module")
+def chdb_module_dsn(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> str:
+    """The DSN of a migrated database shared by a module, with no client left open: for
+    modules whose code under test opens the path itself (the CLI)."""
+    dsn = chdb_dsn(tmp_path_factory.mktemp("chdb"))
+    with migrated_client(dsn, **_migrate_options(request)):
+        pass
+    return dsn

@@ -74,9 +74,7 @@ class FakeLLMServer:
         return self
 
     def transport(self) -> Any:
-        return self.httpx.MockTransport(self)
-
-    def async_transport(self) -> Any:
+        """A MockTransport of the server's library; httpx/httpx2 clients use it sync and async."""
         return self.httpx.MockTransport(self)
 
     # --- handler ----------------------------------------------------------------------

@@ -82,7 +82,6 @@ DROP_REJECTED = "rejected_by_database"
 DROP_CRASH = "process_crash"
 DROP_AFTER_SHUTDOWN = "after_shutdown"
 DROP_UNEXPECTED = "unexpected_error"
-DROP_NO_EMBEDDED_STORE = "embedded_store_missing"
 
 
 class LLMCostSpanExporter(SpanExporter):
@@ -145,9 +144,9 @@ class LLMCostSpanExporter(SpanExporter):
         self._init_metrics(meter_provider)
         if self._embedded and not self._can_ingest:
             logger.warning(
-                "otel-llmcost: the llmcost exporter writes to embedded ClickHouse, which needs chdb: "
-                "pip install '%s'. Until then spans wait in %s (or set OTEL_EXPORTER_LLMCOST_DSN=http://...)",
-                storage.connection.EMBEDDED_EXTRA,
+                "otel-llmcost: the llmcost exporter writes to embedded ClickHouse, which needs chdb: %s. "
+                "Until then spans wait in %s (or set OTEL_EXPORTER_LLMCOST_DSN=http://...)",
+                storage.connection.EMBEDDED_INSTALL,
                 spool_dir(self._dsn),
             )
         if self._embedded:

@@ -1,7 +1,7 @@
 """Prompt anatomy: where the input tokens of a call go.
 
 Each traced call gets ``llmcost.prompt.component.{system,tools,context,history,latest}``,
-prompt tokens counted offline with tiktoken (:mod:`otel_llmcost.tokens`; o200k/cl100k
+prompt tokens counted offline with tiktoken (:mod:`.tokens`; o200k/cl100k
 for OpenAI models, o200k as an estimate for other providers' models):
 
 ``system``

@@ -8,6 +8,7 @@ imports no SDK the application does not use.
 
 from __future__ import annotations
 
+import difflib
 import importlib
 import logging
 from collections.abc import Collection, Iterable
@@ -28,6 +29,23 @@ from .wrappers import call_wrapper, hook_wrapper
 logger = logging.getLogger(__name__)
 
 _SETTING_KEYWORDS = frozenset(option.name for option in OPTIONS if option.keyword)
+# Keywords instrument() takes that are not settings, and BaseInstrumentor's own.
+_OTHER_KEYWORDS = frozenset(
+    {"tracer_provider", "meter_provider", "providers", "pricer", "budgets", "limiter_remaining", "limiter_tier"}
+    | {"skip_dep_check", "raise_exception_on_conflict"}
+)
+
+
+def _warn_unknown(kwargs: dict[str, Any]) -> None:
+    """A misspelt keyword is ignored by instrument(); say so once, with the likely name."""
+    known = _SETTING_KEYWORDS | _OTHER_KEYWORDS
+    for key in sorted(set(kwargs) - known):
+        close = difflib.get_close_matches(key, sorted(known), n=1)
+        logger.warning(
+            "otel-llmcost: instrument() ignores the unknown keyword %r%s",
+            key,
+            f" (did you mean {close[0]!r}?)" if close else "",
+        )
 
 
 def provider_patches(telemetry: Telemetry, provider: Provider) -> list[Patch]:
@@ -103,7 +121,7 @@ class LLMCostInstrumentor(BaseInstrumentor):  # type: ignore[misc]
         return package._instruments
 
     def _instrument(self, **kwargs: Any) -> None:
-        # BaseInstrumentor passes its own keywords too (skip_dep_check): only settings go on.
+        _warn_unknown(kwargs)
         settings = Settings.load(**{key: value for key, value in kwargs.items() if key in _SETTING_KEYWORDS})
         current = runtime.Runtime(
             settings, tracer_provider=kwargs.get("tracer_provider"), meter_provider=kwargs.get("meter_provider")

@@ -1,7 +1,7 @@
 """One plain-English line per endpoint: why prompt caching does or does not pay.
 
-Input is one row of the ``prefix_stability`` report (:mod:`otel_llmcost.reports`),
-which reads ``v_prefix_calls_hourly`` / ``v_prefix_stability_hourly`` (``sql/008``).
+Input is one row of the ``prefix_stability`` report (:mod:`otel_llmcost.reporting.reports`),
+which reads ``v_prefix_calls_hourly`` / ``v_prefix_stability_hourly`` (``storage/sql/006_caching.sql``).
 The checks go in the order a reader would fix things: caching already working (or
 costing more than it saves), then no prefix at all, a prefix under the provider's
 minimum cacheable size, a prefix that changes from request to request, and last a

@@ -31,7 +31,8 @@ from urllib.parse import urlsplit, urlunsplit
 
 from ..config import CHDB_SCHEME, Settings
 
-EMBEDDED_EXTRA = "otel-llmcost[embedded]"
+# How to install the embedded store: the extra, from a checkout while the package is not on an index.
+EMBEDDED_INSTALL = "pip install -e '.[embedded]' in an otel-llmcost checkout (the 'embedded' extra: chdb)"
 
 _BUSY_MARKERS = ("Unable to open the chdb engine", "already initialized with path", "Cannot lock file")
 LOCK_NAME = "ingest.lock"
@@ -60,7 +61,7 @@ class EmbeddedStoreMissing(RuntimeError):
     """A chdb:// DSN was used without the embedded store installed."""
 
     def __init__(self) -> None:
-        super().__init__(f"the embedded ClickHouse store needs chdb: pip install '{EMBEDDED_EXTRA}'")
+        super().__init__(f"the embedded ClickHouse store needs chdb: {EMBEDDED_INSTALL}")
 
 
 def is_chdb(dsn: str) -> bool:

@@ -46,8 +46,16 @@ def worker_env(**extra: str) -> dict[str, str]:
 
 
 def run_app(args: list[str], **popen: object) -> subprocess.Popen:
-    """Start tests/reliability/app_worker.py (the real openai SDK + fake + exporter)."""
-    return subprocess.Popen([sys.executable, str(APP), *args], **popen)  # type: ignore[call-overload]
+    """Start tests/reliability/app_worker.py (the real openai SDK + fake + exporter); by default
+    its output is piped as text and it runs in :func:`worker_env`."""
+    options: dict[str, object] = {
+        "stdout": subprocess.PIPE,
+        "stderr": subprocess.PIPE,
+        "text": True,
+        "env": worker_env(),
+        **popen,
+    }
+    return subprocess.Popen([sys.executable, str(APP), *args], **options)  # type: ignore[call-overload]
 
 
 def chdb_query(dsn: str, sql: str, **params: object) -> list[tuple]:

@@ -8,11 +8,10 @@ import asyncio
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
-from _reliability import light_openai
-
 import otel_llmcost as llmcost
 from otel_llmcost import semconv
 from otel_llmcost.pricing import Pricer, Usage
+from tests.reliability._reliability import light_openai
 
 MESSAGES = [{"role": "user", "content": "hello"}]
 MODELS = [

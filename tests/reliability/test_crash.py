@@ -6,10 +6,8 @@ from __future__ import annotations
 import json
 import logging
 import random
-import subprocess
 import time
 
-from _reliability import chdb_query, knob, run_app, worker_env
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
@@ -20,6 +18,7 @@ from otel_llmcost.exporter.spool import LIVE_PREFIX, TMP_PREFIX, write_spool
 from otel_llmcost.exporter.spool import read_spool as _read_spool
 from otel_llmcost.storage import chdb_path as storage_path
 from otel_llmcost.storage import open_client
+from tests.reliability._reliability import chdb_query, knob, run_app
 
 CRASH_LINE = "ended without shutting its exporter down"
 
@@ -34,10 +33,6 @@ def test_kill_9_at_random_points_loses_nothing_acknowledged_and_duplicates_nothi
         service = f"crash{k}"
         proc = run_app(
             ["--dsn", dsn, "--service", service, "--loop", "--batch", "40", "--ingest-interval", "0"],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            env=worker_env(),
         )
         flushes = rng.randint(1, 3)
         last = 0
@@ -87,9 +82,6 @@ def test_process_killed_while_writing_the_spool_is_counted_on_restart(tmp_path, 
     dsn = f"chdb://{tmp_path / 'chdb'}"
     proc = run_app(
         ["--dsn", dsn, "--service", "dying", "--calls", "5", "--die-writing"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        env=worker_env(),
     )
     proc.communicate(timeout=60)
     assert proc.returncode == -9

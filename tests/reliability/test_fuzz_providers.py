@@ -11,12 +11,12 @@ import json
 import os
 import traceback
 
-from fuzz_values import json_values
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from otel_llmcost import semconv
 from otel_llmcost.demo.fakes import Reply, anthropic_client, openai_client
+from tests.helpers.fuzz_values import OPENAI_USAGE_KEYS, json_values
 
 # LLMCOST_FUZZ_EXAMPLES: examples per test (default 25; e.g. 2000 for a long hunt).
 FUZZ = settings(
@@ -30,13 +30,7 @@ values = json_values(min_int=-(2**63), max_int=2**64, max_leaves=6)
 usage_dicts = st.dictionaries(
     st.sampled_from(
         [
-            "prompt_tokens",
-            "completion_tokens",
-            "total_tokens",
-            "prompt_tokens_details",
-            "completion_tokens_details",
-            "input_tokens",
-            "output_tokens",
+            *OPENAI_USAGE_KEYS,
             "input_tokens_details",
             "output_tokens_details",
             "cache_read_input_tokens",

@@ -11,7 +11,6 @@ import threading
 import time
 
 import pytest
-from _reliability import chdb_query, knob, light_openai, run_app, worker_env
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
@@ -21,6 +20,7 @@ import otel_llmcost as llmcost
 from otel_llmcost import LLMCostInstrumentor
 from otel_llmcost.exporter import LLMCostSpanExporter, ingest_pending, pending_files
 from otel_llmcost.pricing import Pricer
+from tests.reliability._reliability import chdb_query, knob, light_openai, run_app, worker_env
 
 MESSAGES = [{"role": "user", "content": "hello"}]
 
@@ -108,10 +108,6 @@ def test_worker_processes_sharing_one_path_while_report_reads_lose_and_duplicate
     procs = [
         run_app(
             ["--dsn", dsn, "--service", f"w{i}", "--calls", str(calls), "--threads", "2", "--batch", "32"],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            env=worker_env(),
         )
         for i in range(workers)
     ]

@@ -9,8 +9,6 @@ import statistics
 import time
 
 import pytest
-from _reliability import light_openai, rss_bytes
-from fake_clickhouse import FakeClickHouse, refused_port
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace import TracerProvider
@@ -19,6 +17,8 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from otel_llmcost import LLMCostInstrumentor, semconv
 from otel_llmcost.exporter import LLMCostSpanExporter
 from otel_llmcost.pricing import Pricer
+from tests.reliability._reliability import light_openai, rss_bytes
+from tests.reliability.fake_clickhouse import FakeClickHouse, refused_port
 
 MESSAGES = [{"role": "user", "content": "hello"}]
 CALLS = 300

@@ -10,8 +10,6 @@ import hmac
 import logging
 
 import pytest
-from _reliability import chdb_query
-from fake_clickhouse import refused_port
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
@@ -22,6 +20,8 @@ from otel_llmcost import semconv, storage
 from otel_llmcost.cli import app
 from otel_llmcost.demo.fakes import FakeLLMServer, Reply, openai_client
 from otel_llmcost.exporter import LLMCostSpanExporter
+from tests.reliability._reliability import chdb_query
+from tests.reliability.fake_clickhouse import refused_port
 
 HOSTILE = [
     'it\'s "quoted" `back`',

@@ -8,12 +8,12 @@ import gc
 import logging
 import time
 
-from _reliability import knob, light_openai, rss_bytes
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 
 from otel_llmcost import LLMCostInstrumentor
 from otel_llmcost.pricing import Pricer
+from tests.reliability._reliability import knob, light_openai, rss_bytes
 
 MESSAGES = [{"role": "user", "content": "hello"}]
 

@@ -72,7 +72,7 @@ CREATE TABLE IF NOT EXISTS {database}.llm_calls {cluster} (
     CostReported Nullable(Float64),
     CostReportedSource LowCardinality(String),
     -- The 1-hour-TTL share of CacheWriteTokens, and the audio and image subsets of the
-    -- token totals above (usage.py): what repricing needs beyond the totals.
+    -- token totals above (otel_llmcost/pricing/usage.py): what repricing needs beyond the totals.
     CacheWrite1hTokens UInt64 CODEC(T64, ZSTD(1)),
     InputAudioTokens UInt64 CODEC(T64, ZSTD(1)),
     CacheAudioReadTokens UInt64 CODEC(T64, ZSTD(1)),

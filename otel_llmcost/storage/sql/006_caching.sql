@@ -3,7 +3,7 @@
 -- extractions from otel_traces are total, as in 002.
 
 -- HitRate = cache read tokens / input tokens (input tokens include cached ones
--- for every provider, see usage.py). CostSavings is what the instrumentation
+-- for every provider, see otel_llmcost/pricing/usage.py). CostSavings is what the instrumentation
 -- computed (cost without caching minus actual cost), so it already nets out
 -- the write premium; CostCacheWritePremium is shown apart to see what caching
 -- costs before it pays back.

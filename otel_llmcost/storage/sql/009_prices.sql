@@ -80,8 +80,8 @@ WHERE SyncId = (SELECT max(SyncId) FROM {database}.llm_price_syncs);
 --   otherwise: as if the call had gone to that catalogue model's standard price (a
 --     what-if by model swap, with the call's own token counts: a model with another
 --     tokenizer or cache behaviour would have counted differently, so it is an estimate).
--- The formula is pricing._parts_decimal's, in SQL; tests/test_sql_prices.py checks that
--- they agree to the cent on every token shape.
+-- The formula is otel_llmcost.pricing.formula's, in SQL; the tests check both against one
+-- table of hand-computed cases, and this view against the pricer on every token shape.
 CREATE VIEW IF NOT EXISTS {database}.v_calls_repriced {cluster} AS
 SELECT
     Timestamp,

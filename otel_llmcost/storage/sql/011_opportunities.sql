@@ -92,7 +92,7 @@ WHERE ScopeName = 'otel_llmcost'
   AND SpanAttributes['gen_ai.operation.name'] != ''
   AND SpanAttributes['llmcost.evidence.set_id'] != '';
 
--- Citations: one row per llmcost.citations span (retrieval.record_citations), recorded
+-- Citations: one row per llmcost.citations span (signals.evidence.record_citations), recorded
 -- after the LLM span ended, so they join to the call through the set id.
 CREATE TABLE IF NOT EXISTS {database}.llm_citations {cluster} (
     Timestamp DateTime64(9) CODEC(Delta(8), ZSTD(1)),

@@ -1,0 +1,1 @@
+"""otel_llmcost.budgets: caps enforced before a call, in memory and in a real redis-server."""

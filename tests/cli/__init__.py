@@ -1,0 +1,1 @@
+"""otel_llmcost.cli: the commands end to end."""

@@ -1,0 +1,1 @@
+"""What ships beside the package: collector-config/, docker-compose.yml and dashboards/."""

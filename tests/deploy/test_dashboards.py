@@ -1,0 +1,559 @@
+"""Grafana dashboards, provisioning and alert rules: valid for Grafana, and every query runs.
+
+Every panel query, variable query and alert query is expanded the way the ClickHouse data
+source expands it (otel_llmcost.reporting.grafana_macros) and executed on chdb loaded with the demo
+data (test_dashboards_support). A query that errors, returns other columns than the panel
+expects, or returns nothing on that data fails here.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from otel_llmcost.reporting import grafana_macros as gm
+from otel_llmcost.reporting.html import (
+    expanded_panel_sql,
+    iter_panels,
+    load_dashboards,
+    query_variables,
+    resolve_variables,
+    run_sql,
+    variable_sql,
+)
+from otel_llmcost.storage.migrations import migration_files
+from tests.helpers.dashboard_db import open_dashboard_database
+from tests.helpers.paths import DASHBOARDS, ROOT
+
+PROVISIONING = DASHBOARDS / "provisioning"
+PLUGIN = "grafana-clickhouse-datasource"
+VARIABLES = ("service", "endpoint", "model", "team")
+
+# What each panel must return, by dashboard uid and panel title. A panel added without an
+# entry here fails test_every_panel_has_an_expected_column_list.
+EXPECTED_COLUMNS: dict[str, dict[str, list[str]]] = {
+    "llmcost-overview": {
+        "Spend: this hour, today, this month": ["ThisHour", "Today", "ThisMonth"],
+        "Burn rate and projected month end": ["BurnPerDay", "MonthToDate", "ProjectedMonthEnd"],
+        "Unpriced calls (cost unknown)": ["UnpricedCalls"],
+        "Spend by endpoint": ["time", "Endpoint", "Spend"],
+        "Spend by model": ["time", "RequestModel", "Spend"],
+        "Spend by feature": ["time", "Feature", "Spend"],
+        "Spend by team": ["time", "Team", "Spend"],
+        "Top users": ["User", "Team", "UserCalls", "InputTokens", "OutputTokens", "Spend", "CostPerCall"],
+        "Cost per successful task": ["Feature", "TaskCount", "Succeeded", "SuccessRate", "Spend", "CostPerSuccess"],
+        "Unpriced models": [
+            "ServiceName",
+            "Provider",
+            "RequestModel",
+            "ResponseModel",
+            "UnpricedCalls",
+            "InputTokens",
+            "OutputTokens",
+            "LastSeen",
+        ],
+        "Recorded cost against the price catalogue": [
+            "Provider",
+            "RequestModel",
+            "Calls",
+            "RecordedCostUsd",
+            "CatalogueCostUsd",
+            "NewlyPricedCalls",
+            "NewlyPricedCostUsd",
+            "StillUnpricedCalls",
+            "RepricedCalls",
+            "RepricingDeltaUsd",
+        ],
+        "Cost the provider reported vs ours": [
+            "Provider",
+            "RequestModel",
+            "ReportedSource",
+            "Calls",
+            "ReportedCostUsd",
+            "ComputedCostUsd",
+            "DisagreeingCalls",
+            "UnpricedCalls",
+            "DifferenceUsd",
+        ],
+    },
+    "llmcost-caching": {
+        "Caching: hit rate, saved, write premium": ["HitRate", "Saved", "WritePremium"],
+        "Cache hit rate by endpoint": ["time", "Endpoint", "HitRate"],
+        "Dollars saved and write premium": ["time", "Saved", "WritePremium"],
+        "Cache efficiency by endpoint and model": [
+            "Endpoint",
+            "RequestModel",
+            "InputTokens",
+            "CacheReadTokens",
+            "CacheWriteTokens",
+            "HitRate",
+            "Saved",
+            "WritePremium",
+        ],
+        "Caches that never paid back": [
+            "ServiceName",
+            "RequestModel",
+            "PrefixHash",
+            "Endpoints",
+            "Writes",
+            "WrittenTokens",
+            "WriteCost",
+            "WritePremium",
+            "LastWrite",
+        ],
+        "Missed caching: repeated prefixes never cached": [
+            "ServiceName",
+            "RequestModel",
+            "PrefixHash",
+            "Endpoints",
+            "Calls",
+            "TotalInputTokens",
+            "InputCost",
+            "LastSeen",
+        ],
+        "Distinct prompt prefixes per hour": ["time", "Endpoint", "DistinctPrefixes"],
+        "Retrieved evidence never cited": [
+            "Endpoint",
+            "Calls",
+            "TokensSent",
+            "TokensCited",
+            "TokensNeverCited",
+            "CitedShare",
+            "NeverCitedUsd",
+        ],
+    },
+    "llmcost-reliability": {
+        "Throttled calls (429) and retries": ["time", "ThrottledCalls", "ThrottledAttempts", "Retries"],
+        "Throttled share by model": ["time", "RequestModel", "ThrottledShare"],
+        "Lowest remaining request headroom per model": ["time", "RequestModel", "RequestsHeadroom"],
+        "Rate-limit headroom per model": [
+            "Provider",
+            "RequestModel",
+            "ModelCalls",
+            "Throttled",
+            "MinRequestsRemaining",
+            "RequestsLimit",
+            "MinTokensRemaining",
+            "TokensLimit",
+            "RequestsHeadroom",
+            "TokensHeadroom",
+        ],
+        "Latency p50 / p90 / p99": ["time", "p50", "p90", "p99"],
+        "Time to first token p50 / p90 / p99 (streams)": ["time", "p50", "p90", "p99"],
+        "p99 latency by model": ["time", "RequestModel", "p99"],
+        "Error rate by endpoint": ["time", "Endpoint", "ErrorRate"],
+        "Error types": [
+            "Error",
+            "HttpStatus",
+            "Provider",
+            "RequestModel",
+            "Endpoint",
+            "FailedCalls",
+            "Retries",
+            "LastSeen",
+        ],
+        "App throttle rate by route": ["time", "Route", "ThrottleRate"],
+        "App throttle rate by user tier": ["time", "Tier", "ThrottleRate"],
+        "Our throttling vs provider 429s": ["time", "AppThrottleRate", "ProviderThrottleRate"],
+        "Our throttling and provider 429s per route": [
+            "Route",
+            "Decisions",
+            "Refused",
+            "AppThrottleRate",
+            "LLMCalls",
+            "ProviderThrottled",
+            "ProviderThrottledAttempts",
+            "ProviderThrottleRate",
+        ],
+    },
+    "llmcost-anomalies": {
+        "Flagged spend days": [
+            "Day",
+            "ServiceName",
+            "Endpoint",
+            "Spend",
+            "PriorMean",
+            "TimesPriorMean",
+            "ZScore",
+            "PriorDays",
+        ],
+        "Daily spend against the prior 7-day mean": ["time", "Spend", "PriorMean", "FlaggedEndpoints"],
+        "Expensive requests (last 7 days)": [
+            "Timestamp",
+            "ServiceName",
+            "Endpoint",
+            "RequestModel",
+            "Feature",
+            "User",
+            "TraceId",
+            "InputTokens",
+            "OutputTokens",
+            "CostTotal",
+            "EndpointP99Cost",
+            "Reason",
+        ],
+        "Cache hit-rate drops": [
+            "Hour",
+            "ServiceName",
+            "Endpoint",
+            "RequestModel",
+            "InputTokens",
+            "HitRate",
+            "PriorHitRate",
+            "PriorHours",
+        ],
+        "Repeated identical requests": [
+            "ServiceName",
+            "RequestModel",
+            "RequestHash",
+            "Endpoints",
+            "Calls",
+            "Repeats",
+            "RepeatSpend",
+            "LastSeen",
+        ],
+        "Calls with estimated usage": [
+            "ServiceName",
+            "Provider",
+            "RequestModel",
+            "Endpoint",
+            "EstimatedCalls",
+            "InputTokens",
+            "OutputTokens",
+            "Spend",
+        ],
+    },
+}
+
+ALERT_COLUMNS = {
+    "llmcost-spend-anomaly": ["ServiceName", "Endpoint", "value"],
+    "llmcost-cache-hit-drop": ["ServiceName", "Endpoint", "RequestModel", "value"],
+    "llmcost-throttle-rate": ["ServiceName", "RequestModel", "value"],
+    "llmcost-app-throttle-rate": ["ServiceName", "Route", "value"],
+    "llmcost-unpriced-spend": ["ServiceName", "Provider", "RequestModel", "value"],
+}
+# Alerts that the demo data (today's spike, cache drop, unpriced model, app limiter refusals) must fire.
+ALERTS_FIRING_ON_DEMO = {
+    "llmcost-spend-anomaly",
+    "llmcost-cache-hit-drop",
+    "llmcost-unpriced-spend",
+    "llmcost-app-throttle-rate",
+}
+
+
+def _load_yaml(path: Path) -> Any:
+    return yaml.safe_load(path.read_text(encoding="utf-8"))
+
+
+DASHBOARD_FILES = sorted(DASHBOARDS.glob("*.json"))
+BOARDS = {path.name: json.loads(path.read_text(encoding="utf-8")) for path in DASHBOARD_FILES}
+DATASOURCES = _load_yaml(PROVISIONING / "datasources" / "clickhouse.yaml")
+RULES = _load_yaml(PROVISIONING / "alerting" / "rules.yaml")
+ALL_RULES = [rule for group in RULES["groups"] for rule in group["rules"]]
+PANELS = [(board["uid"], panel) for board in BOARDS.values() for panel in iter_panels(board)]
+
+
+def _panel_id(item: tuple[str, dict[str, Any]]) -> str:
+    return f"{item[0]}:{item[1]['title']}"
+
+
+@pytest.fixture(scope="module")
+def client(tmp_path_factory: pytest.TempPathFactory):
+    c = open_dashboard_database(tmp_path_factory.getbasetemp())
+    yield c
+    c.close()
+
+
+@pytest.fixture(scope="module")
+def week() -> gm.TimeRange:
+    return gm.TimeRange.last(7 * 86400)
+
+
+@pytest.fixture(scope="module")
+def variables_for(client, week):
+    """Resolved variables per (dashboard, selection), run once each (Grafana runs them per load)."""
+    cache: dict[tuple[str, str], dict[str, gm.Variable]] = {}
+
+    def resolve(uid: str, selections: dict[str, list[str]] | None = None) -> dict[str, gm.Variable]:
+        key = (uid, json.dumps(selections, sort_keys=True))
+        if key not in cache:
+            board = next(b for b in BOARDS.values() if b["uid"] == uid)
+            cache[key] = resolve_variables(client, board, week, selections)
+        return cache[key]
+
+    return resolve
+
+
+def _datasource_uid() -> str:
+    (source,) = DATASOURCES["datasources"]
+    return source["uid"]
+
+
+# --- structure ------------------------------------------------------------------------------
+
+
+def test_there_are_the_four_dashboards():
+    titles = {board["title"] for board in BOARDS.values()}
+    assert titles == {"LLM cost overview", "Prompt caching", "Rate limits and reliability", "Anomalies"}
+    assert {board["uid"] for board in BOARDS.values()} == set(EXPECTED_COLUMNS)
+
+
+@pytest.mark.parametrize("name", sorted(BOARDS))
+def test_dashboard_has_grafana_schema_fields(name):
+    board = BOARDS[name]
+    assert re.fullmatch(r"[A-Za-z0-9_-]{1,40}", board["uid"])
+    assert board["title"]
+    assert isinstance(board["schemaVersion"], int) and board["schemaVersion"] >= 36
+    assert board["time"]["from"].startswith("now-") and board["time"]["to"] == "now"
+    assert "id" not in board or board["id"] is None  # provisioned dashboards carry no database id
+    ids = [panel["id"] for panel in board["panels"]]
+    assert len(ids) == len(set(ids)), "panel ids must be unique within a dashboard"
+    for panel in board["panels"]:
+        grid = panel["gridPos"]
+        assert set(grid) >= {"h", "w", "x", "y"}
+        assert 0 <= grid["x"] and grid["x"] + grid["w"] <= 24 and grid["h"] > 0
+        assert panel["type"] in {"timeseries", "stat", "table", "barchart", "row"}
+
+
+@pytest.mark.parametrize("name", sorted(BOARDS))
+def test_panels_do_not_overlap(name):
+    cells: set[tuple[int, int]] = set()
+    for panel in BOARDS[name]["panels"]:
+        g = panel["gridPos"]
+        area = {(x, y) for x in range(g["x"], g["x"] + g["w"]) for y in range(g["y"], g["y"] + g["h"])}
+        assert not cells & area, f"{panel['title']} overlaps another panel"
+        cells |= area
+
+
+def test_datasource_provisioning_is_the_clickhouse_plugin_with_a_read_only_user():
+    (source,) = DATASOURCES["datasources"]
+    assert DATASOURCES["apiVersion"] == 1
+    assert source["type"] == PLUGIN
+    assert source["jsonData"]["protocol"] in ("http", "native")
+    assert source["jsonData"]["defaultDatabase"] == "otel"
+    users = (ROOT / "docker" / "clickhouse" / "users.d" / "grafana-readonly.xml").read_text(encoding="utf-8")
+    user = source["jsonData"]["username"]
+    assert f"<{user}>" in users and "<readonly>2</readonly>" in users
+    assert re.search(r"\$\{?LLMCOST_GRAFANA_CLICKHOUSE_PASSWORD\}?", source["secureJsonData"]["password"])
+    assert 'from_env="LLMCOST_GRAFANA_CLICKHOUSE_PASSWORD"' in users
+
+
+@pytest.mark.parametrize("item", PANELS, ids=_panel_id)
+def test_every_panel_and_query_uses_the_provisioned_datasource(item):
+    _, panel = item
+    uid = _datasource_uid()
+    assert panel["datasource"] == {"type": PLUGIN, "uid": uid}
+    for target in panel["targets"]:
+        assert target["datasource"] == {"type": PLUGIN, "uid": uid}
+        assert target["editorType"] == "sql" and target["rawSql"].strip()
+        assert target["format"] == (0 if panel["type"] == "timeseries" else 1)
+        assert target["queryType"] == ("timeseries" if panel["type"] == "timeseries" else "table")
+
+
+@pytest.mark.parametrize("name", sorted(BOARDS))
+def test_template_variables_query_the_views_and_every_reference_exists(name):
+    board = BOARDS[name]
+    variables = query_variables(board)
+    assert [v["name"] for v in variables] == list(VARIABLES)
+    for var in variables:
+        assert var["datasource"] == {"type": PLUGIN, "uid": _datasource_uid()}
+        assert var["multi"] and var["includeAll"]
+        assert re.search(r"\bFROM v_\w+", variable_sql(var))
+    defined = {v["name"] for v in board["templating"]["list"]}
+    for panel in iter_panels(board):
+        for target in panel["targets"]:
+            assert gm.referenced_variables(target["rawSql"]) <= defined, panel["title"]
+    for var in variables:
+        assert gm.referenced_variables(variable_sql(var)) <= defined
+
+
+@pytest.mark.parametrize("item", PANELS, ids=_panel_id)
+def test_panels_read_views_and_rollups_never_raw_spans(item):
+    sql = item[1]["targets"][0]["rawSql"]
+    tables = set(re.findall(r"\bFROM\s+([A-Za-z_][\w.]*)", sql))
+    assert tables, sql
+    for table in tables:
+        assert table.startswith("v_") or table in {"llm_cost_hourly", "llm_user_daily"}, table
+    assert "otel_traces" not in sql and "SpanAttributes" not in sql
+
+
+def test_every_panel_has_an_expected_column_list():
+    titles = {(uid, panel["title"]) for uid, panel in PANELS}
+    expected = {(uid, title) for uid, panels in EXPECTED_COLUMNS.items() for title in panels}
+    assert titles == expected
+
+
+def test_views_used_by_dashboards_exist_in_the_migrations():
+    created = set()
+    for path in migration_files():
+        created |= set(re.findall(r"CREATE (?:VIEW|TABLE) IF NOT EXISTS \{database\}\.(\w+)", path.read_text()))
+    sql = [p["targets"][0]["rawSql"] for _, p in PANELS] + [r["data"][0]["model"]["rawSql"] for r in ALL_RULES]
+    used = {t for text in sql for t in re.findall(r"\bFROM\s+([A-Za-z_]\w*)", text)}
+    assert used <= created, used - created
+
+
+def test_dashboard_provider_points_at_the_mounted_dashboards():
+    provider = _load_yaml(PROVISIONING / "dashboards" / "llmcost.yaml")
+    (entry,) = provider["providers"]
+    assert entry["type"] == "file" and entry["options"]["path"].startswith("/var/lib/grafana/dashboards")
+
+
+# --- alert rules ----------------------------------------------------------------------------
+
+
+def test_alert_rules_cover_every_condition():
+    assert RULES["apiVersion"] == 1
+    assert {rule["uid"] for rule in ALL_RULES} == set(ALERT_COLUMNS)
+
+
+@pytest.mark.parametrize("rule", ALL_RULES, ids=lambda r: r["uid"])
+def test_alert_rule_is_well_formed(rule):
+    refs = {item["refId"]: item for item in rule["data"]}
+    assert rule["condition"] in refs
+    query = refs["A"]
+    assert query["datasourceUid"] == _datasource_uid()
+    assert query["model"]["datasource"] == {"type": PLUGIN, "uid": _datasource_uid()}
+    assert query["relativeTimeRange"]["from"] > query["relativeTimeRange"]["to"] >= 0
+    condition = refs[rule["condition"]]
+    assert condition["datasourceUid"] == "__expr__" and condition["model"]["expression"] == "A"
+    assert rule["noDataState"] in ("OK", "NoData", "Alerting") and rule["execErrState"] in ("Error", "Alerting", "OK")
+    assert re.search(r"\bFROM v_\w+", query["model"]["rawSql"])
+    links = rule["annotations"]
+    board = next(b for b in BOARDS.values() if b["uid"] == links["__dashboardUid__"])
+    assert int(links["__panelId__"]) in {p["id"] for p in board["panels"]}
+
+
+# --- execution on chdb with demo data -------------------------------------------------------
+
+
+def _columns_and_rows(client, sql: str) -> tuple[list[str], list[tuple]]:
+    try:
+        return run_sql(client, sql)
+    except Exception as exc:  # the failing SQL in the message, not just the server error
+        pytest.fail(f"query failed: {str(exc).splitlines()[0] if str(exc) else exc!r}\n{sql}")
+
+
+@pytest.mark.parametrize("name", sorted(BOARDS))
+def test_variable_queries_return_options(client, week, name):
+    variables = resolve_variables(client, BOARDS[name], week)
+    for var in variables.values():
+        assert var.options, f"${var.name} has no options"
+    assert "llmcost-demo" in variables["service"].options
+
+
+@pytest.mark.parametrize("item", PANELS, ids=_panel_id)
+def test_panel_query_runs_with_all_selected(client, week, variables_for, item):
+    uid, panel = item
+    variables = variables_for(uid)
+    columns, rows = _columns_and_rows(client, expanded_panel_sql(panel, week, variables))
+    assert columns == EXPECTED_COLUMNS[uid][panel["title"]]
+    assert rows, f"{panel['title']} returned no rows on the demo data"
+    if panel["type"] == "timeseries":
+        assert all(isinstance(r[0], (dt.datetime, dt.date)) for r in rows)
+        numeric = [i for i, c in enumerate(columns) if c != "time" and not isinstance(rows[0][i], str)]
+        assert numeric and any(isinstance(r[i], (int, float)) for r in rows for i in numeric)
+
+
+@pytest.mark.parametrize("item", PANELS, ids=_panel_id)
+def test_panel_query_runs_with_a_multi_value_selection(client, week, variables_for, item):
+    """Two services (one quoted with a '), two endpoints, one model, one team: the IN lists expand."""
+    uid, panel = item
+    selections = {
+        "service": ["llmcost-demo", "it's-not-there"],
+        "endpoint": ["POST /chat", "POST /search"],
+        "model": ["gpt-4o-mini"],
+        "team": ["product"],
+    }
+    variables = variables_for(uid, selections)
+    sql = expanded_panel_sql(panel, week, variables)
+    assert not re.search(r"\$\{?\w", sql), "a variable or macro was left unexpanded"
+    if "ServiceName IN" in sql:
+        assert "'llmcost-demo','it\\'s-not-there'" in sql
+    columns, _ = _columns_and_rows(client, sql)
+    assert columns == EXPECTED_COLUMNS[uid][panel["title"]]
+
+
+@pytest.mark.parametrize("rule", ALL_RULES, ids=lambda r: r["uid"])
+def test_alert_query_runs_and_labels_one_numeric_value(client, rule):
+    query = next(item for item in rule["data"] if item["refId"] == "A")
+    span = query["relativeTimeRange"]
+    now = dt.datetime.now(dt.timezone.utc)
+    time_range = gm.TimeRange(now - dt.timedelta(seconds=span["from"]), now - dt.timedelta(seconds=span["to"]))
+    columns, rows = _columns_and_rows(client, gm.expand(query["model"]["rawSql"], time_range=time_range))
+    assert columns == ALERT_COLUMNS[rule["uid"]]
+    for row in rows:
+        assert all(isinstance(v, str) for v in row[:-1]) and isinstance(row[-1], (int, float))
+    if rule["uid"] in ALERTS_FIRING_ON_DEMO:
+        threshold = next(item for item in rule["data"] if item["refId"] == rule["condition"])
+        (condition,) = threshold["model"]["conditions"]
+        assert condition["evaluator"]["type"] == "gt"
+        assert any(row[-1] > condition["evaluator"]["params"][0] for row in rows), rule["uid"]
+
+
+def test_sql_view_names_do_not_depend_on_the_database_name():
+    """Panels name views unqualified: the data source's defaultDatabase (and --database) picks it."""
+    for _, panel in PANELS:
+        assert not re.search(r"\bFROM\s+\w+\.\w+", panel["targets"][0]["rawSql"])
+
+
+def test_load_dashboards_orders_them_like_the_report():
+    assert [b["uid"] for b in load_dashboards(DASHBOARDS)] == list(EXPECTED_COLUMNS)
+
+
+# --- macro expansion (the plugin's semantics) -----------------------------------------------
+
+FIXED = gm.TimeRange(
+    dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc), dt.datetime(2026, 1, 2, 12, tzinfo=dt.timezone.utc)
+)
+
+
+def test_time_macros_expand_to_unix_second_datetimes():
+    sql = gm.expand("$__timeFilter(Hour) AND x >= $__fromTime AND x <= $__toTime", time_range=FIXED)
+    assert sql == (
+        "Hour >= toDateTime(1767225600) AND Hour <= toDateTime(1767355200)"
+        " AND x >= toDateTime(1767225600) AND x <= toDateTime(1767355200)"
+    )
+    assert gm.expand("$__dateFilter(Day)", time_range=FIXED) == (
+        "Day >= toDate('2026-01-01') AND Day <= toDate('2026-01-02')"
+    )
+
+
+def test_interval_macros_use_the_panel_interval_never_below_one_second():
+    assert gm.expand("$__timeInterval(Hour), $__interval_s", time_range=FIXED, interval_s=3600) == (
+        "toStartOfInterval(toDateTime(Hour), INTERVAL 3600 second), 3600"
+    )
+    assert gm.expand("$__interval_s", time_range=FIXED, interval_s=0) == "1"
+    assert gm.interval_seconds(gm.TimeRange.last(86400), max_data_points=1000) == 60  # 86.4 s rounds to 1m
+    assert gm.interval_seconds(gm.TimeRange.last(3600), min_interval="1h") == 3600
+
+
+def test_conditional_all_drops_the_filter_for_all_and_keeps_it_for_a_selection():
+    sql = "$__conditionalAll(Endpoint IN (${endpoint:singlequote}), $endpoint)"
+    every = gm.Variable("endpoint", gm.ALL, options=["a", "b"])
+    assert gm.expand(sql, time_range=FIXED, variables=[every]) == "1=1"
+    some = gm.Variable("endpoint", ["POST /chat", "it's"], options=["a"])
+    assert gm.expand(sql, time_range=FIXED, variables=[some]) == "Endpoint IN ('POST /chat','it\\'s')"
+
+
+def test_variables_format_like_the_plugin():
+    multi = gm.Variable("m", ["a", "b"])
+    single = gm.Variable("s", "x")
+    every = gm.Variable("e", gm.ALL, options=["p", "q"])
+    custom = gm.Variable("c", gm.ALL, options=["p"], all_value=".*")
+    sql = "$m ${s} [[m]] ${e:csv} ${e:sqlstring} $c $unknown $__interval_s"
+    assert gm.expand(sql, time_range=FIXED, interval_s=5, variables=[multi, single, every, custom]) == (
+        "'a','b' x 'a','b' p,q 'p','q' .* $unknown 5"
+    )
+
+
+def test_unknown_macro_and_missing_arguments_are_errors():
+    with pytest.raises(ValueError, match="unknown macro"):
+        gm.expand("$__timeFilterr(Hour)", time_range=FIXED)
+    with pytest.raises(ValueError, match="needs arguments"):
+        gm.expand("$__timeFilter", time_range=FIXED)

@@ -1,0 +1,1 @@
+"""otel_llmcost.exporter: spans into ClickHouse through the spool, exactly once."""

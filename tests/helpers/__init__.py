@@ -1,0 +1,1 @@
+"""Code the tests share (no tests here): span rows, fuzz strategies, cost cases, provider shapes, chdb."""

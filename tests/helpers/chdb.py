@@ -1,0 +1,58 @@
+"""Embedded ClickHouse (chdb) for the tests: a migrated database, and rows in and out of it.
+
+chdb holds one data path per process at a time, so a client is always closed before
+the next test module opens its own path (the fixtures in tests/conftest.py do that).
+Rows go into ``otel_traces`` as the collector writes them (tests.helpers.span_rows),
+so the materialized views run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from otel_llmcost.exporter.rows import COLUMNS
+
+DATABASE = "otel"
+
+
+def chdb_dsn(directory: Path) -> str:
+    """The DSN of an embedded database under ``directory``."""
+    return f"chdb://{directory / 'chdb'}"
+
+
+@contextmanager
+def migrated_client(dsn: str, **migrate_options: Any) -> Iterator[Any]:
+    """A clickhouse-connect client on ``dsn`` with the schema migrated into DATABASE; closed on exit."""
+    import clickhouse_connect
+
+    from otel_llmcost.storage import migrations
+
+    client = clickhouse_connect.get_client(dsn=dsn)
+    try:
+        migrations.migrate(client, database=DATABASE, **migrate_options)
+        yield client
+    finally:
+        client.close()
+
+
+def insert_spans(client: Any, rows: list[list[Any]], *, token: str | None = None, **settings: Any) -> None:
+    """Insert otel_traces rows; ``token`` deduplicates a repeated insert as a retrying collector would."""
+    if token:
+        settings["insert_deduplication_token"] = token
+    client.insert(f"{DATABASE}.otel_traces", rows, column_names=list(COLUMNS), settings=settings or None)
+
+
+def q(client: Any, sql: str, **params: Any) -> list[tuple]:
+    """The rows of ``sql`` run with ``params`` (``{name:Type}`` or ``%(name)s`` placeholders)."""
+    return client.query(sql, parameters=params).result_rows
+
+
+def query_dsn(dsn: str, sql: str, **params: Any) -> list[tuple]:
+    """Open ``dsn``, run ``sql``, close: for modules whose code under test opens the path itself."""
+    from otel_llmcost import storage
+
+    with storage.open_client(dsn) as client:
+        return q(client, sql, **params)

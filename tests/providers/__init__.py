@@ -1,0 +1,1 @@
+"""otel_llmcost.providers: each real SDK against the fake provider, and the contract all three share."""

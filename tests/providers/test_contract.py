@@ -1,0 +1,288 @@
+"""The contract every provider keeps: one test per shared behaviour, run against each real SDK
+(openai, anthropic, google-genai) talking to the fake provider.
+
+A stream ends its span exactly once however it ends (exhausted, closed early, abandoned,
+broken); async calls and streams are one span each; the user's exception reaches them
+unchanged; ``uninstrument()`` puts back exactly what was patched; an unknown model is
+recorded as unpriced, never as a cost of 0; and a known model costs what genai-prices
+says for the span's own token counts. The per-provider suites beside this one cover
+what is particular to each SDK.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import importlib
+from typing import Any
+
+import genai_prices
+import pytest
+from opentelemetry.trace import StatusCode
+
+from otel_llmcost import semconv
+from otel_llmcost.demo.fakes import FakeLLMServer, Reply, anthropic_client, genai_client, openai_client
+from otel_llmcost.providers import PROVIDERS
+from tests.helpers.providers import anthropic_usage, assert_not_raised_by_us, gemini_usage, openai_usage
+
+PROMPT = "What does a cached token cost?"
+MESSAGES = [{"role": "user", "content": PROMPT}]
+
+
+class OpenAI:
+    """Chat Completions through the openai SDK."""
+
+    key = "openai"
+    prices_provider = "openai"
+    model = "gpt-4o-mini"
+    unknown_model = "my-private-model"
+
+    def usage_reply(self) -> Reply:
+        return Reply(usage=openai_usage(2048, 300, cached=1024))
+
+    def call(self, fake: FakeLLMServer, model: str) -> None:
+        openai_client(fake).chat.completions.create(model=model, messages=MESSAGES)
+
+    async def acall(self, fake: FakeLLMServer) -> None:
+        await openai_client(fake, is_async=True).chat.completions.create(model=self.model, messages=MESSAGES)
+
+    def stream(self, fake: FakeLLMServer) -> Any:
+        client = openai_client(fake, max_retries=0)
+        return client.chat.completions.create(model=self.model, messages=MESSAGES, stream=True)
+
+    async def astream(self, fake: FakeLLMServer) -> Any:
+        client = openai_client(fake, is_async=True)
+        return await client.chat.completions.create(model=self.model, messages=MESSAGES, stream=True)
+
+
+class Anthropic:
+    """The Messages API through the anthropic SDK."""
+
+    key = "anthropic"
+    prices_provider = "anthropic"
+    model = "claude-sonnet-4-20250514"
+    unknown_model = "claude-private-9"
+
+    def usage_reply(self) -> Reply:
+        return Reply(usage=anthropic_usage(200, 300, read=2048, write_5m=1024, write_1h=512))
+
+    def call(self, fake: FakeLLMServer, model: str) -> None:
+        anthropic_client(fake).messages.create(model=model, max_tokens=500, messages=MESSAGES)
+
+    async def acall(self, fake: FakeLLMServer) -> None:
+        client = anthropic_client(fake, is_async=True)
+        await client.messages.create(model=self.model, max_tokens=500, messages=MESSAGES)
+
+    def stream(self, fake: FakeLLMServer) -> Any:
+        client = anthropic_client(fake, max_retries=0)
+        return client.messages.create(model=self.model, max_tokens=500, messages=MESSAGES, stream=True)
+
+    async def astream(self, fake: FakeLLMServer) -> Any:
+        client = anthropic_client(fake, is_async=True)
+        return await client.messages.create(model=self.model, max_tokens=500, messages=MESSAGES, stream=True)
+
+
+class GoogleGenAI:
+    """generate_content through the google-genai SDK (no retries unless asked)."""
+
+    key = "google_genai"
+    prices_provider = "google"
+    model = "gemini-2.5-flash"
+    unknown_model = "tunedModels/private-7"
+
+    def usage_reply(self) -> Reply:
+        return Reply(usage=gemini_usage(3000, 200, thoughts=400, cached=1024))
+
+    def call(self, fake: FakeLLMServer, model: str) -> None:
+        genai_client(fake).models.generate_content(model=model, contents=PROMPT)
+
+    async def acall(self, fake: FakeLLMServer) -> None:
+        await genai_client(fake).aio.models.generate_content(model=self.model, contents=PROMPT)
+
+    def stream(self, fake: FakeLLMServer) -> Any:
+        return genai_client(fake).models.generate_content_stream(model=self.model, contents=PROMPT)
+
+    async def astream(self, fake: FakeLLMServer) -> Any:
+        return await genai_client(fake).aio.models.generate_content_stream(model=self.model, contents=PROMPT)
+
+
+SDKS = (OpenAI(), Anthropic(), GoogleGenAI())
+assert sorted(sdk.key for sdk in SDKS) == sorted(PROVIDERS), "a provider without a contract run"
+
+
+# --- what is patched, as the SDKs were before any test instrumented them ----------------------
+
+_MISSING = object()
+
+
+def _owner_and_name(module: str, attribute: str) -> tuple[Any, str]:
+    *path, name = attribute.split(".")
+    owner: Any = importlib.import_module(module)
+    for part in path:
+        owner = getattr(owner, part)
+    return owner, name
+
+
+def _own_attribute(module: str, attribute: str) -> Any:
+    """What the owning class itself holds under the name (not what it inherits): ``vars(cls)[name]``."""
+    owner, name = _owner_and_name(module, attribute)
+    return vars(owner).get(name, _MISSING)
+
+
+def _declared_patches(key: str) -> list[tuple[str, str]]:
+    """(module, attribute) of every callable and SDK-internal hook the provider declares."""
+    module, _, name = PROVIDERS[key].target.partition(":")
+    provider = getattr(importlib.import_module(module), name)
+    return [(patch.module, patch.attribute) for patch in (*provider.apis, *provider.hooks)]
+
+
+def _snapshot(key: str) -> dict[tuple[str, str], Any]:
+    found: dict[tuple[str, str], Any] = {}
+    for target in _declared_patches(key):
+        try:
+            found[target] = _own_attribute(*target)
+        except (ImportError, AttributeError):
+            pass  # not in this SDK version: never patched either
+    return found
+
+
+# Taken when pytest imports this module, before any test has instrumented anything.
+ORIGINALS = {sdk.key: _snapshot(sdk.key) for sdk in SDKS}
+
+
+# --- fixtures ------------------------------------------------------------------------------------
+
+
+@pytest.fixture(params=SDKS, ids=[sdk.key for sdk in SDKS])
+def sdk(request: pytest.FixtureRequest, instrument: Any) -> Any:
+    """One provider's real SDK, with that provider alone instrumented (and no limiter adapters)."""
+    instrument(providers=(request.param.key,), limiters=())
+    return request.param
+
+
+def _broken_stream_error(sdk: Any, fake: FakeLLMServer) -> BaseException:
+    """What iterating a stream that the provider cuts after two events raises."""
+    fake.enqueue(Reply(break_after=2))
+    stream = sdk.stream(fake)
+    with pytest.raises(Exception) as raised:
+        for _ in stream:
+            pass
+    return raised.value
+
+
+def _genai_prices_usage(attrs: Any) -> genai_prices.Usage:
+    """The span's token counts as genai-prices counts them (input includes cache reads and writes)."""
+    written = attrs.get(semconv.GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS, 0)
+    written_1h = attrs.get(semconv.USAGE_CACHE_WRITE_1H_TOKENS, 0)
+    return genai_prices.Usage(
+        input_tokens=attrs[semconv.GEN_AI_USAGE_INPUT_TOKENS],
+        output_tokens=attrs[semconv.GEN_AI_USAGE_OUTPUT_TOKENS],
+        cache_read_tokens=attrs.get(semconv.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS, 0),
+        cache_write_tokens=written,
+        cache_write_5m_tokens=written - written_1h,
+        cache_write_1h_tokens=written_1h,
+    )
+
+
+# --- streams -------------------------------------------------------------------------------------
+
+
+def test_stream_closed_early_ends_span_once(sdk, otel, fake):
+    stream = sdk.stream(fake)
+    next(iter(stream))
+    stream.close()
+    stream.close()
+
+    span = otel.only_span()  # one span, ended exactly once
+    assert span.status.status_code is StatusCode.UNSET
+    assert span.attributes[semconv.GEN_AI_REQUEST_STREAM] is True
+
+
+def test_stream_abandoned_half_way_ends_span_once_when_collected(sdk, otel, fake):
+    stream = sdk.stream(fake)
+    next(iter(stream))
+    assert otel.spans() == ()  # still open while the stream may be read
+    del stream
+    gc.collect()
+
+    otel.only_span()
+
+
+def test_stream_broken_mid_way_ends_span_once_with_error_type_and_reraises_unchanged(sdk, instrument, otel, fake):
+    instrument(providers=(sdk.key,), limiters=()).uninstrument()
+    bare = _broken_stream_error(sdk, fake)  # what the SDK raises on its own
+    instrument(providers=(sdk.key,), limiters=())
+
+    error = _broken_stream_error(sdk, fake)
+
+    assert (type(error), error.args) == (type(bare), bare.args)
+    assert_not_raised_by_us(error)
+    span = otel.only_span()
+    assert span.status.status_code is StatusCode.ERROR
+    assert span.attributes[semconv.ERROR_TYPE] == type(error).__qualname__
+
+
+# --- async ---------------------------------------------------------------------------------------
+
+
+def test_async_call_produces_one_span(sdk, otel, fake):
+    asyncio.run(sdk.acall(fake))
+
+    span = otel.only_span()
+    assert span.attributes[semconv.GEN_AI_REQUEST_MODEL] == sdk.model
+    assert span.attributes[semconv.GEN_AI_REQUEST_STREAM] is False
+
+
+def test_async_stream_produces_one_span(sdk, otel, fake):
+    async def consume() -> list[Any]:
+        stream = await sdk.astream(fake)
+        return [event async for event in stream]
+
+    events = asyncio.run(consume())
+
+    assert len(events) > 1
+    span = otel.only_span()
+    assert span.attributes[semconv.GEN_AI_REQUEST_STREAM] is True
+    assert span.attributes[semconv.GEN_AI_USAGE_OUTPUT_TOKENS] > 0
+
+
+# --- uninstrument --------------------------------------------------------------------------------
+
+
+def test_uninstrument_restores_every_patched_attribute_exactly(sdk, instrument, otel, fake):
+    instrumentor = instrument(providers=(sdk.key,), limiters=())
+    patched = list(instrumentor.patched)
+    originals = ORIGINALS[sdk.key]
+    assert patched, "nothing was patched"
+    assert set(patched) <= set(originals), "patched beyond what the provider declares"
+    assert [target for target in patched if _own_attribute(*target) is originals[target]] == []
+
+    instrumentor.uninstrument()
+
+    # `is`, not ==: a wrapt wrapper compares equal to the function it wraps.
+    assert [target for target in patched if _own_attribute(*target) is not originals[target]] == []
+    sdk.call(fake, sdk.model)
+    assert otel.spans() == ()
+
+
+# --- prices --------------------------------------------------------------------------------------
+
+
+def test_unknown_model_is_recorded_unpriced_never_zero(sdk, otel, fake):
+    sdk.call(fake, sdk.unknown_model)
+
+    attrs = otel.only_span().attributes
+    assert attrs[semconv.UNPRICED] is True
+    assert attrs[semconv.GEN_AI_USAGE_INPUT_TOKENS] > 0  # the tokens are known; only the price is not
+    assert [name for name in attrs if name.startswith("llmcost.cost.")] == []
+
+
+def test_cost_matches_published_prices_for_the_spans_own_tokens(sdk, otel, fake):
+    fake.enqueue(sdk.usage_reply())
+    sdk.call(fake, sdk.model)
+
+    attrs = otel.only_span().attributes
+    assert attrs[semconv.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS] > 0  # the cache-read price is in play
+    reference = genai_prices.calc_price(_genai_prices_usage(attrs), sdk.model, provider_id=sdk.prices_provider)
+    assert attrs[semconv.COST_TOTAL] == pytest.approx(float(reference.total_price), rel=1e-9)
+    assert semconv.UNPRICED not in attrs

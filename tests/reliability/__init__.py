@@ -1,0 +1,1 @@
+"""Reliability: concurrency, crashes, faults, fuzzing, security and stress (quick by default, --runslow soaks)."""

@@ -1,0 +1,1 @@
+"""otel_llmcost.storage: migrations, upgrades, and the SQL views on chdb."""

@@ -1,0 +1,102 @@
+"""Upgrading a database created by an earlier otel-llmcost: `migrate` must bring it up to
+date (new columns, materialized-view queries, views) without losing a row, then skip
+every unchanged file on later runs."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import clickhouse_connect
+import pytest
+
+from otel_llmcost import semconv as sc
+from otel_llmcost.storage import migrations
+from tests.helpers.chdb import chdb_dsn, insert_spans
+from tests.helpers.span_rows import priced_call_row
+
+FIXTURE = Path(__file__).with_name("fixtures") / "schema_a5d3197.sql"
+DB = "otel"
+
+
+def columns(client, table: str) -> set[str]:
+    rows = client.query(f"SELECT name FROM system.columns WHERE database = '{DB}' AND table = '{table}'").result_rows
+    return {r[0] for r in rows}
+
+
+@pytest.fixture
+def old_database(tmp_path):
+    client = clickhouse_connect.get_client(dsn=chdb_dsn(tmp_path))
+    for statement in migrations.split_statements(FIXTURE.read_text(encoding="utf-8")):
+        client.command(statement)
+    yield client
+    client.close()
+
+
+def test_old_database_gains_new_columns_queries_and_views_without_losing_rows(old_database):
+    from datetime import datetime, timezone
+
+    from otel_llmcost.pricing import Pricer, Usage
+
+    client = old_database
+    assert "PriceVersion" not in columns(client, "llm_calls")
+    now = datetime.now(tz=timezone.utc)
+    usage = Usage(input_tokens=1000, output_tokens=100)
+    cost = Pricer(overrides_path="").price_call(usage, "gpt-4o", None, provider_id="openai")
+    insert_spans(client, [priced_call_row(now, "gpt-4o", usage, cost, provider_name="openai", price_provider="openai")])
+
+    ran = migrations.migrate(client, database=DB)
+    assert any(s.startswith("ALTER TABLE otel.llm_calls_mv MODIFY QUERY") for s in ran)
+    assert {"PriceVersion", "PriceProvider", "CostReported", "InputAudioTokens"} <= columns(client, "llm_calls")
+
+    insert_spans(client, [priced_call_row(now, "gpt-4o", usage, cost, provider_name="openai", price_provider="openai")])
+    rows = client.query(f"SELECT PriceVersion FROM {DB}.llm_calls ORDER BY PriceVersion").result_rows
+    assert rows == [("",), (cost.version,)]  # the old row keeps defaults; the new one is complete
+    # Views of the new release exist and read the upgraded table.
+    assert client.query(f"SELECT count() FROM {DB}.v_cost_reported_vs_computed").result_rows == [(0,)]
+    assert client.query(
+        f"SELECT count() FROM {DB}.v_calls_repriced(target_provider = '', target_model = '')"
+    ).result_rows == [(2,)]
+
+    assert migrations.migrate(client, database=DB) == [f"CREATE DATABASE IF NOT EXISTS {DB}"]  # nothing left to do
+
+
+def test_an_edited_view_reaches_an_existing_database(chdb_client, tmp_path, monkeypatch):
+    client = chdb_client  # migrated from the package's own files
+    sql_dir = tmp_path / "sql"
+    shutil.copytree(migrations.MIGRATIONS_DIR, sql_dir)
+    monkeypatch.setattr(migrations, "MIGRATIONS_DIR", sql_dir)
+    view = sql_dir / "010_anomalies.sql"
+    view.write_text(
+        view.read_text().replace(
+            "v_expensive_requests {cluster} AS\n", "v_expensive_requests {cluster} AS\n-- edited\n"
+        )
+    )
+    (sql_dir / "099_extra.sql").write_text(
+        "CREATE VIEW IF NOT EXISTS {database}.v_extra {cluster} AS SELECT count() AS n FROM {database}.llm_calls;\n"
+    )
+    ran = migrations.migrate(client, database=DB)
+    assert "CREATE OR REPLACE VIEW otel.v_expensive_requests" in "\n".join(ran)
+    assert not any("llm_calls_mv" in s for s in ran)  # 002 is unchanged: not touched
+    assert client.query(f"SELECT n FROM {DB}.v_extra").result_rows == [(0,)]
+
+
+def test_column_lists_split_only_at_top_level_commas():
+    body = """
+    A DateTime64(9) CODEC(Delta(8), ZSTD(1)), -- a comment, with a comma
+    B Map(LowCardinality(String), String) DEFAULT map('a,b', 'c'),
+    INDEX idx A TYPE minmax GRANULARITY 1
+    """
+    assert migrations._top_level_items(body) == [
+        "A DateTime64(9) CODEC(Delta(8), ZSTD(1))",
+        "B Map(LowCardinality(String), String) DEFAULT map('a,b', 'c')",
+        "INDEX idx A TYPE minmax GRANULARITY 1",
+    ]
+    assert sc.PRICE_VERSION  # the names the upgrade test relies on exist
+
+
+@pytest.mark.parametrize("days", [0, -1, migrations.MAX_TTL_DAYS + 1, 36500])
+def test_a_ttl_past_the_datetime_range_is_refused(days):
+    # toDateTime(Timestamp) + TTL wraps past 2106: ClickHouse would drop every row on insert.
+    with pytest.raises(ValueError, match="ttl_days"):
+        migrations.render("", database=DB, cluster=None, ttl_days=days)
