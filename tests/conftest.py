@@ -16,7 +16,7 @@ from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from otel_llmcost import LLMCostInstrumentor
+from otel_llmcost import LLMCostInstrumentor, runtime
 from otel_llmcost.demo.fakes import FakeLLMServer
 from otel_llmcost.pricing import Pricer
 from tests.helpers.chdb import chdb_dsn, migrated_client
@@ -36,10 +36,15 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 @pytest.fixture(autouse=True)
-def _isolated_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+def _isolated_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     # The data directory (chdb database, tiktoken vocab) never lands in the real home.
     home = os.environ.get("OTEL_LLMCOST_TEST_HOME") or str(tmp_path_factory.getbasetemp() / "llmcost-home")
     monkeypatch.setenv("OTEL_LLMCOST_HOME", home)
+    # Code that records without instrument() uses a runtime built from the environment
+    # once per process: rebuild it for each test, which sets its own environment.
+    runtime.reset_default()
+    yield
+    runtime.reset_default()
 
 
 class EndCounter(SpanProcessor):

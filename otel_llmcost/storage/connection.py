@@ -54,7 +54,10 @@ def configured_database() -> str:
 
 def embedded_available() -> bool:
     """Whether chdb (the ``embedded`` extra) is installed; checked without importing it."""
-    return importlib.util.find_spec("chdb") is not None
+    try:
+        return importlib.util.find_spec("chdb") is not None
+    except (ImportError, ValueError):  # a broken install, or an import blocked on purpose
+        return False
 
 
 class EmbeddedStoreMissing(RuntimeError):
