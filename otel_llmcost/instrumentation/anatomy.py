@@ -45,13 +45,13 @@ for very high call volumes with huge, always-new prompts.
 
 from __future__ import annotations
 
-import json
 import random
 from collections.abc import Callable
 from typing import Any
 
 from .. import semconv
 from ..providers.base import PromptView
+from ..providers.fields import plain, to_json
 from .tokens import TOKENS_PER_MESSAGE, TOKENS_REPLY_PRIMER, encoding_name_for_model, get_encoding
 
 ATTRIBUTES = tuple(semconv.PROMPT_COMPONENT_PREFIX + name for name in semconv.PROMPT_COMPONENTS)
@@ -90,7 +90,7 @@ class Anatomy:
         if prompt.system is not None:
             parts[SYSTEM] += _strings(prompt.system, count)
         if prompt.tools:
-            parts[TOOLS] += count(_json(prompt.tools))
+            parts[TOOLS] += count(to_json(prompt.tools, fallback=""))
         messages = prompt.messages
         last = len(messages) - 1
         prefix = sum(parts)
@@ -150,22 +150,10 @@ def claim_context(parts: list[int], evidence_tokens: int) -> None:
 
 
 def _plain(value: Any) -> Any:
+    """An SDK object as plain data; str, dict, list and tuple pass as they are (walked here)."""
     if isinstance(value, (str, dict, list, tuple)) or value is None:
         return value
-    dump = getattr(value, "model_dump", None)
-    if dump is not None:
-        try:
-            return dump(exclude_none=True)
-        except Exception:
-            return None
-    return value
-
-
-def _json(value: Any) -> str:
-    try:
-        return json.dumps(value, default=lambda o: _plain(o) if hasattr(o, "model_dump") else str(o))
-    except Exception:
-        return ""
+    return plain(value)
 
 
 def _strings(value: Any, count: Callable[[str], int]) -> int:

@@ -11,7 +11,6 @@ into user code, except :class:`~otel_llmcost.budgets.BudgetExceeded` on purpose.
 
 from __future__ import annotations
 
-import json
 import logging
 from typing import Any
 
@@ -21,6 +20,7 @@ from .. import semconv
 from ..budgets import Budgets, PlannedCall
 from ..pricing import Pricer
 from ..providers.base import Api, PromptView, Provider, ResultKind
+from ..providers.fields import to_json
 from ..runtime import Runtime
 from ..signals import attribution
 from ..signals.evidence import claim_pending
@@ -105,7 +105,7 @@ class Telemetry:
         if settings.capture_content:
             call.span.add_event(
                 semconv.EVENT_GEN_AI_INPUT_MESSAGES,
-                {semconv.GEN_AI_INPUT_MESSAGES: _to_json(_input_messages(request.prompt))},
+                {semconv.GEN_AI_INPUT_MESSAGES: to_json(_input_messages(request.prompt), fallback="[]")},
             )
         return call
 
@@ -183,10 +183,3 @@ def _input_messages(prompt: PromptView) -> list[Any]:
     if prompt.system is None:
         return prompt.messages
     return [{"role": "system", "content": prompt.system}, *prompt.messages]
-
-
-def _to_json(value: Any) -> str:
-    try:
-        return json.dumps(value, default=lambda o: getattr(o, "model_dump", lambda: repr(o))())
-    except Exception:
-        return "[]"

@@ -7,6 +7,7 @@ them and turn a bad value into "absent", never an exception.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 
@@ -48,3 +49,28 @@ def as_float(value: Any) -> float | None:
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         return float(value)
     return None
+
+
+def plain(value: Any) -> Any:
+    """SDK objects as JSON-able data (pydantic ``model_dump``, JSON mode, no None fields);
+    lists and tuples of them as lists; anything else as it is. For prompt hashes, token
+    counts and content capture, which must see the same data whatever shape it came in."""
+    if isinstance(value, (str, dict)) or value is None:
+        return value
+    if isinstance(value, (list, tuple)):
+        return [plain(item) for item in value]
+    dump = getattr(value, "model_dump", None)
+    if dump is not None:
+        try:
+            return dump(exclude_none=True, mode="json")
+        except Exception:
+            return repr(value)
+    return value
+
+
+def to_json(value: Any, *, fallback: str) -> str:
+    """``value`` as JSON, SDK objects included (others as ``str``); ``fallback`` if it cannot be."""
+    try:
+        return json.dumps(value, default=lambda o: plain(o) if hasattr(o, "model_dump") else str(o))
+    except Exception:
+        return fallback

@@ -32,7 +32,7 @@ from typing import Any
 from .. import semconv
 from ..pricing.usage import Usage
 from .base import Api, Attempt, Hook, PromptView, Provider, Request, ResponseRecord, ResultKind
-from .fields import as_float, as_int, field
+from .fields import as_float, as_int, field, plain
 from .hosts import describe_base_url
 
 _MODELS = "google.genai.models"
@@ -215,16 +215,3 @@ class GoogleGenAIProvider(Provider):
 def _reason_text(reason: Any) -> str | None:
     value = getattr(reason, "value", reason)
     return value.lower() if isinstance(value, str) and value else None
-
-
-def plain(value: Any) -> Any:
-    """Pydantic SDK objects as JSON-able dicts (stable prompt hashes, token counts, content capture)."""
-    dump = getattr(value, "model_dump", None)
-    if dump is not None:
-        try:
-            return dump(exclude_none=True, mode="json")
-        except Exception:
-            return repr(value)
-    if isinstance(value, (list, tuple)):
-        return [plain(item) for item in value]
-    return value
