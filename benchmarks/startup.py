@@ -206,8 +206,8 @@ def _fmt(seconds: float) -> str:
     return f"{seconds:.3f}"
 
 
-def report(results: dict[str, dict[str, list[float]]]) -> float:
-    """Print the tables; return otel-llmcost's added median wall seconds."""
+def report(results: dict[str, dict[str, list[float]]]) -> tuple[float, float]:
+    """Print the tables; return otel-llmcost's added seconds: (median wall, median CPU)."""
     med = {case: statistics.median(results[case]["wall"]) for case in CASES}
     low = {case: min(results[case]["wall"]) for case in CASES}
     cpu = {case: statistics.median(results[case]["cpu"]) for case in CASES}
@@ -230,7 +230,7 @@ def report(results: dict[str, dict[str, list[float]]]) -> float:
         f"ratio instrumented/bare: {med['enabled'] / med['bare']:.2f}x (median wall), "
         f"{low['enabled'] / low['bare']:.2f}x (min wall), {cpu['enabled'] / cpu['bare']:.2f}x (median CPU)"
     )
-    return med["enabled"] - med["disabled"]
+    return med["enabled"] - med["disabled"], cpu["enabled"] - cpu["disabled"]
 
 
 def main() -> int:
@@ -238,8 +238,12 @@ def main() -> int:
     parser.add_argument("--python", default=sys.executable, help="a venv's interpreter (default: this one)")
     parser.add_argument("--quick", action="store_true", help="3 rounds, for CI")
     parser.add_argument("--runs", type=int, help="rounds (default 31, or 3 with --quick; odd: the median is one run)")
+    parser.add_argument("--max-added-s", type=float, default=0.3, help="budget for otel-llmcost's added time (s)")
     parser.add_argument(
-        "--max-added-s", type=float, default=0.3, help="budget for otel-llmcost's added median wall time (s)"
+        "--budget-on",
+        choices=("wall", "cpu"),
+        default="wall",
+        help="which median the budget applies to: wall, or CPU (steadier on a loaded machine: the CI guard)",
     )
     parser.add_argument("--no-importtime", action="store_true", help="skip the PYTHONPROFILEIMPORTTIME breakdown")
     args = parser.parse_args()
@@ -266,7 +270,8 @@ def main() -> int:
         print(f"app: `{APP}`; {runs} runs per case, interleaved round-robin, after {warmup} warm-up round(s)")
         print()
         started = time.perf_counter()
-        added = report(measure(cases, runs, warmup))
+        added_wall, added_cpu = report(measure(cases, runs, warmup))
+        added = added_cpu if args.budget_on == "cpu" else added_wall
         print(f"({time.perf_counter() - started:.0f} s)")
     print()
 
@@ -300,11 +305,12 @@ def main() -> int:
     if leaked:
         print(f"FAIL: instrument() imported {', '.join(leaked)}, which the app does not use")
         status = 1
+    measured = f"otel-llmcost added {added:.3f} s (median {args.budget_on})"
     if added > args.max_added_s:
-        print(f"FAIL: otel-llmcost added {added:.3f} s (median wall), over the budget of {args.max_added_s} s")
+        print(f"FAIL: {measured}, over the budget of {args.max_added_s} s")
         status = 1
     else:
-        print(f"otel-llmcost added {added:.3f} s (median wall), within the budget of {args.max_added_s} s")
+        print(f"{measured}, within the budget of {args.max_added_s} s")
     return status
 
 
