@@ -97,7 +97,16 @@ def _reading(dsn: str, database: str) -> Iterator[Any]:
 
 @contextlib.contextmanager
 def _writing(dsn: str, database: str) -> Iterator[Any]:
-    """A client with the schema in place, for commands that write (migrate, sync, import)."""
+    """A client with the schema in place, for commands that write (sync, import); what apps
+    spooled is ingested first, as for a read, so the command sees every span."""
+    from .exporter import ingest_pending
+
+    try:
+        ingest_pending(dsn, database, wait_s=5.0)
+    except storage.StorageBusy:
+        _warn("the database is busy; spans spooled since the last flush are not included yet")
+    except Exception as exc:
+        _fail(_first_line(exc, dsn))
     try:
         with storage.open_client(dsn) as client:
             storage.migrate(client, database=database, ttl_days=_settings().ttl_days)
@@ -314,17 +323,10 @@ def prices_sync(
     keep: int = typer.Option(10, "--keep", min=1, help="how many syncs to keep"),
 ) -> None:
     """Load the price catalogue (genai-prices + override file) into ClickHouse and reprice history."""
-    from .exporter import ingest_pending
     from .pricing import catalogue
 
     pricer = _pricer(prices_file)
     dsn, database = _target(dsn, database)
-    try:
-        ingest_pending(dsn, database, wait_s=5.0)
-    except storage.StorageBusy:
-        _warn("the database is busy; spans spooled since the last flush are not priced yet")
-    except Exception as exc:
-        _fail(_first_line(exc, dsn))
     with _writing(dsn, database) as client:
         result = catalogue.sync(client, pricer, database=database, keep=keep)
         out = [reports.run(client, "repricing", since_hours=24 * 3650, database=database)]
@@ -444,7 +446,6 @@ def budgets(
     dsn, database = _target(dsn, database)
     with _writing(dsn, database) as client:
         status.sync_limits(client, config, database=database)
-    with _reading(dsn, database) as client:
         out = reports.run(client, "budget_status", database=database, limit=10_000)
     _emit([out], fmt)
 

@@ -17,7 +17,7 @@ from typing import Any
 from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type: ignore[attr-defined]
 
 from .. import runtime
-from ..config import OPTIONS, Settings
+from ..config import OBJECT_KEYWORDS, OPTIONS, Settings
 from ..providers import PROVIDERS
 from ..providers.base import Provider
 from ..signals import attribution, limiter_adapters
@@ -29,11 +29,8 @@ from .wrappers import call_wrapper, hook_wrapper
 logger = logging.getLogger(__name__)
 
 _SETTING_KEYWORDS = frozenset(option.name for option in OPTIONS if option.keyword)
-# Keywords instrument() takes that are not settings, and BaseInstrumentor's own.
-_OTHER_KEYWORDS = frozenset(
-    {"tracer_provider", "meter_provider", "providers", "pricer", "budgets", "limiter_remaining", "limiter_tier"}
-    | {"skip_dep_check", "raise_exception_on_conflict"}
-)
+# Keywords instrument() takes that are not settings (documented in config), and BaseInstrumentor's own.
+_OTHER_KEYWORDS = frozenset(name for name, _doc in OBJECT_KEYWORDS) | {"skip_dep_check", "raise_exception_on_conflict"}
 
 
 def _warn_unknown(kwargs: dict[str, Any]) -> None:

@@ -34,7 +34,22 @@ LIMITER_PACKAGES: dict[str, tuple[str, str]] = {
 }
 
 
-def _requirements(packages: dict[str, tuple[str, str]]) -> dict[str, str]:
+def _declared() -> list[Requirement]:
+    """This distribution's requirements (none when run from a never-installed source tree)."""
+    try:
+        lines = metadata.requires(DISTRIBUTION) or []
+    except metadata.PackageNotFoundError:
+        return []
+    declared = []
+    for line in lines:
+        try:
+            declared.append(Requirement(line))
+        except InvalidRequirement:
+            continue
+    return declared
+
+
+def _requirements(packages: dict[str, tuple[str, str]], declared: list[Requirement]) -> dict[str, str]:
     """key -> requirement string, e.g. ``"openai": "openai<4,>=1.47"``.
 
     Run from a source tree that was never installed (no metadata), the ranges are
@@ -42,15 +57,7 @@ def _requirements(packages: dict[str, tuple[str, str]]) -> dict[str, str]:
     still skipped one by one when patching.
     """
     found: dict[str, str] = {}
-    try:
-        requires = metadata.requires(DISTRIBUTION) or []
-    except metadata.PackageNotFoundError:
-        requires = []
-    for line in requires:
-        try:
-            requirement = Requirement(line)
-        except InvalidRequirement:
-            continue
+    for requirement in declared:
         for key, (sdk, extra) in packages.items():
             marker = requirement.marker
             if requirement.name == sdk and marker is not None and marker.evaluate({"extra": extra}):
@@ -58,8 +65,9 @@ def _requirements(packages: dict[str, tuple[str, str]]) -> dict[str, str]:
     return {key: found.get(key, sdk) for key, (sdk, _extra) in packages.items()}
 
 
-PROVIDER_REQUIREMENTS: dict[str, str] = _requirements(PROVIDER_SDKS)
-LIMITER_REQUIREMENTS: dict[str, str] = _requirements(LIMITER_PACKAGES)
+_DECLARED = _declared()
+PROVIDER_REQUIREMENTS: dict[str, str] = _requirements(PROVIDER_SDKS, _DECLARED)
+LIMITER_REQUIREMENTS: dict[str, str] = _requirements(LIMITER_PACKAGES, _DECLARED)
 
 
 def version(distribution: str) -> str:

@@ -20,7 +20,7 @@ from typing import Any
 
 from .base import Api, Attempt, Hook, Provider, Request, ResultKind
 from .fields import as_float
-from .hosts import UNKNOWN_OPENAI_COMPATIBLE, describe_base_url, url_string
+from .hosts import describe_base_url, url_string
 
 
 def _retries_before(args: tuple[Any, ...], kwargs: dict[str, Any], _result: Any) -> Attempt | None:
@@ -137,6 +137,3 @@ class StainlessProvider(Provider):
             request.server_address = host
             request.server_port = port if host else None
         return request
-
-
-__all__ = ["UNKNOWN_OPENAI_COMPATIBLE", "StainlessProvider", "base_client_hooks"]

@@ -27,10 +27,11 @@ from typing import Any
 
 from .. import semconv
 from ..pricing.usage import Usage
-from ._stainless import UNKNOWN_OPENAI_COMPATIBLE, StainlessProvider, base_client_hooks
+from ._stainless import StainlessProvider, base_client_hooks
 from .base import Api, PromptView, Request, ResponseRecord
 from .fields import as_int, field
 from .headers import parse_int, parse_rfc3339_delta, ratelimit_specs
+from .hosts import UNKNOWN_OPENAI_COMPATIBLE
 
 logger = logging.getLogger(__name__)
 

@@ -90,9 +90,9 @@ class EvidenceSet:
         except Exception:
             logger.debug("otel-llmcost: no span context to link citations to", exc_info=True)
 
-    def claim(self, count_tokens: Callable[[str], int]) -> tuple[dict[str, Any], int] | None:
-        """Span attributes and total tokens, text counted with ``count_tokens`` (the call's
-        encoding); the text is dropped."""
+    def claim(self, count_tokens: Callable[[str, str], int], model: str) -> tuple[dict[str, Any], int] | None:
+        """Span attributes and total tokens, text counted by ``count_tokens(text, model)``
+        (the call's encoding); the text is dropped."""
         with _CLAIM_LOCK:  # calls started at once from a copied context: only one takes the set
             items, self._items = self._items, None
             if self.claimed or items is None:
@@ -103,7 +103,7 @@ class EvidenceSet:
         total = 0
         for key, value in items:
             if isinstance(value, str):
-                n = count_tokens(value) if value else 0
+                n = count_tokens(value, model) if value else 0
             elif isinstance(value, int) and not isinstance(value, bool) and value >= 0:
                 n = value
             else:
@@ -138,13 +138,15 @@ def evidence(items: Mapping[Any, str | int] | Iterable[tuple[Any, str | int]]) -
         return EvidenceSet([])
 
 
-def claim_pending(count_tokens: Callable[[str], int]) -> tuple[EvidenceSet, dict[str, Any], int] | None:
+def claim_pending(
+    count_tokens: Callable[[str, str], int], model: str
+) -> tuple[EvidenceSet, dict[str, Any], int] | None:
     """For the instrumentation: the evidence set the starting call takes, if one is pending."""
     try:
         pending = _PENDING.get()
         if pending is None or pending.claimed:
             return None
-        claimed = pending.claim(count_tokens)
+        claimed = pending.claim(count_tokens, model)
         if claimed is None:
             return None
         return pending, claimed[0], claimed[1]
