@@ -1,4 +1,4 @@
-"""``otel-llmcost``: demo, report, query, migrate, prices, budgets, outcomes import.
+"""``otel-llmcost``: demo, report, query, migrate, ingest, spool, prices, budgets, outcomes import.
 
 Commands only parse their arguments, call a subsystem and print; the SQL lives in
 ``reporting/sql`` and ``storage/sql``. Every read goes through
@@ -20,13 +20,15 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 from typer.core import TyperGroup
 
 from . import storage
 from .config import Settings
 from .reporting import reports
 from .reporting.reader import open_for_reading
-from .reporting.terminal import FORMATS, emit
+from .reporting.terminal import FORMATS, emit, safe
+from .storage.migrations import apply_migrations
 from .version import __version__
 
 app = typer.Typer(
@@ -44,14 +46,23 @@ FormatOption = typer.Option("table", "--format", "-f", help="table, json or csv"
 
 
 def _fail(message: str) -> NoReturn:
-    # Escaped: messages quote user input and file positions ("models[0]"), never markup.
-    # Not wrapped: an error is read, grepped and pasted whole.
-    err.print("[bold red]error:[/] " + escape(message), soft_wrap=True, highlight=False)
+    # Made safe: messages quote user input, stored values and file positions ("models[0]"),
+    # never markup or terminal controls. Not wrapped: an error is read, grepped and pasted whole.
+    err.print(Text.assemble(("error:", "bold red"), " ", safe(message)), soft_wrap=True)
+    raise typer.Exit(code=2)
+
+
+def _fail_lines(lines: list[str], headline: str | None = None) -> NoReturn:
+    """Config-file errors, one ``FILE:LINE: key: message`` per line, never a traceback."""
+    if headline:
+        err.print(Text.assemble(("error:", "bold red"), " ", safe(headline)), soft_wrap=True)
+    for line in lines:
+        err.print(safe(line), soft_wrap=True, highlight=False)
     raise typer.Exit(code=2)
 
 
 def _warn(message: str) -> None:
-    err.print("[yellow]warning:[/] " + escape(message), soft_wrap=True, highlight=False)
+    err.print(Text.assemble(("warning:", "yellow"), " ", safe(message)), soft_wrap=True)
 
 
 def _settings() -> Settings:
@@ -99,12 +110,12 @@ def _reading(dsn: str, database: str) -> Iterator[Any]:
 def _writing(dsn: str, database: str) -> Iterator[Any]:
     """A client with the schema in place, for commands that write (sync, import); what apps
     spooled is ingested first, as for a read, so the command sees every span."""
-    from .exporter import ingest_pending
+    from .exporter import IngestDeferred, ingest_pending
 
     try:
-        ingest_pending(dsn, database, wait_s=5.0)
-    except storage.StorageBusy:
-        _warn("the database is busy; spans spooled since the last flush are not included yet")
+        ingest_pending(dsn, database, wait_s=30.0)
+    except (storage.StorageBusy, IngestDeferred) as exc:
+        _warn(f"spooled spans are not included yet: {_first_line(exc, dsn)}")
     except Exception as exc:
         _fail(_first_line(exc, dsn))
     try:
@@ -163,12 +174,19 @@ def query(
     dsn: str | None = DsnOption,
     database: str | None = DatabaseOption,
     fmt: str = FormatOption,
+    write: bool = typer.Option(
+        False, "--write", help="allow a statement that writes (maintenance: DROP, ALTER, INSERT, SETTINGS, ...)"
+    ),
 ) -> None:
-    """Run ad-hoc SQL against the otel-llmcost database (unqualified tables resolve there)."""
+    """Run one SQL statement against the otel-llmcost database (unqualified tables resolve there).
+
+    Read-only unless --write: one SELECT, SHOW, DESCRIBE, EXISTS or EXPLAIN, run with
+    ClickHouse's readonly setting, with no table function that reads files or other hosts.
+    """
     _check_format(fmt)
     dsn, database = _target(dsn, database)
     with _reading(dsn, database) as client:
-        out = reports.ad_hoc(client, sql)
+        out = reports.ad_hoc(client, sql, write=write)
     _emit([out], fmt)
 
 
@@ -186,7 +204,8 @@ def migrate(
     ),
     print_sql: bool = typer.Option(False, "--print", help="print the rendered SQL instead of applying it"),
 ) -> None:
-    """Create or update the tables, materialized views, rollups and views (idempotent)."""
+    """Create or update the tables, materialized views, rollups and views (idempotent);
+    recreate any of them that were dropped."""
     dsn, database = _target(dsn, database)
     ttl_days = ttl_days or _settings().ttl_days
     try:
@@ -195,10 +214,13 @@ def migrate(
                 sys.stdout.write(statement.rstrip() + ";\n\n")
             return
         with storage.open_client(dsn) as client:
-            applied = storage.migrate(client, database=database, cluster=cluster, ttl_days=ttl_days)
+            result = apply_migrations(client, database=database, cluster=cluster, ttl_days=ttl_days)
     except Exception as exc:
         _fail(_first_line(exc, dsn))
-    console.print(f"applied {len(applied)} statements to {storage.redact_dsn(dsn)} (database {database})")
+    where = storage.redact_dsn(dsn)
+    console.print(safe(f"applied {len(result.statements)} statements to {where} (database {database})"), soft_wrap=True)
+    if result.repaired:
+        console.print(f"repaired (were missing): {', '.join(result.repaired)}", soft_wrap=True)
 
 
 class _PricesGroup(TyperGroup):
@@ -235,7 +257,7 @@ def _pricer(prices_file: str | None) -> Any:
         try:
             pricer.load_overrides(path, strict=True)
         except PriceFileError as exc:
-            _fail(str(exc))
+            _fail_lines(exc.errors)
     return pricer
 
 
@@ -294,10 +316,10 @@ def prices_check(file: str = typer.Argument(..., help="price override file, YAML
     """Validate a price override file and list what each entry prices (exit 2 on an error)."""
     from .pricing import overrides
 
-    try:
-        loaded = overrides.load(file)
-    except overrides.PriceFileError as exc:
-        _fail(str(exc))
+    errors = overrides.check_prices_file(file)
+    if errors:
+        _fail_lines(errors)
+    loaded = overrides.load(file)
     console.print(f"{escape(file)}: {len(loaded.entries)} entries, version {loaded.version}", soft_wrap=True)
     table = Table()
     for column in ("line", "matches", "provider", "variant", "effective from", "USD per Mtok"):
@@ -408,8 +430,15 @@ def demo(
         )
 
 
-@app.command()
+budgets_app = typer.Typer(
+    help="Budget status (the default) and budgets file checks.", invoke_without_command=True, no_args_is_help=False
+)
+app.add_typer(budgets_app, name="budgets")
+
+
+@budgets_app.callback()
 def budgets(
+    ctx: typer.Context,
     file: str | None = typer.Option(None, "--file", help="budgets file (default: $OTEL_LLMCOST_BUDGETS_FILE)"),
     sync: bool = typer.Option(
         False, "--sync", help="write the limits to ClickHouse and show v_budget_status (spend from spans)"
@@ -423,15 +452,20 @@ def budgets(
     With a Redis store: the live counters the app enforces. With the in-memory store (the
     counters live in the app's process) or --sync: spend from the spans in ClickHouse.
     """
+    if ctx.invoked_subcommand is not None:
+        return
     from . import budgets as budgets_module
     from .budgets import status
+    from .config_files import ConfigFileError
 
     _check_format(fmt)
     path = file or _settings().budgets_file
     if not path:
         _fail("no budgets file: pass --file or set OTEL_LLMCOST_BUDGETS_FILE")
     try:
-        config = budgets_module.BudgetConfig.load(path)
+        config = budgets_module.load_budget_config(path)
+    except ConfigFileError as exc:
+        _fail_lines(exc.errors)
     except Exception as exc:
         _fail(f"cannot read budgets file {path}: {exc}")
     title = reports.query("budget_status").title
@@ -448,6 +482,158 @@ def budgets(
         status.sync_limits(client, config, database=database)
         out = reports.run(client, "budget_status", database=database, limit=10_000)
     _emit([out], fmt)
+
+
+@budgets_app.command("check")
+def budgets_check(file: str = typer.Argument(..., help="budgets file, YAML or JSON")) -> None:
+    """Validate a budgets file: every problem as FILE:LINE: key: message (exit 2 if any)."""
+    from .budgets.loading import check_budgets_file
+
+    errors = check_budgets_file(file)
+    if errors:
+        _fail_lines(errors)
+    console.print(Text.assemble(safe(file), ": valid"), soft_wrap=True)
+
+
+# --- the spool and the ingester --------------------------------------------------------
+
+
+@app.command()
+def ingest(
+    dsn: str | None = DsnOption,
+    database: str | None = DatabaseOption,
+    follow: bool = typer.Option(False, "--follow", help="keep storing spans as apps spool them (a sidecar)"),
+    idle_exit: float | None = typer.Option(
+        None, "--idle-exit", help="with --follow: exit after this many seconds with nothing to store"
+    ),
+) -> None:
+    """Store what apps spooled. With --follow, the ingester of a sidecar or systemd unit:
+    one per spool (a second one exits at once); run apps with OTEL_EXPORTER_LLMCOST_INGESTER=off."""
+    import logging
+
+    from .exporter import IngestDeferred, ingest_pending
+    from .exporter.ingest import IngestStats
+    from .exporter.ingester import follow as follow_spool
+    from .exporter.ingester import stop_on_signals
+
+    dsn, database = _target(dsn, database)
+    ttl_days = _settings().ttl_days
+    if follow:
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+        result = follow_spool(dsn, database, ttl_days=ttl_days, idle_exit_s=idle_exit, stop=stop_on_signals())
+        if result is None:
+            _fail(f"an ingester already runs for {storage.redact_dsn(dsn)}")
+        console.print(f"stored {result.rows} spans in {result.passes} passes", highlight=False)
+        return
+    stats = IngestStats()
+    try:
+        ingest_pending(dsn, database, wait_s=60.0, ttl_days=ttl_days, stats=stats)
+    except (storage.StorageBusy, IngestDeferred) as exc:
+        _fail(f"nothing stored, the spool is kept: {_first_line(exc, dsn)}")
+    except Exception as exc:
+        _fail(_first_line(exc, dsn))
+    console.print(f"stored {stats.rows} spans from {stats.files} spool files", highlight=False)
+    if stats.quarantined_rows:
+        _warn(f"{stats.quarantined_rows} span(s) set aside as rejected: see `otel-llmcost spool`")
+
+
+spool_app = typer.Typer(
+    help="The spool: spans waiting to be stored, files the database rejected, spans dropped.",
+    invoke_without_command=True,
+)
+app.add_typer(spool_app, name="spool")
+
+
+def _spool_target(dsn: str | None) -> str:
+    return dsn or _settings().resolved_dsn
+
+
+@spool_app.callback()
+def spool(ctx: typer.Context, dsn: str | None = DsnOption) -> None:
+    """What the spool holds (the default): pending, rejected (with the reason) and dropped spans."""
+    if ctx.invoked_subcommand is not None:
+        ctx.obj = _spool_target(dsn)
+        return
+    from .exporter.spool import summary
+
+    target = _spool_target(dsn)
+    held = summary(target)
+    console.print(Text.assemble("spool: ", safe(str(held.directory))), soft_wrap=True)
+    console.print(
+        f"pending: {held.pending_spans} spans in {held.pending_files} files ({held.pending_bytes / 1e6:.1f} MB)",
+        highlight=False,
+    )
+    if held.rejected:
+        table = Table(title="rejected (replay with `otel-llmcost spool replay FILE` once fixed)")
+        for column in ("file", "spans", "reason"):
+            table.add_column(column)
+        for path, spans, reason in held.rejected:
+            table.add_row(safe(path.name), str(spans), safe(reason))
+        console.print(table)
+    else:
+        console.print("rejected: none", highlight=False)
+    if held.drops:
+        detail = ", ".join(f"{reason}: {count}" for reason, count in sorted(held.drops.items()))
+        console.print(f"dropped before the spool: {sum(held.drops.values())} spans ({detail})", highlight=False)
+    else:
+        console.print("dropped before the spool: none", highlight=False)
+
+
+def _rejected_file(dsn: str, name: str) -> Any:
+    from .exporter.spool import rejected_files
+
+    for path in rejected_files(dsn):
+        if path.name == name or path.name == f"{name}.rejected":
+            return path
+    _fail(f"no rejected spool file {name!r}: `otel-llmcost spool` lists them")
+
+
+@spool_app.command("show")
+def spool_show(
+    ctx: typer.Context,
+    name: str = typer.Argument(..., help="a rejected file, as `otel-llmcost spool` lists it"),
+    limit: int = typer.Option(5, "--limit", help="rows to print"),
+) -> None:
+    """Print a rejected file's reason and its first rows (JSON, one per line)."""
+    import json
+
+    from .exporter.spool import read_spool, rejection_reason
+
+    path = _rejected_file(ctx.obj, name)
+    console.print(Text.assemble("reason: ", safe(str(rejection_reason(path).get("error", "unknown")))), soft_wrap=True)
+    try:
+        rows = read_spool(path)
+    except ValueError as exc:
+        _fail(f"{path.name} is not JSON lines: {exc}")
+    for row in rows[: max(limit, 0)]:
+        console.print(safe(json.dumps(row, ensure_ascii=False)), soft_wrap=True, highlight=False)
+
+
+@spool_app.command("replay")
+def spool_replay(
+    ctx: typer.Context,
+    names: list[str] = typer.Argument(None, help="rejected files to retry (default: with --all, every one)"),
+    every: bool = typer.Option(False, "--all", help="retry every rejected file"),
+) -> None:
+    """Put rejected files back in line; the next ingest retries them (fix the cause first)."""
+    from .exporter.spool import rejected_files, replay
+
+    dsn = ctx.obj
+    paths = rejected_files(dsn) if every else [_rejected_file(dsn, name) for name in names or []]
+    if not paths:
+        _fail("name the files to replay, or pass --all")
+    for path in paths:
+        replay(path)
+    console.print(f"{len(paths)} file(s) back in the spool; `otel-llmcost ingest` stores them now", highlight=False)
+
+
+@spool_app.command("forget-drops")
+def spool_forget_drops(ctx: typer.Context) -> None:
+    """Clear the count of dropped spans (after reading it): reads stop warning about them."""
+    from .exporter.spool import clear_drops
+
+    clear_drops(ctx.obj)
+    console.print("drop count cleared", highlight=False)
 
 
 @app.command()

@@ -29,6 +29,8 @@ DEFAULT_DATABASE = "otel"
 DEFAULT_TTL_DAYS = 180
 DEFAULT_MAX_ATTRIBUTE_BYTES = 8192
 CHDB_SCHEME = "chdb://"
+DEFAULT_SPOOL_MAX_MB = 512
+INGESTER_MODES = ("auto", "off")
 
 
 def _flag(value: Any) -> bool:
@@ -91,6 +93,26 @@ def _positive_int(name: str) -> Callable[[Any], int]:
     return parse
 
 
+def _non_negative_int(name: str) -> Callable[[Any], int]:
+    def parse(value: Any) -> int:
+        try:
+            number = int(str(value).strip())
+        except ValueError:
+            raise ValueError(f"{name} must be a whole number, got {value!r}") from None
+        if number < 0:
+            raise ValueError(f"{name} must not be negative, got {number}")
+        return number
+
+    return parse
+
+
+def _ingester_mode(value: Any) -> str:
+    mode = str(value).strip().lower()
+    if mode not in INGESTER_MODES:
+        raise ValueError(f"OTEL_EXPORTER_LLMCOST_INGESTER must be one of {', '.join(INGESTER_MODES)}, got {value!r}")
+    return mode
+
+
 def _byte_limit(value: Any) -> int:
     try:
         return max(int(str(value).strip()), 0)
@@ -99,6 +121,19 @@ def _byte_limit(value: Any) -> int:
             "otel-llmcost: attribute size limit %r is not a number; using %d", value, DEFAULT_MAX_ATTRIBUTE_BYTES
         )
         return DEFAULT_MAX_ATTRIBUTE_BYTES
+
+
+BUDGETS_INVALID_MODES = ("fail_closed", "disabled")
+DEFAULT_MAX_PLAUSIBLE_TOKENS = 10_000_000
+
+
+def _budgets_invalid(value: Any) -> str:
+    mode = str(value).strip().lower().replace("-", "_")
+    if mode not in BUDGETS_INVALID_MODES:
+        raise ValueError(
+            f"OTEL_LLMCOST_BUDGETS_INVALID must be one of {', '.join(BUDGETS_INVALID_MODES)}, got {value!r}"
+        )
+    return mode
 
 
 def default_home(environ: Mapping[str, str] | None = None) -> Path:
@@ -198,11 +233,30 @@ OPTIONS: tuple[Option, ...] = (
         "pricing",
     ),
     Option(
+        "max_plausible_tokens",
+        "OTEL_LLMCOST_MAX_PLAUSIBLE_TOKENS",
+        "10 x the model's context window (genai-prices), at least 2000000; else 10000000",
+        "a call reporting more tokens (in + out, or any one count) is flagged `llmcost.usage.implausible`:"
+        " tokens recorded as reported, no cost, nothing charged to budgets",
+        "pricing",
+        parse=_positive_int("OTEL_LLMCOST_MAX_PLAUSIBLE_TOKENS"),
+    ),
+    Option(
         "budgets_file",
         "OTEL_LLMCOST_BUDGETS_FILE",
         "unset",
         "YAML/JSON budgets enforced before each call (the `budgets` keyword takes a `Budgets` object instead)",
         "budgets",
+    ),
+    Option(
+        "budgets_invalid",
+        "OTEL_LLMCOST_BUDGETS_INVALID",
+        "fail_closed",
+        "when the budgets file is invalid at start-up (one ERROR log line; spans are still recorded):"
+        " `fail_closed` refuses every call with `BudgetsFileInvalid` (a `BudgetExceeded`),"
+        " `disabled` sends every call unchecked",
+        "budgets",
+        parse=_budgets_invalid,
     ),
     # --- storage ------------------------------------------------------------------------
     Option(
@@ -249,6 +303,56 @@ OPTIONS: tuple[Option, ...] = (
         parse=_byte_limit,
     ),
     Option(
+        "spool_max_mb",
+        "OTEL_EXPORTER_LLMCOST_SPOOL_MAX_MB",
+        str(DEFAULT_SPOOL_MAX_MB),
+        "cap on the spool while spans wait to be ingested; batches beyond it are dropped and counted"
+        " (`otel-llmcost spool`)",
+        "storage",
+        keyword=False,
+        parse=_positive_int("OTEL_EXPORTER_LLMCOST_SPOOL_MAX_MB"),
+    ),
+    Option(
+        "ingester",
+        "OTEL_EXPORTER_LLMCOST_INGESTER",
+        "auto",
+        "`auto`: the exporter starts one ingester process per spool when spans wait;"
+        " `off`: spans wait for `otel-llmcost ingest --follow` (a sidecar) or the next CLI read",
+        "storage",
+        keyword=False,
+        parse=_ingester_mode,
+    ),
+    Option(
+        "ingester_idle_s",
+        "OTEL_EXPORTER_LLMCOST_INGESTER_IDLE_S",
+        "30",
+        "an ingester the exporter started exits after this many seconds with nothing to store"
+        " (the next export starts another)",
+        "storage",
+        keyword=False,
+        parse=_positive_int("OTEL_EXPORTER_LLMCOST_INGESTER_IDLE_S"),
+    ),
+    Option(
+        "min_free_mb",
+        "OTEL_EXPORTER_LLMCOST_MIN_FREE_MB",
+        "64",
+        "the embedded ingester waits (spans stay in the spool) while its disk has less free space than this:"
+        " a write failing during DDL can damage the database; `0` disables",
+        "storage",
+        keyword=False,
+        parse=_non_negative_int("OTEL_EXPORTER_LLMCOST_MIN_FREE_MB"),
+    ),
+    Option(
+        "shutdown_timeout_ms",
+        "OTEL_EXPORTER_LLMCOST_SHUTDOWN_TIMEOUT_MS",
+        "0",
+        "how long exporter shutdown waits for the ingester to store this process's spans"
+        " (0: do not wait; spooled spans are safe either way)",
+        "storage",
+        keyword=False,
+        parse=_non_negative_int("OTEL_EXPORTER_LLMCOST_SHUTDOWN_TIMEOUT_MS"),
+    ),
+    Option(
         "dashboards",
         "OTEL_LLMCOST_DASHBOARDS",
         "the packaged `dashboards/`",
@@ -283,12 +387,19 @@ class Settings:
     emit_draft_cost: bool = False
     limiters: tuple[str, ...] = ()
     prices_file: str | None = None
+    max_plausible_tokens: int | None = None  # None: from the model's context window
     budgets_file: str | None = None
+    budgets_invalid: str = "fail_closed"
     home: Path = field(default_factory=default_home)
     dsn: str | None = None  # None: the embedded database in ``home``
     database: str = DEFAULT_DATABASE
     ttl_days: int = DEFAULT_TTL_DAYS
     max_attribute_bytes: int = DEFAULT_MAX_ATTRIBUTE_BYTES
+    spool_max_mb: int = DEFAULT_SPOOL_MAX_MB
+    ingester: str = "auto"
+    ingester_idle_s: int = 30
+    shutdown_timeout_ms: int = 0
+    min_free_mb: int = 64
     dashboards: str | None = None
 
     @classmethod

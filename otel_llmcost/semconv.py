@@ -93,6 +93,8 @@ USAGE_CACHE_IMAGE_READ_TOKENS: Final = "llmcost.usage.cache_image_read_tokens"
 USAGE_OUTPUT_IMAGE_TOKENS: Final = "llmcost.usage.output_image_tokens"
 UNPRICED: Final = "llmcost.unpriced"
 USAGE_ESTIMATED: Final = "llmcost.usage.estimated"
+# Reported tokens beyond belief (OTEL_LLMCOST_MAX_PLAUSIBLE_TOKENS): recorded, never priced or charged.
+USAGE_IMPLAUSIBLE: Final = "llmcost.usage.implausible"
 USAGE_UNCACHED_INPUT_TOKENS: Final = "llmcost.usage.uncached_input_tokens"
 CACHE_WRITE_TTL: Final = "llmcost.cache.write_ttl"
 CACHE_BREAKEVEN_READS: Final = "llmcost.cache.breakeven_reads"
@@ -114,6 +116,7 @@ FEATURE: Final = "llmcost.feature"
 TEAM: Final = "llmcost.team"
 USER: Final = "llmcost.user"
 SESSION: Final = "llmcost.session"
+USER_TIER: Final = "llmcost.user.tier"  # the user's plan (free, pro, ...): set like the user, never hashed
 TASK_ID: Final = "llmcost.task.id"
 TASK_SUCCESS: Final = "llmcost.task.success"
 TASK_SPAN_NAME: Final = "llmcost.task"  # the outcome span of signals.outcomes.record_outcome()
@@ -125,11 +128,25 @@ ATTRIBUTES_TRUNCATED: Final = "llmcost.attributes.truncated"
 BUDGET_SCOPE: Final = "llmcost.budget.scope"
 BUDGET_LIMIT: Final = "llmcost.budget.limit"
 BUDGET_USED: Final = "llmcost.budget.used"
-BUDGET_ACTION: Final = "llmcost.budget.action"  # none | warn | downgrade | raise
+# On the span: none | warn | downgrade | raise | unchecked; on budget events: notify | downgrade | refuse | unchecked
+BUDGET_ACTION: Final = "llmcost.budget.action"
 BUDGET_NAME: Final = "llmcost.budget.name"
-BUDGET_THRESHOLD: Final = "llmcost.budget.threshold"  # on the soft-limit event: the share that triggered it
+BUDGET_THRESHOLD: Final = "llmcost.budget.threshold"  # on budget events: the share of the limit (the rung)
 BUDGET_ORIGINAL_MODEL: Final = "llmcost.budget.original_model"  # the model asked for, before a downgrade
-EVENT_BUDGET_SOFT_LIMIT: Final = "llmcost.budget.soft_limit"
+EVENT_BUDGET_SOFT_LIMIT: Final = "llmcost.budget.soft_limit"  # before ladders; now threshold_crossed
+# Budget events on the call's span (one per budget concerned); a materialized view reads
+# exactly these names, so they are a contract.
+EVENT_BUDGET_THRESHOLD_CROSSED: Final = "llmcost.budget.threshold_crossed"  # at or above a notify threshold
+EVENT_BUDGET_DOWNGRADED: Final = "llmcost.budget.downgraded"
+EVENT_BUDGET_REFUSED: Final = "llmcost.budget.refused"
+EVENT_BUDGET_UNCHECKED: Final = "llmcost.budget.unchecked"  # the store was unavailable and fail_open let it through
+BUDGET_SCOPE_VALUE: Final = "llmcost.budget.scope_value"  # on events: the user/team/... (a hashed user when hashing)
+BUDGET_PERIOD: Final = "llmcost.budget.period"  # day | week | month | request
+BUDGET_USED_USD: Final = "llmcost.budget.used_usd"
+BUDGET_LIMIT_USD: Final = "llmcost.budget.limit_usd"
+BUDGET_USED_TOKENS: Final = "llmcost.budget.used_tokens"
+BUDGET_LIMIT_TOKENS: Final = "llmcost.budget.limit_tokens"
+BUDGET_DOWNGRADED_TO: Final = "llmcost.budget.downgraded_to"
 
 # llmcost.prompt.component.<name>: prompt tokens by component (otel_llmcost.instrumentation.anatomy)
 PROMPT_COMPONENTS: Final = ("system", "tools", "context", "history", "latest")

@@ -40,6 +40,8 @@ def _isolated_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest
     # The data directory (chdb database, tiktoken vocab) never lands in the real home.
     home = os.environ.get("OTEL_LLMCOST_TEST_HOME") or str(tmp_path_factory.getbasetemp() / "llmcost-home")
     monkeypatch.setenv("OTEL_LLMCOST_HOME", home)
+    # Tests ingest in-process where they read; the tests of the on-demand ingester turn it on.
+    monkeypatch.setenv("OTEL_EXPORTER_LLMCOST_INGESTER", "off")
     # Code that records without instrument() uses a runtime built from the environment
     # once per process: rebuild it for each test, which sets its own environment.
     runtime.reset_default()

@@ -24,7 +24,7 @@ LAYERS = (
     "exporter",
     "storage",
 )
-LEAVES = ("config", "runtime", "semconv", "version")
+LEAVES = ("config", "config_files", "runtime", "semconv", "version")
 
 
 def _module_name(path: Path) -> str:

@@ -16,35 +16,75 @@ from .config import Budget, BudgetConfig
 from .periods import period_bounds
 from .stores import KEY_PREFIX, NANO, MemoryStore, RedisStore
 
-LIMIT_COLUMNS = ("Name", "Scope", "Match", "Period", "TimeZone", "PeriodStart", "PeriodEnd", "LimitUsd", "UpdatedAt")
+LIMIT_COLUMNS = (
+    "Name",
+    "Scope",
+    "Match",
+    "Period",
+    "TimeZone",
+    "PeriodStart",
+    "PeriodEnd",
+    "LimitUsd",
+    "UpdatedAt",
+    "LimitTokens",
+)
 
 
 @dataclass
 class BudgetStatus:
+    """One counter's current period. USD budgets fill the ``*_usd`` fields, token budgets
+    (``unit == "tokens"``) the ``*_tokens`` ones and ``burn_rate_tokens_per_day``."""
+
     name: str
     scope: str
     scope_value: str
     period: str
     period_start: datetime
     period_end: datetime
-    limit_usd: float
-    used_usd: float
-    reserved_usd: float
-    burn_rate_usd_per_day: float
+    limit_usd: float | None
+    used_usd: float | None
+    reserved_usd: float | None
+    burn_rate_usd_per_day: float | None
     projected_exhaustion: datetime | None  # None: not before the period resets
+    unit: str = "usd"
+    limit_tokens: int | None = None
+    used_tokens: int | None = None
+    reserved_tokens: int | None = None
+    burn_rate_tokens_per_day: float | None = None
+
+    @property
+    def used_share(self) -> float | None:
+        limit, used = (
+            (self.limit_tokens, self.used_tokens) if self.unit == "tokens" else (self.limit_usd, self.used_usd)
+        )
+        return used / limit if limit and used is not None else None
+
+
+def projected_exhaustion(
+    limit: float, used: float, rate_per_day: float, now: datetime, end: datetime
+) -> datetime | None:
+    """When spend at ``rate_per_day`` reaches ``limit``: ``now`` if it has, None if not before ``end``.
+
+    Compared in days before any datetime is built: a tiny rate against a large remainder
+    is 1e20 days away, which ``timedelta`` cannot hold (it overflowed here before)."""
+    if used >= limit:
+        return now
+    if not rate_per_day > 0:
+        return None
+    days_left = (limit - used) / rate_per_day
+    if not days_left < (end - now).total_seconds() / 86_400:  # also inf and nan
+        return None
+    return now + timedelta(days=days_left)
 
 
 def _status(
-    budget: Budget, value: str, start: datetime, end: datetime, now: datetime, used: float, reserved: float
+    budget: Budget, value: str, start: datetime, end: datetime, now: datetime, used: int, reserved: int
 ) -> BudgetStatus:
     elapsed_days = max((now - start).total_seconds(), 60.0) / 86_400
-    rate = used / elapsed_days
-    exhaustion: datetime | None = None
-    if used >= budget.limit_usd:
-        exhaustion = now
-    elif rate > 0:
-        when = now + timedelta(days=(budget.limit_usd - used) / rate)
-        exhaustion = when if when < end else None
+    tokens = budget.unit == "tokens"
+    amount = float(used) if tokens else used / NANO
+    rate = amount / elapsed_days
+    exhaustion = projected_exhaustion(budget.limit, amount, rate, now, end)
     return BudgetStatus(
         name=budget.name,
         scope=budget.scope,
@@ -52,11 +92,16 @@ def _status(
         period=budget.period,
         period_start=start,
         period_end=end,
-        limit_usd=budget.limit_usd,
-        used_usd=used,
-        reserved_usd=reserved,
-        burn_rate_usd_per_day=rate,
+        limit_usd=None if tokens else budget.limit,
+        used_usd=None if tokens else amount,
+        reserved_usd=None if tokens else reserved / NANO,
+        burn_rate_usd_per_day=None if tokens else rate,
         projected_exhaustion=exhaustion,
+        unit=budget.unit,
+        limit_tokens=budget.limit_tokens,
+        used_tokens=used if tokens else None,
+        reserved_tokens=reserved if tokens else None,
+        burn_rate_tokens_per_day=rate if tokens else None,
     )
 
 
@@ -70,7 +115,9 @@ def status_rows(statuses: Iterable[BudgetStatus]) -> list[tuple[Any, ...]]:
             s.period_start.date().isoformat(),
             s.used_usd,
             s.limit_usd,
-            s.used_usd / s.limit_usd if s.limit_usd else None,
+            s.used_tokens,
+            s.limit_tokens,
+            s.used_share,
             s.burn_rate_usd_per_day,
             s.projected_exhaustion.isoformat(timespec="minutes") if s.projected_exhaustion else None,
         )
@@ -85,6 +132,8 @@ STATUS_COLUMNS = [
     "since",
     "used_usd",
     "limit_usd",
+    "used_tokens",
+    "limit_tokens",
     "used_share",
     "usd_per_day",
     "exhausted_by",
@@ -106,12 +155,13 @@ def statuses(config: BudgetConfig, store: MemoryStore | RedisStore, tz: ZoneInfo
             values = sorted(k[len(prefix) :] for k in store.keys(prefix))
         for value in values:
             used, reserved = store.read(prefix + value, now_ms)
-            out.append(_status(budget, value, start, end, now, used / NANO, reserved / NANO))
+            out.append(_status(budget, value, start, end, now, used, reserved))
     return out
 
 
 def limit_rows(config: BudgetConfig, now: datetime) -> list[list[Any]]:
-    """``llm_budgets`` rows: each budget's limit and its current period, in UTC."""
+    """``llm_budgets`` rows: each budget's limit and its current period, in UTC (a token
+    budget has LimitUsd 0 and its LimitTokens; v_budget_status compares each it has)."""
     tz = ZoneInfo(config.timezone)
     stamp = now.astimezone(timezone.utc).replace(tzinfo=None)
     rows = []
@@ -126,8 +176,9 @@ def limit_rows(config: BudgetConfig, now: datetime) -> list[list[Any]]:
                 budget.period,
                 config.timezone,
                 *utc,
-                budget.limit_usd,
+                budget.limit_usd or 0.0,
                 stamp,
+                budget.limit_tokens or 0,
             ]
         )
     return rows

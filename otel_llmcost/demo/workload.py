@@ -116,7 +116,8 @@ def run_demo(
     shift = DayShift()
     provider = TracerProvider(resource=Resource.create({"service.name": SERVICE_NAME}))
     provider.add_span_processor(shift)
-    exporter = LLMCostSpanExporter(dsn=dsn, database=database)
+    # The demo is a CLI command: it ingests in-process when the workload ends, no ingester needed.
+    exporter = LLMCostSpanExporter(dsn=dsn, database=database, ingester="off")
     provider.add_span_processor(BatchSpanProcessor(exporter, max_export_batch_size=2048, schedule_delay_millis=60_000))
     instrumentor = LLMCostInstrumentor()
     if instrumentor.is_instrumented_by_opentelemetry:
@@ -350,7 +351,7 @@ def _sync_demo_prices(dsn: str, database: str) -> Path:
     path.write_text(DEMO_PRICES, encoding="utf-8")
     pricer = Pricer(overrides_path="")
     pricer.load_overrides(path, strict=True)
-    ingest_pending(dsn, database, wait_s=5.0)
+    ingest_pending(dsn, database, wait_s=30.0)
     with storage.open_client(dsn) as client:
         storage.migrate(client, database=database)
         catalogue.sync(client, pricer, database=database)

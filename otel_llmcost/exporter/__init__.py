@@ -2,12 +2,13 @@
 
 - :mod:`.rows`: a span as an ``otel_traces`` row, value for value as the collector writes it;
 - :mod:`.spool`: accepted batches on disk until they are ingested;
-- :mod:`.ingest`: spool -> ClickHouse, exactly once, by whoever holds the path's turn;
-- :mod:`.exporter`: the ``SpanExporter`` (embedded through the spool, or remote over HTTP).
+- :mod:`.ingest`: spool -> ClickHouse, exactly once, by whoever holds the spool's turn;
+- :mod:`.ingester`: the process that does it (started on demand, or ``otel-llmcost ingest --follow``);
+- :mod:`.exporter`: the ``SpanExporter``: it only appends to the spool, embedded or remote.
 """
 
 from .exporter import LLMCostSpanExporter
-from .ingest import ingest_pending
+from .ingest import IngestDeferred, ingest_pending
 from .spool import pending_files, spool_dir
 
-__all__ = ["LLMCostSpanExporter", "ingest_pending", "pending_files", "spool_dir"]
+__all__ = ["IngestDeferred", "LLMCostSpanExporter", "ingest_pending", "pending_files", "spool_dir"]

@@ -1,7 +1,8 @@
 """Ingest: move spooled batches into ClickHouse, exactly once.
 
-Whoever holds the embedded path's turn (:func:`otel_llmcost.storage.chdb_turn`: a
-``flock`` on ``<data dir>/ingest.lock`` that the CLI takes too) inserts every
+Runs in the ingester process (:mod:`.ingester`) or a CLI command, never in an app.
+Whoever holds the spool's turn (:func:`otel_llmcost.storage.turn`: a ``flock`` on
+``<data dir>/ingest.lock`` that every CLI read takes too) inserts every
 process's pending spool files, in name order, many files per insert (an insert costs
 ~100 ms on chdb whatever its size, so one insert per file could not keep up with a
 busy app): the group is first recorded in ``spool/.ingest-manifest.json`` with its
@@ -10,24 +11,41 @@ manifest removed. An ingest killed after its insert replays exactly the manifest
 files with the same token, which the deduplication windows set by the migrations drop,
 in otel_traces and in every materialized view (a manifest whose files are partly
 unlinked was stored: only the cleanup is finished).
+
+What a failed insert means decides what happens to the files:
+
+- rows the database refuses by *content* (a value that does not convert: only a
+  hand-edited or corrupt file can hold one) are set aside file by file
+  (``*.rejected``, with the reason; ``otel-llmcost spool replay`` puts them back);
+- a missing table or database (dropped by hand) is repaired by re-running the
+  migrations, then the insert is retried once;
+- anything else (disk full, server down or timing out, the path busy) is transient:
+  the files and the group's manifest stay, :class:`IngestDeferred` is raised, and the
+  next pass retries the same group with the same token, so a server that stored the
+  batch but never answered does not get it twice.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import json
 import logging
 import os
+import re
+import shutil
+import struct
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from .. import storage
+from ..config import Settings
 from .rows import COLUMNS
-from .spool import count_lines, pending_files, read_spool, recover_abandoned, spool_dir
+from .spool import data_dir, pending_files, read_spool, recover_abandoned, reject, spool_dir
 
 logger = logging.getLogger(__name__)
 
@@ -36,6 +54,51 @@ MANIFEST_NAME = ".ingest-manifest.json"
 # ~1M, _bytes 256 MiB), so it is stored or rejected as a whole, under one token.
 MAX_GROUP_ROWS = 20_000
 MAX_GROUP_BYTES = 64 << 20
+
+# ClickHouse error codes that mean "this value cannot go in this column": the file's
+# content is at fault, retrying cannot help. (6 CANNOT_PARSE_TEXT, 27 CANNOT_PARSE_INPUT_
+# ASSERTION_FAILED, 38/41 CANNOT_PARSE_DATE(TIME), 53 TYPE_MISMATCH, 69 ARGUMENT_OUT_OF_BOUND,
+# 70 CANNOT_CONVERT_TYPE, 72 CANNOT_PARSE_NUMBER, 117 INCORRECT_DATA, 131 TOO_LARGE_STRING_SIZE,
+# 349 CANNOT_INSERT_NULL_IN_ORDINARY_COLUMN)
+_CONTENT_CODES = frozenset({6, 27, 38, 41, 53, 69, 70, 72, 117, 131, 349})
+# 16 NO_SUCH_COLUMN_IN_TABLE, 60 UNKNOWN_TABLE, 81 UNKNOWN_DATABASE: the schema is missing a piece.
+_SCHEMA_CODES = frozenset({16, 60, 81})
+_CODE = re.compile(r"Code: (\d+)\.")
+REMOTE_CONNECT_TIMEOUT_S = 5
+REMOTE_SEND_RECEIVE_TIMEOUT_S = 30
+
+
+class IngestDeferred(RuntimeError):
+    """A transient fault stopped this ingest; the spool is intact and the next pass retries."""
+
+
+def _error_code(exc: BaseException) -> int | None:
+    code = getattr(exc, "code", None)
+    if isinstance(code, int):
+        return code
+    found = _CODE.search(str(exc))
+    return int(found.group(1)) if found else None
+
+
+def is_content_error(exc: BaseException) -> bool:
+    """Whether the database refused the rows themselves (as opposed to its own state).
+
+    clickhouse-connect serializes rows in this process before anything is sent, so a
+    value that does not fit its column fails here, as ValueError/TypeError/OverflowError/
+    struct.error or the driver's DataError/ProgrammingError (row shape); the server's own
+    conversion errors carry one of the codes above.
+    """
+    if isinstance(exc, (ValueError, TypeError, OverflowError, struct.error, UnicodeError)):
+        return True
+    name = type(exc).__name__
+    if name in ("DataError", "ProgrammingError"):
+        return True
+    return _error_code(exc) in _CONTENT_CODES
+
+
+def is_schema_error(exc: BaseException) -> bool:
+    return _error_code(exc) in _SCHEMA_CODES
+
 
 # Schemas already migrated by this process, keyed by (dsn or path, database).
 _migrated: set[tuple[str, str]] = set()
@@ -46,9 +109,11 @@ def _insert_settings(token: str) -> dict[str, Any]:
     return {"insert_deduplication_token": token, "deduplicate_blocks_in_dependent_materialized_views": 1}
 
 
-def ensure_schema(client: Any, key: str, database: str, ttl_days: int) -> None:
-    """Run the migrations once per process and schema."""
+def ensure_schema(client: Any, key: str, database: str, ttl_days: int, *, again: bool = False) -> None:
+    """Run the migrations once per process and schema (``again``: after a table went missing)."""
     with _migrated_lock:
+        if again:
+            _migrated.discard((key, database))
         if (key, database) in _migrated:
             return
         storage.migrate(client, database=database, ttl_days=ttl_days)
@@ -61,8 +126,8 @@ def insert_rows(client: Any, database: str, rows: Sequence[Sequence[Any]], token
 
 
 class IngestStats:
-    """What one ingest pass did: files/rows inserted, rows quarantined as unreadable or
-    rejected, spans lost by processes found dead without a clean shutdown."""
+    """What one ingest pass did: files/rows inserted, rows set aside as invalid by
+    content, spans lost by processes found dead without a clean shutdown."""
 
     __slots__ = ("files", "rows", "quarantined_rows", "crashed_spans")
 
@@ -80,61 +145,154 @@ def ingest_pending(
     wait_s: float = 0.0,
     ttl_days: int = 180,
     stats: IngestStats | None = None,
+    max_s: float | None = None,
+    yield_to: Callable[[], bool] | None = None,
+    client: Any = None,
 ) -> int:
-    """Insert every spooled file into chdb; return the number of rows inserted.
+    """Insert the spooled files into ClickHouse; return the number of rows inserted.
 
     Returns 0 without waiting beyond ``wait_s`` when another thread or process holds the
-    path's turn (it ingests them). Raises ``storage.StorageBusy`` when the chdb path stays
-    held by a foreign process for ``wait_s``. Remote DSNs have no spool: returns 0.
+    spool's turn (it ingests them). Raises ``storage.StorageBusy`` when a chdb path stays
+    held by a foreign process for ``wait_s``, and :class:`IngestDeferred` on a transient
+    fault (the files stay for the next pass). The pass ends between two grouped inserts
+    once ``max_s`` is spent or ``yield_to()`` says someone waits. ``client``: use this open
+    client (its holder has the turn) instead of opening one.
     """
     dsn = dsn or storage.configured_dsn()
     database = database or storage.configured_database()
     storage.render("", database=database, cluster=None, ttl_days=ttl_days)  # validates
     stats = stats if stats is not None else IngestStats()
-    if not storage.is_chdb(dsn):
-        return 0
     stats.crashed_spans += recover_abandoned(dsn)
-    if not pending_files(dsn):
+    if not pending_files(dsn) and not _manifest_path(dsn).exists():
         return 0
     deadline = time.monotonic() + max(wait_s, 0.0)
-    with storage.chdb_turn(dsn, wait_s=wait_s) as mine:
+    with storage.turn(data_dir(dsn) / storage.connection.LOCK_NAME, wait_s=wait_s) as mine:
         if not mine:
             return 0
-        if not pending_files(dsn):  # the previous holder took them
+        if not pending_files(dsn) and not _manifest_path(dsn).exists():  # the previous holder took them
             return 0
-        return _ingest_locked(dsn, database, deadline, ttl_days, stats)
+        stop_at: float | None = None
+
+        def spent() -> bool:
+            return (stop_at is not None and time.monotonic() >= stop_at) or (yield_to is not None and yield_to())
+
+        if storage.is_chdb(dsn):
+            _check_free_space(dsn)
+        own = client is None
+        active = _open(dsn, deadline) if own else client
+        try:
+            try:
+                ensure_schema(active, _schema_key(dsn), database, ttl_days)
+            except Exception as exc:
+                if storage.is_chdb(dsn):
+                    raise IngestDeferred(f"migrations failed: {exc}") from exc
+                # A collector may own the remote schema and we may lack DDL rights: insert anyway.
+                logger.warning("otel-llmcost: migrations not applied on %s: %s", storage.redact_dsn(dsn), exc)
+            # The clock starts after the migrations (seconds on a new database): a bounded
+            # pass is for inserting.
+            stop_at = None if max_s is None else time.monotonic() + max_s
+            return _ingest_locked(active, dsn, database, ttl_days, stats, spent)
+        finally:
+            if own:
+                with contextlib.suppress(Exception):
+                    active.close()
 
 
-def _ingest_locked(dsn: str, database: str, deadline: float, ttl_days: int, stats: IngestStats) -> int:
-    client = storage.connect_waiting(dsn, deadline)
+def _check_free_space(dsn: str) -> None:
+    """Defer while the disk is nearly full: ClickHouse can leave a table's metadata empty
+    (and the database unopenable) when a write fails during DDL, and the migrations run
+    DDL on every upgrade."""
+    floor = Settings.load().min_free_mb << 20
+    if floor <= 0:
+        return
     try:
-        ensure_schema(client, str(storage.chdb_path(dsn)), database, ttl_days)
-        inserted = _finish_interrupted_group(client, dsn, database, stats)
-        while True:
-            files = pending_files(dsn)
-            if not files:
-                return inserted
-            group: list[Path] = []
-            rows: list[list[Any]] = []
-            size = 0
-            for path in files:
-                try:
-                    file_rows = read_spool(path)
-                    size += path.stat().st_size
-                except FileNotFoundError:
-                    continue
-                except (ValueError, UnicodeDecodeError):
-                    stats.quarantined_rows += _quarantine(path)
-                    continue
-                group.append(path)
-                rows.extend(file_rows)
-                if len(rows) >= MAX_GROUP_ROWS or size >= MAX_GROUP_BYTES:
-                    break
-            if group:
-                inserted += _insert_group(client, dsn, database, group, rows, stats)
-    finally:
-        with contextlib.suppress(Exception):
-            client.close()
+        free = shutil.disk_usage(data_dir(dsn)).free
+    except OSError:
+        return
+    if free < floor:
+        raise IngestDeferred(
+            f"only {free / 2**20:.0f} MB free on the disk of {data_dir(dsn)} "
+            f"(OTEL_EXPORTER_LLMCOST_MIN_FREE_MB={floor >> 20}): spans wait in the spool"
+        )
+
+
+def _schema_key(dsn: str) -> str:
+    return str(storage.chdb_path(dsn)) if storage.is_chdb(dsn) else storage.redact_dsn(dsn)
+
+
+def _open(dsn: str, deadline: float) -> Any:
+    if storage.is_chdb(dsn):
+        return storage.connect_waiting(dsn, deadline)
+    try:
+        return storage.connect(
+            dsn, connect_timeout=REMOTE_CONNECT_TIMEOUT_S, send_receive_timeout=REMOTE_SEND_RECEIVE_TIMEOUT_S
+        )
+    except Exception as exc:
+        raise IngestDeferred(str(exc)) from None
+
+
+def _ingest_locked(
+    client: Any, dsn: str, database: str, ttl_days: int, stats: IngestStats, spent: Callable[[], bool]
+) -> int:
+    inserted = _with_repair(
+        client, dsn, database, ttl_days, functools.partial(_finish_interrupted_group, client, dsn, database, stats)
+    )
+    first = True
+    while first or not spent():  # at least one group per pass: a pass must make progress
+        first = False
+        files = pending_files(dsn)
+        if not files:
+            break
+        group: list[Path] = []
+        rows: list[list[Any]] = []
+        size = 0
+        for path in files:
+            try:
+                file_rows = read_rows(path)
+                size += path.stat().st_size
+            except FileNotFoundError:
+                continue
+            except (ValueError, UnicodeDecodeError) as exc:
+                stats.quarantined_rows += reject(path, f"unreadable: {exc}")
+                continue
+            group.append(path)
+            rows.extend(file_rows)
+            if len(rows) >= MAX_GROUP_ROWS or size >= MAX_GROUP_BYTES:
+                break
+        if group:
+            inserted += _with_repair(
+                client,
+                dsn,
+                database,
+                ttl_days,
+                functools.partial(_insert_group, client, dsn, database, group, rows, stats),
+            )
+    return inserted
+
+
+def _with_repair(client: Any, dsn: str, database: str, ttl_days: int, insert: Callable[[], int]) -> int:
+    """Run ``insert``; if a table or database was missing, migrate again and retry once.
+    A transient fault becomes :class:`IngestDeferred` (the spool and manifest stay)."""
+    try:
+        try:
+            return int(insert())
+        except Exception as exc:
+            if not is_schema_error(exc):
+                raise
+            logger.warning("otel-llmcost: %s; re-running the migrations", _first_line(exc))
+            ensure_schema(client, _schema_key(dsn), database, ttl_days, again=True)
+            return int(insert())
+    except (storage.StorageBusy, IngestDeferred):
+        raise
+    except Exception as exc:
+        if storage.is_busy_error(exc):
+            raise storage.StorageBusy(str(exc)) from None
+        raise IngestDeferred(storage.redact_text(_first_line(exc), dsn)) from None
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0] if text else ''}"
 
 
 def _manifest_path(dsn: str) -> Path:
@@ -148,12 +306,25 @@ def _group_token(names: Sequence[str]) -> str:
     return f"g-{len(names)}-{digest}"
 
 
+def read_rows(path: Path) -> list[list[Any]]:
+    """A spool file's rows; ValueError if any is not a row of ``otel_traces`` (a list of
+    its columns): the driver would fail on it in ways that look transient (IndexError) or
+    silently drop extra values."""
+    rows = read_spool(path)
+    width = len(COLUMNS)
+    for number, row in enumerate(rows, 1):
+        if not isinstance(row, list) or len(row) != width:
+            size = len(row) if isinstance(row, list) else type(row).__name__
+            raise ValueError(f"row {number} has {size} values, an otel_traces row has {width}")
+    return rows
+
+
 def _insert_group(
     client: Any, dsn: str, database: str, group: list[Path], rows: list[list[Any]], stats: IngestStats
 ) -> int:
     """Insert many spool files as ONE insert (an insert costs ~100 ms on chdb, whatever its
-    size), crash-safe: the group is first recorded in a manifest, so a restart replays
-    exactly the same files with the same deduplication token."""
+    size), crash-safe: the group is first recorded in a manifest, so a restart (or the
+    retry after a transient fault) sends exactly the same files with the same token."""
     names = [p.name for p in group]
     token = _group_token(names)
     manifest = _manifest_path(dsn)
@@ -164,9 +335,9 @@ def _insert_group(
         try:
             insert_rows(client, database, rows, token=token)
         except Exception as exc:
-            if storage.is_busy_error(exc):
-                raise
-            # Rejected as a whole (a group stays within one block, so nothing of it was
+            if not is_content_error(exc):
+                raise  # transient or schema: the manifest stays, the retry uses the same token
+            # Refused as a whole (a group stays within one block, so nothing of it was
             # stored): find the culprit file by file.
             manifest.unlink()
             return _insert_one_by_one(client, database, group, stats, exc)
@@ -189,31 +360,34 @@ def _insert_one_by_one(client: Any, database: str, group: list[Path], stats: Ing
     inserted = 0
     for path in group:
         try:
-            rows = read_spool(path)
+            rows = read_rows(path)
         except FileNotFoundError:
+            continue
+        except (ValueError, UnicodeDecodeError) as exc:
+            stats.quarantined_rows += reject(path, f"unreadable: {exc}")
             continue
         try:
             if rows:
                 insert_rows(client, database, rows, token=path.name)
         except Exception as exc:
-            if storage.is_busy_error(exc):
+            if not is_content_error(exc):
                 raise
-            # A file the server rejects would block the queue forever: set it aside
-            # (kept on disk, renamed) and go on with the next one.
-            logger.warning("otel-llmcost: spool file %s rejected: %s", path.name, exc)
-            stats.quarantined_rows += _quarantine(path)
+            # A file the database refuses by content would block the queue forever: set
+            # it aside (kept on disk, with the reason) and go on with the next one.
+            logger.warning("otel-llmcost: spool file %s rejected: %s", path.name, _first_line(exc))
+            stats.quarantined_rows += reject(path, _first_line(exc))
             continue
         with contextlib.suppress(FileNotFoundError):
             path.unlink()
         inserted += len(rows)
         stats.files += 1
         stats.rows += len(rows)
-    logger.debug("otel-llmcost: grouped insert failed (%s); inserted file by file", cause)
+    logger.debug("otel-llmcost: grouped insert refused (%s); inserted file by file", cause)
     return inserted
 
 
 def _finish_interrupted_group(client: Any, dsn: str, database: str, stats: IngestStats) -> int:
-    """Complete a group insert a crashed ingest left behind (its manifest exists)."""
+    """Complete a group insert that a crash or a transient fault left behind (its manifest exists)."""
     manifest = _manifest_path(dsn)
     try:
         recorded = json.loads(manifest.read_text(encoding="utf-8"))
@@ -234,17 +408,20 @@ def _finish_interrupted_group(client: Any, dsn: str, database: str, stats: Inges
         manifest.unlink()
         return 0
     rows: list[list[Any]] = []
-    for path in paths:
-        rows.extend(read_spool(path))
-    # Same files, same token: if the crashed insert was stored, this one is dropped as a
+    try:
+        for path in paths:
+            rows.extend(read_rows(path))
+    except (ValueError, UnicodeDecodeError):
+        manifest.unlink()  # a file no insert could take was in the group: none of it was stored
+        return 0
+    # Same files, same token: if the earlier insert was stored, this one is dropped as a
     # duplicate (in otel_traces and in every materialized view).
     if rows:
-        insert_rows(client, database, rows, token=token)
+        try:
+            insert_rows(client, database, rows, token=token)
+        except Exception as exc:
+            if not is_content_error(exc):
+                raise
+            manifest.unlink()
+            return _insert_one_by_one(client, database, paths, stats, exc)
     return _group_stored(manifest, paths, len(rows), stats)
-
-
-def _quarantine(path: Path) -> int:
-    count = count_lines(path)
-    with contextlib.suppress(OSError):
-        os.replace(path, path.with_name(path.name + ".rejected"))
-    return count

@@ -13,6 +13,7 @@ from typing import Any
 from .. import semconv
 from ..pricing import Cost, Usage
 from ..pricing.overrides import variant_label
+from ..pricing.usage import int64
 from ..providers.base import Request, ResponseRecord
 
 # Modality subsets of the token totals, recorded only when non-zero.
@@ -83,28 +84,33 @@ def put_transport(
 
 
 def put_usage(attrs: dict[str, Any], usage: Usage) -> None:
-    attrs[semconv.GEN_AI_USAGE_INPUT_TOKENS] = usage.input_tokens
-    attrs[semconv.GEN_AI_USAGE_OUTPUT_TOKENS] = usage.output_tokens
-    attrs[semconv.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS] = usage.cache_read_tokens
-    attrs[semconv.GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS] = usage.cache_write_tokens
-    attrs[semconv.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS] = usage.reasoning_tokens
-    attrs[semconv.USAGE_UNCACHED_INPUT_TOKENS] = usage.uncached_input_tokens
+    """Token counts as reported, capped at int64 (the most OTLP can carry; see pricing.usage)."""
+    attrs[semconv.GEN_AI_USAGE_INPUT_TOKENS] = int64(usage.input_tokens)
+    attrs[semconv.GEN_AI_USAGE_OUTPUT_TOKENS] = int64(usage.output_tokens)
+    attrs[semconv.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS] = int64(usage.cache_read_tokens)
+    attrs[semconv.GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS] = int64(usage.cache_write_tokens)
+    attrs[semconv.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS] = int64(usage.reasoning_tokens)
+    attrs[semconv.USAGE_UNCACHED_INPUT_TOKENS] = int64(usage.uncached_input_tokens)
     if usage.estimated:
         attrs[semconv.USAGE_ESTIMATED] = True
     ttl = usage.cache_write_ttl
     if ttl:
         attrs[semconv.CACHE_WRITE_TTL] = ttl
         if usage.cache_write_1h_tokens:
-            attrs[semconv.USAGE_CACHE_WRITE_1H_TOKENS] = usage.cache_write_1h_tokens
+            attrs[semconv.USAGE_CACHE_WRITE_1H_TOKENS] = int64(usage.cache_write_1h_tokens)
     if usage.has_modalities:
         for attribute, name in _MODALITY_ATTRIBUTES:
             count = getattr(usage, name)
             if count:
-                attrs[attribute] = count
+                attrs[attribute] = int64(count)
 
 
 def put_cost(attrs: dict[str, Any], cost: Cost, usage: Usage) -> None:
-    """The cost by part and the price entry that produced it."""
+    """The cost by part and the price entry that produced it; for an implausible usage only
+    the flag: no amount computed from it (absent, like an unpriced call's, so SQL totals skip it)."""
+    if cost.implausible:
+        attrs[semconv.USAGE_IMPLAUSIBLE] = True
+        return
     attrs[semconv.COST_TOTAL] = cost.total
     attrs[semconv.COST_INPUT] = cost.input
     attrs[semconv.COST_OUTPUT] = cost.output
@@ -144,7 +150,7 @@ def put_draft_cost(attrs: dict[str, Any], cost: Cost | None, reported: tuple[flo
     carried one (passed through), else ours; ``source`` says which."""
     if reported is not None:
         amount, source = reported[0], semconv.COST_SOURCE_PROVIDER
-    elif cost is not None:
+    elif cost is not None and not cost.implausible:
         amount, source = cost.total, semconv.COST_SOURCE_LOCAL
     else:
         return

@@ -280,12 +280,15 @@ class LLMCall:
         reservation = self.reservation
         if reservation is None:
             return
+        tokens = usage.input_tokens + usage.output_tokens if usage is not None else None
+        if cost is not None and getattr(cost, "implausible", False):
+            tokens = 0  # a usage beyond belief is charged nothing (its cost is 0 too)
         if cost is not None:
-            reservation.commit(cost.total)
+            reservation.commit(cost.total, tokens)
         elif error is not None and usage is None:
             reservation.release()
         else:
-            reservation.commit(None)  # no usage reported: keep the estimate
+            reservation.commit(None, tokens)  # unpriced or no usage: keep the USD estimate
 
     def _price(self, usage: Usage) -> Cost | None:
         # At the span's own start time when it has one: the Timestamp stored in ClickHouse,

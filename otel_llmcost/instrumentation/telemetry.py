@@ -4,7 +4,8 @@ around an SDK call: :meth:`Telemetry.start_call` and :meth:`Telemetry.complete`.
 
 ``start_call`` asks the provider what the request says, adds attribution, prompt
 hashes, declared evidence and the prompt's anatomy, checks budgets, and starts the
-span. ``complete`` reads a finished result and ends the span, or returns the proxy
+span; ``start_call_async`` does the same for async SDK methods, awaiting the budget
+store. ``complete`` reads a finished result and ends the span, or returns the proxy
 that ends it later (streams, raw responses, stream helpers). Nothing here may raise
 into user code, except :class:`~otel_llmcost.budgets.BudgetExceeded` on purpose.
 """
@@ -17,7 +18,8 @@ from typing import Any
 from opentelemetry.instrumentation.utils import is_instrumentation_enabled
 
 from .. import semconv
-from ..budgets import Budgets, PlannedCall
+from ..budgets import Budgets, Decision, PlannedCall
+from ..budgets.loading import budgets_from_settings
 from ..pricing import Pricer
 from ..providers.base import Api, PromptView, Provider, ResultKind
 from ..providers.fields import to_json
@@ -45,7 +47,9 @@ class Telemetry:
         self.settings = runtime.settings
         self.tracer = runtime.tracer
         self.instruments = Instruments(runtime.meter)
-        self.pricer = pricer or Pricer(overrides_path=self.settings.prices_file or "")
+        self.pricer = pricer or Pricer(
+            overrides_path=self.settings.prices_file or "", max_plausible_tokens=self.settings.max_plausible_tokens
+        )
         rate = self.settings.prompt_anatomy
         # None when off: the hot path pays one attribute check for each.
         self.anatomy = Anatomy(rate) if rate > 0 else None
@@ -56,6 +60,38 @@ class Telemetry:
 
     def start_call(self, provider: Provider, api: Api, instance: Any, kwargs: dict[str, Any]) -> LLMCall | None:
         """A started call, or None when this call must not be traced (nested or suppressed)."""
+        prepared = self._prepare(provider, api, instance, kwargs)
+        if prepared is None:
+            return None
+        call, attrs, evidence = prepared
+        decision = None
+        if self.budgets is not None:
+            try:
+                decision = self.budgets.check(self._planned(call, attrs))
+            except Exception:  # a bug must not cost the call: it is sent, with its span
+                logger.warning("otel-llmcost: the budget check failed; the call is sent unchecked", exc_info=True)
+        return self._begin(call, kwargs, attrs, evidence, decision)
+
+    async def start_call_async(
+        self, provider: Provider, api: Api, instance: Any, kwargs: dict[str, Any]
+    ) -> LLMCall | None:
+        """:meth:`start_call` for async SDK methods: the budget check awaits the store."""
+        prepared = self._prepare(provider, api, instance, kwargs)
+        if prepared is None:
+            return None
+        call, attrs, evidence = prepared
+        decision = None
+        if self.budgets is not None:
+            try:
+                decision = await self.budgets.check_async(self._planned(call, attrs))
+            except Exception:
+                logger.warning("otel-llmcost: the budget check failed; the call is sent unchecked", exc_info=True)
+        return self._begin(call, kwargs, attrs, evidence, decision)
+
+    def _prepare(
+        self, provider: Provider, api: Api, instance: Any, kwargs: dict[str, Any]
+    ) -> tuple[LLMCall, dict[str, Any], Any] | None:
+        """The call and its span attributes before the budget check (None: not traced)."""
         if CURRENT_CALL.get() is not None or not is_instrumentation_enabled():
             return None
         settings = self.settings
@@ -88,9 +124,44 @@ class Telemetry:
                 attrs.update(anatomy.attributes(request.prompt, model, evidence[2] if evidence else 0))
             except Exception:
                 logger.debug("otel-llmcost: could not count the prompt's components", exc_info=True)
-        budget_events = None
-        if self.budgets is not None:
-            budget_events = self._check_budgets(call, kwargs, attrs)
+        return call, attrs, evidence
+
+    def _planned(self, call: LLMCall, attrs: dict[str, Any]) -> PlannedCall:
+        request = call.request
+        counter = self._prompt_counter
+        prompt = request.prompt
+
+        def prompt_tokens(model: str) -> int:
+            return counter.total(prompt, model) if counter is not None else 0
+
+        return PlannedCall(
+            model=request.model,
+            max_output_tokens=request.max_tokens,
+            scope_values=attrs,
+            prompt_tokens=prompt_tokens,
+            pricing_provider=request.pricing_provider,
+            api_url=request.api_url,
+            started_at=call.started_at,
+        )
+
+    def _begin(
+        self, call: LLMCall, kwargs: dict[str, Any], attrs: dict[str, Any], evidence: Any, decision: Decision | None
+    ) -> LLMCall:
+        """Apply the budget decision (a downgrade changes the model sent) and start the span.
+        A refusal ends the span as failed, with its budget events, and raises BudgetExceeded
+        to the caller: the request is never sent."""
+        if decision is not None:
+            attrs.update(decision.attributes)
+            if decision.refusal is not None:
+                call.begin(attrs)
+                _add_events(call.span, decision.events)
+                call.fail(decision.refusal)
+                raise decision.refusal
+            call.reservation = decision.reservation
+            request = call.request
+            if decision.model != request.model:
+                call.provider.replace_model(kwargs, decision.model)
+                request.model = decision.model
         try:
             call.begin(attrs)
         except BaseException:
@@ -99,50 +170,14 @@ class Telemetry:
             raise
         if evidence is not None:  # citations recorded later link to this span
             evidence[0].bind(call.span)
-        if budget_events:
-            for name, event_attributes in budget_events:
-                call.span.add_event(name, event_attributes)
-        if settings.capture_content:
+        if decision is not None:
+            _add_events(call.span, decision.events)
+        if self.settings.capture_content:
             call.span.add_event(
                 semconv.EVENT_GEN_AI_INPUT_MESSAGES,
-                {semconv.GEN_AI_INPUT_MESSAGES: to_json(_input_messages(request.prompt), fallback="[]")},
+                {semconv.GEN_AI_INPUT_MESSAGES: to_json(_input_messages(call.request.prompt), fallback="[]")},
             )
         return call
-
-    def _check_budgets(
-        self, call: LLMCall, kwargs: dict[str, Any], attrs: dict[str, Any]
-    ) -> list[tuple[str, dict[str, Any]]] | None:
-        """Reserve the call's estimate (a downgrade changes the model sent); on a refusal end
-        the span as failed and raise BudgetExceeded to the caller: the request is never sent."""
-        assert self.budgets is not None
-        request = call.request
-        counter = self._prompt_counter
-        prompt = request.prompt
-
-        def prompt_tokens(model: str) -> int:
-            return counter.total(prompt, model) if counter is not None else 0
-
-        decision = self.budgets.check(
-            PlannedCall(
-                model=request.model,
-                max_output_tokens=request.max_tokens,
-                scope_values=attrs,
-                prompt_tokens=prompt_tokens,
-                pricing_provider=request.pricing_provider,
-                api_url=request.api_url,
-                started_at=call.started_at,
-            )
-        )
-        attrs.update(decision.attributes)
-        if decision.refusal is not None:
-            call.begin(attrs)
-            call.fail(decision.refusal)
-            raise decision.refusal
-        call.reservation = decision.reservation
-        if decision.model != request.model:
-            call.provider.replace_model(kwargs, decision.model)
-            request.model = decision.model
-        return decision.events
 
     def complete(self, call: LLMCall, result: Any) -> Any:
         """Read a finished SDK result into the call, or wrap it so the span ends later."""
@@ -167,15 +202,17 @@ class Telemetry:
 def _budgets(budgets: Budgets | None, runtime: Runtime, pricer: Pricer) -> Budgets | None:
     """The budgets given in code, else from OTEL_LLMCOST_BUDGETS_FILE, else None."""
     if budgets is None:
-        try:
-            budgets = Budgets.from_environment(runtime.settings)
-        except Exception:
-            logger.error("otel-llmcost: budgets file unreadable; budgets are NOT enforced", exc_info=True)
-            return None
+        # Never raises: an invalid file is one ERROR line, then OTEL_LLMCOST_BUDGETS_INVALID decides.
+        budgets = budgets_from_settings(runtime.settings)
         if budgets is None:
             return None
     budgets.bind(pricer, runtime.meter)
     return budgets
+
+
+def _add_events(span: Any, events: list[tuple[str, dict[str, Any]]] | None) -> None:
+    for name, event_attributes in events or ():
+        span.add_event(name, event_attributes)
 
 
 def _input_messages(prompt: PromptView) -> list[Any]:

@@ -33,6 +33,18 @@ def _start(telemetry: Telemetry, provider: Provider, api: Api, instance: Any, kw
         return None
 
 
+async def _start_async(
+    telemetry: Telemetry, provider: Provider, api: Api, instance: Any, kwargs: dict[str, Any]
+) -> LLMCall | None:
+    try:
+        return await telemetry.start_call_async(provider, api, instance, kwargs)
+    except BudgetExceeded:
+        raise
+    except Exception:
+        logger.debug("otel-llmcost: could not start a span for %s", api.attribute, exc_info=True)
+        return None
+
+
 def call_wrapper(telemetry: Telemetry, provider: Provider, api: Api) -> Wrapper:
     """The wrapt wrapper of one SDK method that makes a call (sync or async, as ``api`` says)."""
     if api.is_async:
@@ -40,7 +52,7 @@ def call_wrapper(telemetry: Telemetry, provider: Provider, api: Api) -> Wrapper:
         async def async_wrapper(
             wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
         ) -> Any:
-            call = _start(telemetry, provider, api, instance, kwargs)
+            call = await _start_async(telemetry, provider, api, instance, kwargs)
             if call is None:
                 return await wrapped(*args, **kwargs)
             token = call.attach()

@@ -96,6 +96,14 @@ class Cost:
     version: str = ""
     variant: str = ""
     effective_from: date | None = None
+    # True: the usage was beyond belief (pricing.pricer, OTEL_LLMCOST_MAX_PLAUSIBLE_TOKENS);
+    # every amount is 0 so nothing is charged, and no cost attribute is recorded.
+    implausible: bool = False
+
+
+def implausible_cost(model_id: str, provider_id: str) -> Cost:
+    """The cost of a call whose reported usage is not believed: nothing, flagged."""
+    return Cost(0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, None, model_id, provider_id, "", implausible=True)
 
 
 UnitPrice = Callable[[Any, int], float]

@@ -27,14 +27,15 @@ Which entry prices a call: among the entries whose model pattern, ``provider`` a
 entry with a matching ``when`` beats one without; then the latest ``effective_from``
 wins; then the first in the file. No entry in force means genai-prices prices it.
 
-Errors name the file, the line and the entry (``prices.yaml:12: models[2]: unknown
-key 'input_mtoks' (did you mean 'input_mtok'?)``). PyYAML keeps line numbers for
-both formats (JSON is YAML), so one parser serves both.
+Errors name the file, the line and the key, every one of them, not just the first
+(``prices.yaml:12: models[2].input_mtoks: unknown key (did you mean 'input_mtok'?)``);
+the file is read by :mod:`otel_llmcost.config_files`, as the budgets file is, so both
+formats (JSON is YAML) have line numbers and an unquoted invalid date
+(``effective_from: 2026-13-45``) is an error at its line, not a crash.
 """
 
 from __future__ import annotations
 
-import difflib
 import fnmatch
 import hashlib
 import os
@@ -45,6 +46,9 @@ from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
+
+from .. import config_files
+from ..config_files import INVALID, ConfigFileError, Node, Problems, describe
 
 # Price keys of the file: named as genai-prices' ModelPrice attributes, so an override is
 # a ModelPrice like any other and shares the database's rate mapping (pricing.formula.rates_from_prices).
@@ -67,8 +71,8 @@ OTHER_KEYS = ("provider", "effective_from", "when", "note")
 ALLOWED_KEYS = frozenset(PRICE_KEYS) | frozenset(MATCH_KEYS) | frozenset(OTHER_KEYS)
 
 
-class PriceFileError(ValueError):
-    """A price override file that cannot be used; the message says where and why."""
+class PriceFileError(ConfigFileError):
+    """A price override file that cannot be used; ``errors`` say where and why, one line each."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,115 +162,166 @@ def _rank(entry: OverrideEntry) -> tuple[int, date, int]:
 
 
 def load(path: str | os.PathLike[str]) -> OverrideFile:
-    """Read and validate an override file; raise :class:`PriceFileError` naming file and line."""
+    """Read and validate an override file; :class:`PriceFileError` lists every problem as
+    ``FILE:LINE: key.path: message`` (the path as given, so an editor can jump to it)."""
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise PriceFileError([f"{path}:1: not UTF-8 text"]) from None
     except OSError as exc:
-        raise PriceFileError(f"{path}: cannot read: {exc.strerror or exc}") from exc
-    return parse(text, name=path.name)
+        raise PriceFileError([f"{path}: cannot read: {exc.strerror or exc}"]) from None
+    # Spans name the file without its directory (llmcost.price.source): the entry, not the host layout.
+    return parse(text, name=path.name, source=str(path))
 
 
-def parse(text: str, *, name: str = "<prices>") -> OverrideFile:
-    import yaml
-
+def check_prices_file(path: str | os.PathLike[str]) -> list[str]:
+    """Every problem of an override file (``otel-llmcost prices check``); [] when it is valid."""
     try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"{name}:{mark.line + 1}" if mark is not None else name
-        raise PriceFileError(f"{where}: not valid YAML/JSON: {getattr(exc, 'problem', None) or exc}") from exc
-    if root is None:
-        return OverrideFile(name, _digest(text), ())
-    if not isinstance(root, yaml.MappingNode):
-        raise PriceFileError(f"{name}:{root.start_mark.line + 1}: expected a mapping with a 'models' list")
-    keys = {_scalar(k): (k, v) for k, v in root.value}
-    unknown = [k for k in keys if k != "models"]
-    if unknown:
-        key_node = keys[unknown[0]][0]
-        raise PriceFileError(f"{name}:{key_node.start_mark.line + 1}: unknown top-level key {unknown[0]!r}")
-    if "models" not in keys:
-        raise PriceFileError(f"{name}:1: missing the 'models' list")
-    models = keys["models"][1]
-    if not isinstance(models, yaml.SequenceNode):
-        raise PriceFileError(f"{name}:{models.start_mark.line + 1}: 'models' must be a list of entries")
-    loader = yaml.SafeLoader("")
-    entries = []
-    for index, node in enumerate(models.value):
-        where = f"{name}:{node.start_mark.line + 1}: models[{index}]"
-        if not isinstance(node, yaml.MappingNode):
-            raise PriceFileError(f"{where}: an entry must be a mapping")
-        fields: dict[str, tuple[int, Any]] = {}
-        for key_node, value_node in node.value:
-            key = _scalar(key_node)
-            line = key_node.start_mark.line + 1
-            if key in fields:
-                raise PriceFileError(f"{name}:{line}: models[{index}]: duplicate key {key!r}")
-            fields[key] = (line, loader.construct_object(value_node, deep=True))
-        entries.append(_entry(fields, index, node.start_mark.line + 1, name))
+        load(path)
+    except ConfigFileError as exc:
+        return exc.errors
+    return []
+
+
+def parse(text: str, *, name: str = "<prices>", source: str | None = None) -> OverrideFile:
+    """The override file in ``text``: ``name`` is recorded on spans, ``source`` names it in errors."""
+    try:
+        root, problems = config_files.parse_text(text, source or name)
+    except ConfigFileError as exc:
+        raise PriceFileError(exc.errors) from None
+    entries = _entries(root, problems) if root is not None else []
+    if problems.errors:
+        raise PriceFileError(problems.errors)
     return OverrideFile(name, _digest(text), tuple(entries))
 
 
-def _entry(fields: dict[str, tuple[int, Any]], index: int, line: int, name: str) -> OverrideEntry:
-    def fail(key: str | None, message: str) -> PriceFileError:
-        at = fields[key][0] if key in fields else line
-        return PriceFileError(f"{name}:{at}: models[{index}]: {message}")
+def _entries(root: Node, problems: Problems) -> list[OverrideEntry]:
+    top = config_files.check_fields(root, "", ("models",), problems)
+    if top is None:
+        return []
+    models = top.get("models")
+    if models is None:
+        if not any(config_files.nearest(key, ("models",)) for key in top):  # else "did you mean 'models'?" said it
+            problems.add(root.line, "", "missing the 'models' list")
+        return []
+    if not isinstance(models.value, list):
+        if models.value is not INVALID:
+            problems.add(models.line, "models", f"expected a list of entries, got {describe(models.value)}")
+        return []
+    entries = (_entry(node, index, problems) for index, node in enumerate(models.value))
+    return [entry for entry in entries if entry is not None]
 
-    for key in fields:
-        if key not in ALLOWED_KEYS:
-            close = difflib.get_close_matches(str(key), sorted(ALLOWED_KEYS), n=1)
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
-            raise fail(key, f"unknown key {key!r}{hint}")
-    given = [k for k in MATCH_KEYS if k in fields]
-    if len(given) != 1:
-        raise fail(None, "needs exactly one of " + ", ".join(MATCH_KEYS) + f" (got {', '.join(given) or 'none'})")
-    kind = given[0]
-    pattern = fields[kind][1]
-    if not isinstance(pattern, str) or not pattern:
-        raise fail(kind, f"{kind} must be a non-empty string")
-    regex = None
-    if kind == "regex":
-        try:
-            regex = re.compile(pattern)
-        except re.error as exc:
-            raise fail(kind, f"invalid regex {pattern!r}: {exc}") from None
-    provider = fields.get("provider", (0, None))[1]
-    if provider is not None and (not isinstance(provider, str) or not provider):
-        raise fail("provider", "provider must be a provider id such as 'openai'")
-    prices: dict[str, Decimal] = {}
-    for key in PRICE_KEYS:
-        if key in fields:
-            prices[key] = _price(fields[key][1], lambda message, key=key: fail(key, message), key)
-    if "input_mtok" not in prices and "output_mtok" not in prices:
-        raise fail(None, "needs input_mtok or output_mtok (USD per million tokens)")
+
+class _Entry:
+    """One entry's fields while it is checked; each problem is added with its key's line."""
+
+    def __init__(self, fields: dict[str, Node], path: str, line: int, problems: Problems) -> None:
+        self.fields = fields
+        self.path = path
+        self.line = line
+        self.problems = problems
+        self.ok = True
+
+    def get(self, key: str) -> Any:
+        node = self.fields.get(key)
+        return None if node is None else node.value
+
+    def fail(self, key: str | None, message: str) -> None:
+        node = self.fields.get(key) if key else None
+        self.problems.add(node.line if node else self.line, f"{self.path}.{key}" if node else self.path, message)
+        self.ok = False
+
+
+def _entry(node: Node, index: int, problems: Problems) -> OverrideEntry | None:
+    path = f"models[{index}]"
+    fields = config_files.check_fields(node, path, sorted(ALLOWED_KEYS), problems)
+    if fields is None:
+        return None
+    entry = _Entry(fields, path, node.line, problems)
+    entry.ok = not any(key not in ALLOWED_KEYS for key in fields)
+    if any(value.value is INVALID for value in fields.values()):
+        entry.ok = False  # already reported by the reader (an invalid date, a bad tag)
+    kind, pattern, regex = _pattern(entry)
+    provider = _provider(entry)
+    prices = {key: _price(entry, key) for key in PRICE_KEYS if key in fields}
+    # A misspelt price key already says "did you mean 'input_mtok'?": not also "needs input_mtok".
+    meant = {config_files.nearest(key, PRICE_KEYS) for key in fields if key not in ALLOWED_KEYS}
+    if not prices and not meant & {"input_mtok", "output_mtok"}:
+        entry.fail(None, "needs input_mtok or output_mtok (USD per million tokens)")
+    elif "input_mtok" not in prices and "output_mtok" not in prices:
+        entry.ok = False
+    effective_from = _date(entry)
+    when = _when(entry)
+    if not entry.ok:
+        return None
     return OverrideEntry(
         kind=kind,
         pattern=pattern,
         provider=provider,
-        effective_from=_date(fields.get("effective_from", (0, None))[1], lambda m: fail("effective_from", m)),
-        when=_when(fields.get("when", (0, None))[1], lambda m: fail("when", m)),
+        effective_from=effective_from,
+        when=when,
         prices=prices,
-        line=line,
+        line=node.line,
         index=index,
         _regex=regex,
     )
 
 
-def _price(value: Any, fail: Any, key: str) -> Decimal:
-    # bool is an int in Python and "1e3" a string in YAML: both are mistakes here.
-    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
-        raise fail(f"{key} must be a number (USD per million tokens), got {value!r}")
-    try:
-        number = Decimal(str(value).strip())
-    except InvalidOperation:
-        raise fail(f"{key} must be a number (USD per million tokens), got {value!r}") from None
-    if not number.is_finite() or number < 0:
-        raise fail(f"{key} must be a non-negative number, got {value!r}")
+def _pattern(entry: _Entry) -> tuple[str, str, re.Pattern[str] | None]:
+    given = [k for k in MATCH_KEYS if k in entry.fields]
+    if len(given) != 1:
+        entry.fail(None, "needs exactly one of " + ", ".join(MATCH_KEYS) + f" (got {', '.join(given) or 'none'})")
+        return "", "", None
+    kind = given[0]
+    pattern = entry.get(kind)
+    if pattern is INVALID:
+        return kind, "", None
+    if not isinstance(pattern, str) or not pattern:
+        entry.fail(kind, f"must be non-empty text, got {describe(pattern)}")
+        return kind, "", None
+    regex = None
+    if kind == "regex":
+        try:
+            regex = re.compile(pattern)
+        except re.error as exc:
+            entry.fail(kind, f"invalid regex {pattern!r}: {exc}")
+    return kind, pattern, regex
+
+
+def _provider(entry: _Entry) -> str | None:
+    provider = entry.get("provider")
+    if provider is None or provider is INVALID:
+        return None
+    if isinstance(provider, str) and provider:
+        return provider
+    entry.fail("provider", f"must be a provider id such as 'openai', got {describe(provider)}")
+    return None
+
+
+def _price(entry: _Entry, key: str) -> Decimal:
+    value = entry.get(key)
+    if value is INVALID:
+        return Decimal(0)
+    # bool is an int in Python, and YAML reads 1e3 (no dot) as text: the first is a
+    # mistake, the second a number written the way people write it.
+    number: Decimal | None = None
+    if not isinstance(value, bool) and isinstance(value, int | float | str):
+        try:
+            number = Decimal(str(value).strip())
+        except InvalidOperation:
+            number = None
+    if number is None or not number.is_finite():
+        entry.fail(key, f"must be a number (USD per million tokens), got {describe(value)}")
+        return Decimal(0)
+    if number < 0:
+        entry.fail(key, f"must not be negative, got {value!r}")
     return number
 
 
-def _date(value: Any, fail: Any) -> date | None:
-    if value is None:
+def _date(entry: _Entry) -> date | None:
+    value = entry.get("effective_from")
+    if value is None or value is INVALID:
         return None
     if isinstance(value, datetime):
         return value.date()
@@ -277,24 +332,26 @@ def _date(value: Any, fail: Any) -> date | None:
             return date.fromisoformat(value.strip())
         except ValueError:
             pass
-    raise fail(f"effective_from must be a date like 2026-07-01, got {value!r}")
+    entry.fail("effective_from", f"must be a date like 2026-07-01, got {describe(value)}")
+    return None
 
 
-def _when(value: Any, fail: Any) -> tuple[tuple[str, str], ...]:
-    if value is None:
+def _when(entry: _Entry) -> tuple[tuple[str, str], ...]:
+    node = entry.fields.get("when")
+    if node is None or node.value is INVALID:
         return ()
-    if not isinstance(value, dict) or not value:
-        raise fail("when must be a mapping such as {service_tier: flex}")
+    if not isinstance(node.value, dict) or not node.value:
+        entry.fail("when", f"must be a mapping such as {{service_tier: flex}}, got {describe(node.plain())}")
+        return ()
     pairs = []
-    for key, item in value.items():
-        if not isinstance(key, str) or not isinstance(item, str):
-            raise fail(f"when values must be strings, got {key!r}: {item!r}")
-        pairs.append((key, item))
+    for key, item in node.value.items():
+        if not isinstance(item.value, str):
+            if item.value is not INVALID:
+                entry.problems.add(item.line, f"{entry.path}.when.{key}", f"must be text, got {describe(item.value)}")
+            entry.ok = False
+            continue
+        pairs.append((key, item.value))
     return tuple(sorted(pairs))
-
-
-def _scalar(node: Any) -> Any:
-    return node.value if hasattr(node, "value") and isinstance(node.value, str) else repr(node)
 
 
 def _digest(text: str) -> str:

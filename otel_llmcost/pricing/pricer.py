@@ -32,10 +32,11 @@ from datetime import date, datetime, timezone
 from functools import lru_cache
 from typing import Any
 
-from ..config import Settings
+from ..config import DEFAULT_MAX_PLAUSIBLE_TOKENS, Settings
+from ..config_files import ConfigFileError
 from . import overrides as price_overrides
-from .formula import Cost, PriceEntry, cost_of, model_price, rates_from_prices
-from .overrides import OverrideFile, PriceFileError, variant_label
+from .formula import Cost, PriceEntry, cost_of, implausible_cost, model_price, rates_from_prices
+from .overrides import OverrideFile, variant_label
 from .usage import Usage
 
 logger = logging.getLogger(__name__)
@@ -46,6 +47,14 @@ SOURCE_DATABASE = "genai-prices"
 # (an off-peak discount) and a snapshot swapped in at run time (genai-prices updates).
 RATES_TTL_S = 60.0
 _UTC = timezone.utc
+# A call's usage is implausible above this many times the model's context window. Not
+# 1x: Anthropic's long-context beta takes 1M tokens on models listed at 200k, and a call
+# that the SDK splits into several billed requests (Gemini automatic function calling)
+# sums their usage. The bound is there for 10**13, not to police context windows...
+CONTEXT_WINDOW_FACTOR = 10
+# ...so it is never below this: genai-prices lists some windows at 512 tokens, and a
+# window can grow before the data does.
+MIN_PLAUSIBLE_TOKENS = 2_000_000
 
 
 def genai_prices_version() -> str:
@@ -78,8 +87,12 @@ def _day_start(day: date | None, default: float) -> float:
 class Pricer:
     """Resolves models to the price entry in force and prices usages. Thread-safe."""
 
-    def __init__(self, overrides_path: str | os.PathLike[str] | None = None) -> None:
+    def __init__(
+        self, overrides_path: str | os.PathLike[str] | None = None, *, max_plausible_tokens: int | None = None
+    ) -> None:
         self._source_version: str | None = None  # read on first use: importing genai-prices takes ~0.1 s
+        # OTEL_LLMCOST_MAX_PLAUSIBLE_TOKENS, read on first use when not given; 0: not set.
+        self._max_plausible_tokens = max_plausible_tokens
         self.overrides: OverrideFile | None = None
         path = overrides_path if overrides_path is not None else Settings.load().prices_file
         if path:
@@ -100,14 +113,18 @@ class Pricer:
     # --- overrides --------------------------------------------------------------
 
     def load_overrides(self, path: str | os.PathLike[str], *, strict: bool = False) -> None:
-        """Load an override file. A broken file is logged (file, line, reason) and ignored,
-        never fatal to the app; ``strict`` raises :class:`PriceFileError` instead (CLI)."""
+        """Load an override file. A broken file is one ERROR line (every problem, file and
+        line, no traceback) and is ignored: calls are priced from genai-prices alone, never
+        fatal to the app; ``strict`` raises :class:`PriceFileError` instead (CLI)."""
         try:
             self.overrides = price_overrides.load(path)
-        except PriceFileError as exc:
+        except ConfigFileError as exc:
             if strict:
                 raise
-            logger.warning("otel-llmcost: ignoring the price override file: %s", exc)
+            logger.error(
+                "otel-llmcost: ignoring the price override file, prices come from genai-prices alone: %s",
+                "; ".join(exc.errors),
+            )
             self.overrides = None
         self._rates = {}
 
@@ -199,7 +216,13 @@ class Pricer:
         price_context: Mapping[str, str] | None = None,
         when: datetime | float | None = None,
     ) -> Cost | None:
-        """Price a call by the model that answered (often a dated id), else by the one asked for."""
+        """Price a call by the model that answered (often a dated id), else by the one asked for.
+
+        A usage above :meth:`plausible_tokens` costs nothing (:func:`implausible_cost`): a
+        provider bug claiming 10**13 tokens must not become a $1.5M span or spend a budget.
+        """
+        if usage.largest_count > self.plausible_tokens(request_model, response_model, provider_id, api_url):
+            return implausible_cost(response_model or request_model, provider_id or "")
         for model in call_models(request_model, response_model):
             cost = self.price(
                 usage, model, provider_id=provider_id, api_url=api_url, price_context=price_context, when=when
@@ -207,6 +230,23 @@ class Pricer:
             if cost is not None:
                 return cost
         return None
+
+    def plausible_tokens(
+        self, request_model: str, response_model: str | None, provider_id: str | None, api_url: str | None
+    ) -> int:
+        """The most tokens a call may report and be believed: the setting when given, else
+        :data:`CONTEXT_WINDOW_FACTOR` x the model's context window (genai-prices) but at
+        least :data:`MIN_PLAUSIBLE_TOKENS`, else :data:`~otel_llmcost.config.DEFAULT_MAX_PLAUSIBLE_TOKENS`."""
+        if self._max_plausible_tokens is None:
+            self._max_plausible_tokens = Settings.load().max_plausible_tokens or 0
+        if self._max_plausible_tokens:
+            return self._max_plausible_tokens
+        for model in call_models(request_model, response_model):
+            found = self.database_model(model, provider_id, api_url)
+            window = getattr(found[1], "context_window", None) if found is not None else None
+            if isinstance(window, int) and window > 0:
+                return max(window * CONTEXT_WINDOW_FACTOR, MIN_PLAUSIBLE_TOKENS)
+        return DEFAULT_MAX_PLAUSIBLE_TOKENS
 
     def call_window(
         self,

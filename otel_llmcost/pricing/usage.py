@@ -29,7 +29,16 @@ Reading a provider's usage object into a ``Usage`` is the provider module's job
 
 from __future__ import annotations
 
-__all__ = ["Usage"]
+__all__ = ["INT64_MAX", "Usage", "int64"]
+
+# OTLP integer attributes are int64: a larger Python int is dropped by the exporter (with
+# an ERROR per span), so counts are capped here before they become attributes.
+INT64_MAX = 2**63 - 1
+
+
+def int64(count: int) -> int:
+    """``count`` capped at :data:`INT64_MAX`, so it can be exported."""
+    return count if count <= INT64_MAX else INT64_MAX
 
 
 class Usage:
@@ -109,6 +118,12 @@ class Usage:
         return bool(
             self.input_audio_tokens or self.output_audio_tokens or self.input_image_tokens or self.output_image_tokens
         )
+
+    @property
+    def largest_count(self) -> int:
+        """What a plausibility bound is compared with: input + output, or any one count if larger
+        (a provider can report a subset, e.g. cache reads, that is absurd on its own)."""
+        return max(self.input_tokens + self.output_tokens, *(getattr(self, name) for name in _COUNTS))
 
     def plus(self, other: Usage) -> Usage:
         """The usage of two requests billed separately (e.g. the hops of one logical call)."""

@@ -30,6 +30,9 @@ from .. import semconv
 _GO_DURATION = re.compile(r"(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)")
 _UNIT_SECONDS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
 _MAX_HEADER = 64  # longer values are not rate-limit headers we understand
+# OTLP integer attributes are int64: a larger count would be dropped by the exporter with
+# an ERROR per span, and no real limit is that large, so such a header counts as malformed.
+INT64_MAX = 2**63 - 1
 
 
 @lru_cache(maxsize=512)  # the same few reset strings repeat on every response
@@ -41,9 +44,10 @@ def parse_go_duration(value: Any) -> float | None:
     if not text:
         return None
     try:
-        return float(text) if text[-1].isdigit() else _sum_go_units(text)
+        seconds = float(text) if text[-1].isdigit() else _sum_go_units(text)
     except ValueError:
         return None
+    return seconds if seconds is not None and math.isfinite(seconds) else None
 
 
 def _sum_go_units(text: str) -> float | None:
@@ -78,7 +82,16 @@ def parse_int(value: Any) -> int | None:
         number = int(value.strip())
     except ValueError:
         return None
-    return number if number >= 0 else None
+    return number if 0 <= number <= INT64_MAX else None
+
+
+def exportable(value: Any) -> bool:
+    """Whether a parsed header value can be an OTLP attribute: an int64 or a finite float."""
+    if isinstance(value, bool):
+        return False
+    if isinstance(value, int):
+        return -INT64_MAX - 1 <= value <= INT64_MAX
+    return isinstance(value, float) and math.isfinite(value)
 
 
 def parse_retry_after(headers: Mapping[str, str] | Any, now: float | None = None) -> float | None:
@@ -114,13 +127,14 @@ def ratelimit_specs(rows: tuple[tuple[str, str, str, Callable[[Any], Any]], ...]
 
 
 def ratelimit_values(get: Callable[[str], Any], specs: tuple[HeaderSpec, ...]) -> dict[str, int | float]:
-    """Attribute -> value for every header of ``specs`` present and well-formed."""
+    """Attribute -> value for every header of ``specs`` present, well-formed and exportable
+    (checked here once for every provider's parsers, the shared ones and their own)."""
     out: dict[str, int | float] = {}
     for header, attribute, parse in specs:
         raw = get(header)
         if raw is not None:
             value = parse(raw)
-            if value is not None:
+            if value is not None and exportable(value):
                 out[attribute] = value
     return out
 

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from ..storage import check_identifier
+from . import safe_query
 from .prefix_verdict import explain
 
 SQL_DIR = Path(__file__).with_name("sql")
@@ -154,7 +155,23 @@ def what_if(
     )
 
 
-def ad_hoc(client: Any, sql: str) -> Report:
-    """Run the user's own SQL (``otel-llmcost query``) as a report named ``query``."""
-    result = client.query(sql)
+def ad_hoc(client: Any, sql: str, *, write: bool = False) -> Report:
+    """Run the user's own SQL (``otel-llmcost query``) as a report named ``query``.
+
+    Exactly one statement. Read-only unless ``write``: checked by :mod:`.safe_query`
+    and run with ClickHouse's ``readonly=1``; a refusal raises
+    :class:`~.safe_query.QueryRefused` with the reason in one line.
+    """
+    safe_query.check_single_statement(client, sql)
+    if write:  # maintenance: the statement as given
+        result = client.query(sql)
+    else:
+        try:
+            safe_query.check_read_only(client, sql)
+            result = client.query(sql, settings=safe_query.READONLY_SETTINGS)
+        except Exception as exc:
+            refused = safe_query.refusal(exc)
+            if refused is not None:
+                raise refused from None
+            raise
     return Report(title="query", columns=list(result.column_names), rows=[tuple(r) for r in result.result_rows])

@@ -1,17 +1,18 @@
-"""Who and what an LLM call is for: endpoint, feature, team, user, session, task.
+"""Who and what an LLM call is for: endpoint, feature, team, user, session, tier, task.
 
 Sources, first wins per key:
 
 1. ``with llmcost.attributes(feature="search", user=user_id):`` (also a decorator),
    held in a contextvar so threads and asyncio tasks never see each other's values;
-2. OpenTelemetry baggage ``llmcost.endpoint`` ... ``llmcost.session`` (set by a web
-   middleware or an upstream service; baggage crosses process boundaries);
+2. OpenTelemetry baggage ``llmcost.endpoint`` ... ``llmcost.session``, ``llmcost.user.tier``
+   (set by a web middleware or an upstream service; baggage crosses process boundaries);
 3. for the endpoint only: ``http.route`` (prefixed with the method) of the enclosing
    SERVER span, as the FastAPI/Flask/Django instrumentations record it, even when the
    LLM call runs under INTERNAL spans of the handler (see :class:`ServerSpanTracker`).
 
 User ids can be personal data: with ``OTEL_LLMCOST_USER_HASH_KEY`` set they leave
-the process as a keyed hash (HMAC-SHA256, first 16 hex chars), stable per key.
+the process as a keyed hash (HMAC-SHA256, first 16 hex chars), stable per key. The
+user's tier (their plan: ``free``, ``pro``) is a small closed set and is never hashed.
 
 This is where every part of otel-llmcost learns who a call is for: the instrumentation
 puts it on LLM spans, task outcomes and limiter decisions use it too.
@@ -41,8 +42,9 @@ except ImportError:  # pragma: no cover
 from .. import semconv
 from ..runtime import ServerSpans
 
-_KEYS = semconv.ATTRIBUTION_KEYS + ("task",)
+_KEYS = semconv.ATTRIBUTION_KEYS + ("tier", "task")
 _ATTRIBUTES = {key: semconv.attribution_attribute(key) for key in semconv.ATTRIBUTION_KEYS}
+_ATTRIBUTES["tier"] = semconv.USER_TIER  # llmcost.user.tier: a property of the user, not llmcost.tier
 _ATTRIBUTES["task"] = semconv.TASK_ID
 _BAGGAGE_KEYS = tuple((key, _ATTRIBUTES[key]) for key in _KEYS)
 
@@ -72,8 +74,17 @@ class attributes:  # noqa: N801 - used like a function: ``with llmcost.attribute
         user: str | None = None,
         session: str | None = None,
         task: str | None = None,
+        tier: str | None = None,
     ) -> None:
-        given = {"endpoint": endpoint, "feature": feature, "team": team, "user": user, "session": session, "task": task}
+        given = {
+            "endpoint": endpoint,
+            "feature": feature,
+            "team": team,
+            "user": user,
+            "session": session,
+            "tier": tier,
+            "task": task,
+        }
         self._values = {k: str(v) for k, v in given.items() if v is not None}
         self._tokens: list[contextvars.Token[Any]] = []
 

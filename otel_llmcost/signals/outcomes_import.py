@@ -21,10 +21,16 @@ success grades (case-insensitive; default :data:`DEFAULT_SUCCESS_GRADES`); a num
 when it is at least the threshold, which must then be given (no silent default for
 what counts as "good enough").
 
-All or nothing: the whole file is validated first; any problem is reported with the
+Users: with ``OTEL_LLMCOST_USER_HASH_KEY`` set, ``user`` is stored as the same keyed
+hash the spans carry (:func:`~otel_llmcost.signals.attribution.hash_user`), never in
+clear, so it matches ``llm_calls.User``.
+
+All or nothing: the whole file is validated first; any problem (bad JSON, a bad value,
+a timestamp ClickHouse cannot store, nesting too deep to parse) is reported with the
 file name and line number and nothing is inserted. The rows go in as one insert with
-a deduplication token made from the file's contents and the success rule, so importing
-the same file twice stores it once.
+a deduplication token made from the file's *content* (each outcome in a canonical
+form: key order, line order and spelling of the JSON do not matter) and the success
+rule, so importing the same outcomes twice stores them once.
 """
 
 from __future__ import annotations
@@ -39,7 +45,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from ..config import Settings
 from ..storage.migrations import check_identifier
+from .attribution import hash_user
 
 DEFAULT_SUCCESS_GRADES = ("pass", "passed", "success", "succeeded", "correct", "yes", "true")
 COLUMNS = (
@@ -59,6 +67,11 @@ COLUMNS = (
 MAX_ERRORS_SHOWN = 20
 _TRACE_ID = re.compile(r"[0-9a-fA-F]{32}")
 _TEXT_FIELDS = ("feature", "endpoint", "team", "user", "service")
+# What llm_task_outcomes can hold: its partition key (toDate) and TTL (toDateTime) take
+# DateTime, 1970 to early 2106; a later or earlier time fails the insert, not the parse.
+EARLIEST = datetime(1970, 1, 1)
+LATEST = datetime(2105, 12, 31, 23, 59, 59)
+_UNSET: Any = object()  # "not given": the key comes from the settings
 
 
 class ImportFailed(ValueError):
@@ -124,20 +137,40 @@ def _text(record: dict[str, Any], key: str) -> str:
 def _timestamp(value: Any, default: datetime) -> datetime:
     if value is None:
         return default
+    moment = _moment(value)
+    if not EARLIEST <= moment <= LATEST:
+        raise _out_of_range(value)
+    return moment
+
+
+def _out_of_range(value: Any) -> ValueError:
+    return ValueError(f"timestamp {json.dumps(value)} is outside {EARLIEST:%Y-%m-%d} to {LATEST:%Y-%m-%d}")
+
+
+def _moment(value: Any) -> datetime:
+    """A naive UTC datetime from ISO 8601 text or Unix seconds; ValueError for anything else."""
     if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
-        return datetime.fromtimestamp(value, tz=timezone.utc).replace(tzinfo=None)
+        try:
+            return datetime.fromtimestamp(value, tz=timezone.utc).replace(tzinfo=None)
+        except (OverflowError, OSError, ValueError):  # beyond what a datetime holds (1e308)
+            raise _out_of_range(value) from None
     if isinstance(value, str):
         try:
             parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
         except ValueError:
             raise ValueError(f"timestamp {value!r} is not ISO 8601 (2026-11-23T14:00:00Z) or Unix seconds") from None
         if parsed.tzinfo is not None:
-            parsed = parsed.astimezone(timezone.utc).replace(tzinfo=None)
+            try:
+                parsed = parsed.astimezone(timezone.utc).replace(tzinfo=None)
+            except OverflowError:  # 9999-12-31T23:00:00-05:00 is in year 10000 in UTC
+                raise _out_of_range(value) from None
         return parsed
     raise ValueError(f"timestamp must be ISO 8601 text or Unix seconds, got {json.dumps(value)}")
 
 
-def _row(record: Any, rule: SuccessRule, now: datetime, service: str | None) -> tuple[str, list[Any]]:
+def _row(
+    record: Any, rule: SuccessRule, now: datetime, service: str | None, user_hash_key: str | None
+) -> tuple[str, list[Any]]:
     if not isinstance(record, dict):
         raise ValueError("expected a JSON object")
     task_id = _text(record, "task_id")
@@ -162,7 +195,7 @@ def _row(record: Any, rule: SuccessRule, now: datetime, service: str | None) -> 
         texts["endpoint"],
         texts["feature"],
         texts["team"],
-        texts["user"],
+        hash_user(texts["user"], user_hash_key) if texts["user"] else "",
         0.0,
     ]
     return key, row
@@ -175,9 +208,15 @@ def parse_lines(
     rule: SuccessRule,
     service: str | None = None,
     now: datetime | None = None,
+    user_hash_key: str | None = _UNSET,
 ) -> list[list[Any]]:
-    """Rows for ``llm_task_outcomes``; raises :class:`ImportFailed` listing every bad line."""
+    """Rows for ``llm_task_outcomes``; raises :class:`ImportFailed` listing every bad line.
+
+    ``user_hash_key`` defaults to ``OTEL_LLMCOST_USER_HASH_KEY``, as for spans.
+    """
     now = now or datetime.now(tz=timezone.utc).replace(tzinfo=None)
+    if user_hash_key is _UNSET:
+        user_hash_key = Settings.load().user_hash_key
     rows: list[list[Any]] = []
     problems: list[str] = []
     seen: dict[str, int] = {}
@@ -185,12 +224,12 @@ def parse_lines(
         if not line.strip():
             continue
         try:
-            record = json.loads(line)
-        except json.JSONDecodeError as exc:
-            problems.append(f"{source}:{number}: not valid JSON ({exc.msg} at column {exc.colno})")
+            record = _json(line)
+        except ValueError as exc:
+            problems.append(f"{source}:{number}: {exc}")
             continue
         try:
-            key, row = _row(record, rule, now, service)
+            key, row = _row(record, rule, now, service, user_hash_key)
         except ValueError as exc:
             problems.append(f"{source}:{number}: {exc}")
             continue
@@ -206,8 +245,35 @@ def parse_lines(
     return rows
 
 
-def read_file(path: str | Path, *, rule: SuccessRule, service: str | None = None) -> Parsed:
-    """Validate the whole file; the dedup token covers its bytes and the success rule."""
+def _json(line: str) -> Any:
+    """One line's JSON value; ValueError says why not (never a RecursionError or the like)."""
+    try:
+        return json.loads(line)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"not valid JSON ({exc.msg} at column {exc.colno})") from None
+    except RecursionError:
+        raise ValueError("not valid JSON (nested too deeply)") from None
+    except ValueError as exc:  # e.g. an integer of more digits than Python converts
+        raise ValueError(f"not valid JSON ({exc})") from None
+
+
+def content_token(rows: Sequence[list[Any]], given_timestamps: Sequence[bool]) -> str:
+    """A digest of what the rows say, whatever the file's key order, line order or spelling.
+
+    A timestamp defaulted to the import time is left out: the same outcomes imported
+    again an hour later are the same content.
+    """
+    canonical = sorted(
+        json.dumps([row[0].isoformat() if given else None, *row[1:]], sort_keys=True, separators=(",", ":"))
+        for row, given in zip(rows, given_timestamps, strict=True)
+    )
+    return hashlib.sha256("\n".join(canonical).encode()).hexdigest()
+
+
+def read_file(
+    path: str | Path, *, rule: SuccessRule, service: str | None = None, user_hash_key: str | None = _UNSET
+) -> Parsed:
+    """Validate the whole file; the dedup token covers its content and the success rule."""
     path = Path(path)
     try:
         data = path.read_bytes()
@@ -218,8 +284,12 @@ def read_file(path: str | Path, *, rule: SuccessRule, service: str | None = None
     except UnicodeDecodeError as exc:
         line = data[: exc.start].count(b"\n") + 1
         raise ImportFailed([f"{path}:{line}: not UTF-8 text"]) from None
-    rows = parse_lines(text.splitlines(), source=str(path), rule=rule, service=service)
-    digest = hashlib.sha256(data)
+    now = datetime.now(tz=timezone.utc).replace(tzinfo=None)
+    rows = parse_lines(
+        text.splitlines(), source=str(path), rule=rule, service=service, now=now, user_hash_key=user_hash_key
+    )
+    # A row whose timestamp is `now` itself (the same object) had none in the file.
+    digest = hashlib.sha256(content_token(rows, [row[0] is not now for row in rows]).encode())
     digest.update(rule.fingerprint().encode())
     digest.update(repr(service).encode())
     return Parsed(rows, f"llmcost-outcomes-import-{digest.hexdigest()}")

@@ -6,6 +6,7 @@
 """
 
 from .connection import (
+    DatabaseMissing,
     EmbeddedStoreMissing,
     StorageBusy,
     chdb_path,
@@ -17,14 +18,19 @@ from .connection import (
     embedded_available,
     is_busy_error,
     is_chdb,
+    is_held,
     open_client,
+    priority_turn,
+    priority_waiting,
     redact_dsn,
     redact_text,
+    turn,
 )
 from .migrations import MAX_TTL_DAYS, check_identifier, migrate, render, rendered_statements
 
 __all__ = [
     "MAX_TTL_DAYS",
+    "DatabaseMissing",
     "EmbeddedStoreMissing",
     "StorageBusy",
     "chdb_path",
@@ -37,10 +43,14 @@ __all__ = [
     "embedded_available",
     "is_busy_error",
     "is_chdb",
+    "is_held",
     "migrate",
     "open_client",
+    "priority_turn",
+    "priority_waiting",
     "redact_dsn",
     "redact_text",
     "render",
     "rendered_statements",
+    "turn",
 ]

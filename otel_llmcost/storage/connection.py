@@ -34,13 +34,32 @@ from ..config import CHDB_SCHEME, Settings
 # How to install the embedded store: the extra, from a checkout while the package is not on an index.
 EMBEDDED_INSTALL = "pip install -e '.[embedded]' in an otel-llmcost checkout (the 'embedded' extra: chdb)"
 
-_BUSY_MARKERS = ("Unable to open the chdb engine", "already initialized with path", "Cannot lock file")
+_BUSY_MARKERS = ("already initialized with path", "Cannot lock file")
+# chdb words every failure to open a path the same way, whether another process holds it or
+# the path is damaged (its own ClickHouse error goes to stderr only), so which one it was is
+# read from ClickHouse's lock on the path's status file.
+_OPEN_FAILED = "Unable to open the chdb engine"
 LOCK_NAME = "ingest.lock"
+# Held by a CLI command while it waits for and uses an embedded path; the ingester starts
+# no pass while it is held, so people come before the background work.
+PRIORITY_LOCK_NAME = "read.lock"
 DEFAULT_OPEN_WAIT_S = 15.0
 
 
 class StorageBusy(RuntimeError):
     """The chdb path is held by another process (or this process holds another path)."""
+
+
+class DatabaseMissing(LookupError):
+    """A read found no database where it looked: nothing was created, nothing to show."""
+
+    def __init__(self, where: str, database: str) -> None:
+        self.where = where
+        self.database = database
+        super().__init__(
+            f"no otel-llmcost database {database!r} at {where}: run `otel-llmcost demo`, or your app under "
+            "`opentelemetry-instrument --traces_exporter llmcost` (or pass --dsn/--database where it writes)"
+        )
 
 
 def configured_dsn() -> str:
@@ -129,9 +148,12 @@ def connect(dsn: str, **kwargs: Any) -> Any:
         try:
             return clickhouse_connect.get_client(dsn=f"{CHDB_SCHEME}{path}", **kwargs)
         except Exception as exc:
-            if is_busy_error(exc):
+            if is_busy_error(exc) or (_OPEN_FAILED in str(exc) and is_held(path / "status")):
                 raise StorageBusy(f"chdb path {path} is in use by another process") from None
-            raise RuntimeError(f"cannot open {path}: {exc}") from None
+            raise RuntimeError(
+                f"cannot open the embedded database at {path} (not held by another process: damaged, "
+                f"unreadable or out of disk space; chdb's own error is on stderr): {exc}"
+            ) from None
     scheme = urlsplit(dsn).scheme
     if scheme not in ("http", "https", "clickhouse", "clickhouses"):
         raise ValueError(f"unsupported DSN scheme in {redact_dsn(dsn)}: use chdb://, http:// or https://")
@@ -173,21 +195,21 @@ if hasattr(os, "register_at_fork"):
 
 
 @contextlib.contextmanager
-def chdb_turn(dsn: str, wait_s: float = 0.0) -> Iterator[bool]:
-    """Hold this process's turn at the chdb path of ``dsn``; yields False if it is not free
-    within ``wait_s`` (0: do not wait). Re-entrant within one thread."""
-    lock_path = chdb_path(dsn).parent / LOCK_NAME
-    turn = _turn_for(lock_path)
+def turn(lock_path: Path, wait_s: float = 0.0) -> Iterator[bool]:
+    """Hold the exclusive turn guarded by ``lock_path`` (a ``flock``, released by the kernel
+    if the holder dies); yields False if it is not free within ``wait_s`` (0: do not wait).
+    Re-entrant within one thread."""
+    state = _turn_for(lock_path)
     me = threading.get_ident()
-    if turn.owner == me:
-        turn.depth += 1
+    if state.owner == me:
+        state.depth += 1
         try:
             yield True
         finally:
-            turn.depth -= 1
+            state.depth -= 1
         return
     deadline = time.monotonic() + max(wait_s, 0.0)
-    if not (turn.lock.acquire(timeout=wait_s) if wait_s > 0 else turn.lock.acquire(False)):
+    if not (state.lock.acquire(timeout=wait_s) if wait_s > 0 else state.lock.acquire(False)):
         yield False
         return
     try:
@@ -204,14 +226,46 @@ def chdb_turn(dsn: str, wait_s: float = 0.0) -> Iterator[bool]:
                         return
                     time.sleep(delay)
                     delay = min(delay * 2, 0.2)
-            turn.owner, turn.depth = me, 1
+            state.owner, state.depth = me, 1
             try:
                 yield True
             finally:
-                turn.owner, turn.depth = None, 0
+                state.owner, state.depth = None, 0
                 fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
     finally:
-        turn.lock.release()
+        state.lock.release()
+
+
+def chdb_turn(dsn: str, wait_s: float = 0.0) -> contextlib.AbstractContextManager[bool]:
+    """:func:`turn` at the chdb path of ``dsn`` (``<data dir>/ingest.lock``)."""
+    return turn(chdb_path(dsn).parent / LOCK_NAME, wait_s)
+
+
+def priority_turn(dsn: str, wait_s: float = 0.0) -> contextlib.AbstractContextManager[bool]:
+    """Announce a foreground user of the chdb path of ``dsn`` (``<data dir>/read.lock``)."""
+    return turn(chdb_path(dsn).parent / PRIORITY_LOCK_NAME, wait_s)
+
+
+def priority_waiting(directory: Path) -> bool:
+    """Whether a foreground user announced itself for the path in ``directory``."""
+    return is_held(directory / PRIORITY_LOCK_NAME)
+
+
+def is_held(lock_path: Path) -> bool:
+    """Whether another process holds ``lock_path``'s ``flock`` right now (a snapshot)."""
+    try:
+        fd = os.open(lock_path, os.O_RDONLY)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    except OSError:
+        return False
+    finally:
+        os.close(fd)  # closing drops the probe's own lock
+    return False
 
 
 def connect_waiting(dsn: str, deadline: float, **kwargs: Any) -> Any:
@@ -231,8 +285,9 @@ def connect_waiting(dsn: str, deadline: float, **kwargs: Any) -> Any:
 def open_client(dsn: str | None = None, *, wait_s: float = DEFAULT_OPEN_WAIT_S, **kwargs: Any) -> Iterator[Any]:
     """Open a client, yield it, and always close it, so a chdb path is never held idle.
 
-    For chdb, waits up to ``wait_s`` for the path (another otel-llmcost process ingesting,
-    or any process holding it) and raises :class:`StorageBusy` after that.
+    For chdb, announces itself (:func:`priority_turn`: the ingester gives way), waits up
+    to ``wait_s`` for the path (an ingest pass, or any process holding it) and raises
+    :class:`StorageBusy` after that.
     """
     dsn = dsn or configured_dsn()
     if not is_chdb(dsn):
@@ -244,9 +299,9 @@ def open_client(dsn: str | None = None, *, wait_s: float = DEFAULT_OPEN_WAIT_S, 
                 client.close()
         return
     deadline = time.monotonic() + max(wait_s, 0.0)
-    with chdb_turn(dsn, wait_s=wait_s) as mine:
-        if not mine:
-            raise StorageBusy(f"chdb path {chdb_path(dsn)} is in use by another process")
+    with priority_turn(dsn, wait_s=wait_s) as announced, chdb_turn(dsn, wait_s=wait_s) as mine:
+        if not (announced and mine):
+            raise StorageBusy(f"chdb path {chdb_path(dsn)} stayed in use by another process for {wait_s:.0f} s")
         client = connect_waiting(dsn, deadline, **kwargs)
         try:
             yield client

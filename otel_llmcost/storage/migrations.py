@@ -11,12 +11,19 @@ Every statement is ``CREATE ... IF NOT EXISTS`` or an idempotent ``ALTER``, so
 with their checksum (``sql/000_schema_files.sql``): unchanged files are skipped, and a
 new or edited file is applied in upgrade mode (:func:`upgrade_statements`), which is
 how a database created by an older release gets new columns, queries and views.
+
+The record says what was applied, not what still exists: a table, materialized view or
+view dropped since (by hand, or a bad ``query --write``) would stay missing, and with
+``otel_traces`` or an MV's target table gone every insert fails. So each file whose
+objects are not all in ``system.tables`` is applied again (idempotent: existing tables
+and their rows are untouched) and the objects it recreated are reported as repaired.
 """
 
 from __future__ import annotations
 
 import hashlib
 import re
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -118,33 +125,81 @@ def rendered_statements(*, database: str = "otel", cluster: str | None = None, t
     return statements
 
 
-def migrate(client: Any, *, database: str = "otel", cluster: str | None = None, ttl_days: int = 180) -> list[str]:
-    """Create or complete the schema through a clickhouse-connect client; return what ran.
+@dataclass
+class MigrationResult:
+    """What :func:`apply_migrations` ran, and which objects it recreated because an
+    applied file's table, materialized view or view had been dropped."""
 
-    Safe to repeat: files already applied with the same checksum are skipped, and every
-    statement is idempotent. A new or changed file is applied in upgrade mode
-    (:func:`upgrade_statements`), so databases created by an older release gain the new
-    columns, materialized-view queries and views. On failure the exception names the
-    statement that failed (its first line), never credentials.
+    statements: list[str] = field(default_factory=list)
+    repaired: list[str] = field(default_factory=list)
+
+
+def migrate(client: Any, *, database: str = "otel", cluster: str | None = None, ttl_days: int = 180) -> list[str]:
+    """Create, complete or repair the schema through a clickhouse-connect client; return what ran.
+
+    Safe to repeat: files already applied with the same checksum are skipped unless an
+    object they create is missing, and every statement is idempotent. A new or changed
+    file is applied in upgrade mode (:func:`upgrade_statements`), so databases created by
+    an older release gain the new columns, materialized-view queries and views. On
+    failure the exception names the statement that failed (its first line), never
+    credentials.
     """
+    return apply_migrations(client, database=database, cluster=cluster, ttl_days=ttl_days).statements
+
+
+def apply_migrations(
+    client: Any, *, database: str = "otel", cluster: str | None = None, ttl_days: int = 180
+) -> MigrationResult:
+    """:func:`migrate`, also saying which dropped objects were recreated."""
     on_cluster = render("{cluster}", database=database, cluster=cluster, ttl_days=ttl_days)
-    done: list[str] = []
-    _run(client, f"CREATE DATABASE IF NOT EXISTS {database}{on_cluster}", done)
+    result = MigrationResult()
+    _run(client, f"CREATE DATABASE IF NOT EXISTS {database}{on_cluster}", result.statements)
     applied = _applied_checksums(client, database)
+    existing = _existing_objects(client, database)
     for path in migration_files():
         text = render(path.read_text(encoding="utf-8"), database=database, cluster=cluster, ttl_days=ttl_days)
         checksum = hashlib.sha256(text.encode("utf-8")).hexdigest()
-        if applied.get(path.name) == checksum:
+        statements = split_statements(text)
+        missing = [name for name in created_objects(statements) if name not in existing]
+        if applied.get(path.name) == checksum and not missing:
             continue
-        for statement in split_statements(text):
+        if path.name in applied:  # recorded as applied, yet objects are gone: a repair
+            result.repaired.extend(missing)
+        for statement in statements:
             for upgraded in upgrade_statements(statement, stored_query=_stored_view_query(client, statement)):
-                _run(client, upgraded, done)
+                _run(client, upgraded, result.statements)
         _run(
             client,
             f"INSERT INTO {database}.llmcost_schema_files (File, Checksum) VALUES ('{path.name}', '{checksum}')",
-            done,
+            result.statements,
         )
-    return done
+    return result
+
+
+_CREATES = re.compile(
+    r"^CREATE (?:OR REPLACE )?(?:TABLE|(?:MATERIALIZED )?VIEW) (?:IF NOT EXISTS )?\w+\.(?P<name>\w+)", re.IGNORECASE
+)
+
+
+def created_objects(statements: list[str]) -> list[str]:
+    """The names (without the database) of the tables and views ``statements`` create.
+
+    Our own files only, rendered: every CREATE starts a statement and names its object
+    as ``database.name`` (the files are written so; a test checks every object is seen).
+    """
+    return [match.group("name") for match in map(_CREATES.match, statements) if match]
+
+
+def _existing_objects(client: Any, database: str) -> set[str]:
+    """Names of the tables and views in ``database``; empty when the server cannot say
+    (then every file is applied again, which is safe on any state)."""
+    try:
+        rows = client.query(
+            "SELECT name FROM system.tables WHERE database = {d:String}", parameters={"d": database}
+        ).result_rows
+    except Exception:
+        return set()
+    return {str(name) for (name,) in rows}
 
 
 def _run(client: Any, statement: str, done: list[str]) -> None:

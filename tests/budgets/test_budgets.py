@@ -9,7 +9,7 @@ import pytest
 
 import otel_llmcost as llmcost
 from otel_llmcost import semconv
-from otel_llmcost.budgets import BudgetConfig, BudgetExceeded, MemoryStore, period_bounds
+from otel_llmcost.budgets import BudgetConfig, BudgetExceeded, MemoryStore, load_budget_config, period_bounds
 from otel_llmcost.demo.fakes import Reply, openai_client
 from tests.helpers.budgets import ACTUAL_4O, ACTUAL_MINI, ESTIMATE_MINI, MESSAGES, Clock, budgets
 
@@ -47,7 +47,7 @@ def test_config_file_yaml(tmp_path):
         "  - {name: monthly, limit_usd: 100}\n"
         "  - {name: per-user, scope: user, period: day, limit_usd: 2, action: downgrade, downgrade_to: gpt-4o-mini}\n"
     )
-    config = BudgetConfig.load(path)
+    config = load_budget_config(path)
     assert config.timezone == "Europe/Berlin" and config.request.max_total_tokens == 1000
     assert [b.name for b in config.budgets] == ["monthly", "per-user"]
     assert config.budgets[1].downgrade_to == "gpt-4o-mini"
@@ -171,7 +171,7 @@ def test_soft_threshold_records_an_event_and_a_metric(instrument, otel, fake, tm
     spans = otel.spans()
     assert [len(s.events) for s in spans] == [0, 0, 1]
     event = spans[2].events[0]
-    assert event.name == semconv.EVENT_BUDGET_SOFT_LIMIT
+    assert event.name == semconv.EVENT_BUDGET_THRESHOLD_CROSSED
     assert event.attributes[semconv.BUDGET_NAME] == "daily" and event.attributes[semconv.BUDGET_THRESHOLD] == 0.8
     assert spans[2].attributes[semconv.BUDGET_ACTION] == "warn"
     points = otel.metrics()[semconv.METRIC_BUDGET_EVENTS]
@@ -238,9 +238,9 @@ def test_a_reservation_never_settled_expires_with_its_lease(tmp_path):
     store = b.store
     assert isinstance(store, MemoryStore)
     now_ms = int(clock.now.timestamp() * 1000)
-    assert store.reserve(counters, 100, "crashed|100", now_ms, now_ms + 60_000)[0] == 0
-    assert store.reserve(counters, 1, "next|1", now_ms + 59_000, now_ms + 119_000)[0] == 1  # still held
-    assert store.reserve(counters, 100, "later|100", now_ms + 60_000, now_ms + 120_000)[0] == 0  # lease expired
+    assert store.reserve(counters, [100], "crashed", now_ms, now_ms + 60_000)[0] == 0
+    assert store.reserve(counters, [1], "next", now_ms + 59_000, now_ms + 119_000)[0] == 1  # still held
+    assert store.reserve(counters, [100], "later", now_ms + 60_000, now_ms + 120_000)[0] == 0  # lease expired
 
 
 # --- status ---------------------------------------------------------------------------------
@@ -251,8 +251,8 @@ def test_status_reports_burn_rate_and_projected_exhaustion(tmp_path):
     b = budgets({"budgets": [{"name": "m", "period": "month", "limit_usd": 30.0}]}, tmp_path, clock=clock)
     counters = [c for _, _, c in b._counters({})]
     now_ms = int(clock.now.timestamp() * 1000)
-    b.store.reserve(counters, 10 * 10**9, "r|10000000000", now_ms, now_ms + 1000)
-    b.store.settle([c.key for c in counters], "r|10000000000", 10 * 10**9, 10 * 10**9)  # $10 in 10 days
+    b.store.reserve(counters, [10 * 10**9], "r", now_ms, now_ms + 1000)
+    b.store.settle([c.key for c in counters], "r", [10 * 10**9], [10 * 10**9])  # $10 in 10 days
     (status,) = b.status()
     assert status.used_usd == 10 and status.burn_rate_usd_per_day == pytest.approx(1.0)
     assert status.projected_exhaustion is None  # $20 left at $1/day: lasts until the reset on 1 July

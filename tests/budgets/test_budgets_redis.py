@@ -91,9 +91,9 @@ while int(store.client.get("barrier")) < int(sys.argv[6]):  # start together, so
     pass
 granted = 0
 for i in range(rounds):
-    member = f"{worker}-{i}|{amount}"
-    if store.reserve([counter], amount, member, 0, 10**15)[0] == 0:
-        store.settle([counter.key], member, amount, amount)
+    lease = f"{worker}-{i}"
+    if store.reserve([counter], [amount], lease, 0, 10**15)[0] == 0:
+        store.settle([counter.key], lease, [amount], [amount])
         granted += 1
 print(granted)
 """
@@ -129,24 +129,24 @@ def test_processes_racing_for_a_cap_get_exactly_what_fits(store, redis_url):
 def test_reserve_is_all_or_nothing_across_budgets(store):
     roomy = Counter("llmcost:{budgets}:a:p:", 1_000, 60)
     tight = Counter("llmcost:{budgets}:b:p:", 10, 60)
-    failed, used, reserved = store.reserve([roomy, tight], 50, "x|50", 0, 10_000)
+    failed, used, reserved = store.reserve([roomy, tight], [50, 50], "x", 0, 10_000)
     assert failed == 2 and used == [0, 0] and reserved == [0, 0]
     assert store.read(roomy.key, 0) == (0, 0)
 
 
 def test_expired_leases_are_dropped_and_never_released_twice(store):
     counter = Counter("llmcost:{budgets}:lease:p:", 100, 60)
-    assert store.reserve([counter], 100, "dead|100", 0, 1_000)[0] == 0
-    assert store.reserve([counter], 100, "next|100", 999, 2_000)[0] == 1
-    assert store.reserve([counter], 100, "next|100", 1_000, 2_000)[0] == 0  # the dead lease expired
-    store.settle([counter.key], "dead|100", 100, None)  # a late release of the expired lease: no effect
+    assert store.reserve([counter], [100], "dead", 0, 1_000)[0] == 0
+    assert store.reserve([counter], [100], "next", 999, 2_000)[0] == 1
+    assert store.reserve([counter], [100], "next", 1_000, 2_000)[0] == 0  # the dead lease expired
+    store.settle([counter.key], "dead", [100], None)  # a late release of the expired lease: no effect
     assert store.read(counter.key, 1_500) == (0, 100)
 
 
 def test_counters_expire_after_their_period(store, tmp_path):
     b = budgets({"budgets": [{"name": "d", "period": "day", "limit_usd": 1}]}, tmp_path, store=store)
     ((_, _, counter),) = b._counters({})
-    store.reserve([counter], 1, "m|1", 0, 10)
+    store.reserve([counter], [1], "m", 0, 10)
     assert 86_400 < store.client.ttl(counter.key) <= 2 * 86_400  # the rest of today plus a day of grace
 
 
@@ -305,7 +305,7 @@ def test_soft_threshold_event_on_redis(instrument, otel, fake, store, tmp_path):
     client = SlowFake(fake, delay_s=0).sync_client()
     for _ in range(3):
         client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, max_tokens=20)
-    assert [[e.name for e in s.events] for s in otel.spans()] == [[], [], [semconv.EVENT_BUDGET_SOFT_LIMIT]]
+    assert [[e.name for e in s.events] for s in otel.spans()] == [[], [], [semconv.EVENT_BUDGET_THRESHOLD_CROSSED]]
 
 
 def test_status_lists_every_user_in_the_period(instrument, fake, store, tmp_path):
@@ -331,8 +331,8 @@ def test_cli_shows_the_live_redis_counters(store, redis_url, tmp_path):
     path.write_text(json.dumps({"store": redis_url, "budgets": [{"name": "m", "limit_usd": 10}]}))
     b = budgets(json.loads(path.read_text()), tmp_path, store=store)
     ((_, _, counter),) = b._counters({})
-    store.reserve([counter], 2 * 10**9, "r|2000000000", 0, 10**15)
-    store.settle([counter.key], "r|2000000000", 2 * 10**9, 2 * 10**9)
+    store.reserve([counter], [2 * 10**9], "r", 0, 10**15)
+    store.settle([counter.key], "r", [2 * 10**9], [2 * 10**9])
     result = CliRunner().invoke(app, ["budgets", "--file", str(path), "--format", "json"])
     assert result.exit_code == 0, result.output
     (row,) = json.loads(result.output)[0]["rows"]

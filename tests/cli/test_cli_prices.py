@@ -63,7 +63,9 @@ def test_check_lists_entries_and_rejects_a_broken_file(prices_file, tmp_path):
     bad.write_text("models:\n  - model: x\n    input_mtok: 1\n    output_mtok: lots\n")
     result = run("prices", "check", str(bad))
     assert result.exit_code == 2
-    assert "bad.yaml:4: models[0]: output_mtok must be a number" in result.output
+    assert result.output == (
+        f"{bad}:4: models[0].output_mtok: must be a number (USD per million tokens), got the string 'lots'\n"
+    )  # the lines and nothing else: no traceback
     # A broken file is an error for the commands that price, not silently ignored.
     assert run("prices", "gpt-4o", "--prices-file", str(bad)).exit_code == 2
 

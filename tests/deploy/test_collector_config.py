@@ -107,3 +107,59 @@ def test_exporter_credentials_and_endpoint_come_from_the_environment():
 
 def test_health_check_extension_is_enabled():
     assert CONFIGS["default"]["extensions"]["health_check"]["endpoint"].endswith(":13133")
+
+
+# --- metrics ----------------------------------------------------------------------------------
+
+METRICS_TABLES = {
+    "sum": "otel_metrics_sum",
+    "gauge": "otel_metrics_gauge",
+    "histogram": "otel_metrics_histogram",
+    "exponential_histogram": "otel_metrics_exp_histogram",
+    "summary": "otel_metrics_summary",
+}
+
+
+def test_metrics_pipeline_is_otlp_memory_limiter_first_batch_last_into_clickhouse(config):
+    metrics = config["service"]["pipelines"]["metrics"]
+    assert metrics["receivers"] == ["otlp"]
+    assert metrics["processors"] == ["memory_limiter", "batch"]
+    (exporter,) = metrics["exporters"]
+    assert exporter.split("/")[0] == "clickhouse"  # the clickhouse exporter's type, one more instance
+    assert exporter != "clickhouse", "the traces exporter never creates schema; metrics have their own instance"
+
+
+def test_metrics_exporter_writes_the_exporters_metric_tables_in_our_database():
+    """Table names per metric type (the exporter's `metrics_tables.<type>.name`); the tables
+    are the exporter's own DDL (create_schema), so no migration may create one of them."""
+    traces = CONFIGS["default"]["exporters"]["clickhouse"]
+    metrics = CONFIGS["default"]["exporters"]["clickhouse/metrics"]
+    assert metrics["create_schema"] is True
+    assert {kind: table["name"] for kind, table in metrics["metrics_tables"].items()} == METRICS_TABLES
+    for key in ("endpoint", "username", "password", "database", "ttl"):
+        assert metrics[key] == traces[key], key
+    assert metrics["retry_on_failure"]["enabled"] is True and metrics["sending_queue"]["enabled"] is True
+    created = "\n".join(rendered_statements(database=metrics["database"]))
+    for table in METRICS_TABLES.values():
+        assert f".{table} " not in created and f".{table}\n" not in created
+
+
+def test_the_metrics_the_app_emits_are_the_ones_the_config_names():
+    """The pipeline's comment names real instruments (semconv.METRIC_*), so the docs and the
+    config never drift from what the app exports."""
+    text = CONFIG.read_text(encoding="utf-8")
+    for name in (
+        semconv.METRIC_COST,
+        semconv.METRIC_CACHE_SAVINGS,
+        semconv.METRIC_TOKEN_USAGE,
+        semconv.METRIC_OPERATION_DURATION,
+        semconv.METRIC_BUDGET_EVENTS,
+        semconv.METRIC_LIMITER_DECISIONS,
+    ):
+        assert name in text, name
+
+
+def test_compose_demo_app_exports_metrics_over_otlp():
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text(encoding="utf-8"))
+    command = compose["services"]["demo-app"]["command"]
+    assert command[command.index("--metrics_exporter") + 1] == "otlp"

@@ -28,6 +28,7 @@ from otel_llmcost.reporting.html import (
     variable_sql,
 )
 from otel_llmcost.storage.migrations import migration_files
+from tests.helpers.budget_rows import add_demo_budgets
 from tests.helpers.dashboard_db import open_dashboard_database
 from tests.helpers.paths import DASHBOARDS, ROOT
 
@@ -229,6 +230,64 @@ EXPECTED_COLUMNS: dict[str, dict[str, list[str]]] = {
             "Spend",
         ],
     },
+    "llmcost-budgets": {
+        "Budgets at their thresholds": ["Scopes", "AtNotify70", "AtDowngrade85", "AtRefuse95"],
+        "Spend vs limit per budget": [
+            "Budget",
+            "Scope",
+            "ScopeValue",
+            "Period",
+            "PeriodStart",
+            "Calls",
+            "UsedUsd",
+            "LimitUsd",
+            "UsedShare",
+            "UsedTokens",
+            "LimitTokens",
+            "LimitShare",
+        ],
+        "Burn rate and projected exhaustion": [
+            "Budget",
+            "Scope",
+            "ScopeValue",
+            "Period",
+            "BurnRateUsdPerDay",
+            "ProjectedUsdAtPeriodEnd",
+            "LimitUsd",
+            "ProjectedExhaustion",
+            "PeriodEnd",
+        ],
+        "Headroom per scope": [
+            "Scope",
+            "Budget",
+            "ScopeValue",
+            "HeadroomUsd",
+            "HeadroomShare",
+            "HeadroomTokens",
+            "PeriodEnd",
+        ],
+        "Budget events per hour": ["time", "Kind", "Events"],
+        "Recent budget events": [
+            "Timestamp",
+            "Kind",
+            "Budget",
+            "Scope",
+            "ScopeValue",
+            "Period",
+            "Threshold",
+            "Action",
+            "UsedUsd",
+            "LimitUsd",
+            "UsedShare",
+            "Model",
+            "DowngradedTo",
+            "ServiceName",
+            "Endpoint",
+            "Feature",
+            "User",
+            "TraceId",
+        ],
+    },
 }
 
 ALERT_COLUMNS = {
@@ -237,14 +296,25 @@ ALERT_COLUMNS = {
     "llmcost-throttle-rate": ["ServiceName", "RequestModel", "value"],
     "llmcost-app-throttle-rate": ["ServiceName", "Route", "value"],
     "llmcost-unpriced-spend": ["ServiceName", "Provider", "RequestModel", "value"],
+    "llmcost-budget-notify": ["Budget", "Scope", "ScopeValue", "Period", "value"],
+    "llmcost-budget-downgrade": ["Budget", "Scope", "ScopeValue", "Period", "value"],
+    "llmcost-budget-refuse": ["Budget", "Scope", "ScopeValue", "Period", "value"],
+    "llmcost-budget-unchecked": ["ServiceName", "value"],
 }
-# Alerts that the demo data (today's spike, cache drop, unpriced model, app limiter refusals) must fire.
+# Alerts that the demo data (today's spike, cache drop, unpriced model, app limiter refusals,
+# budgets at 80.5%, 88% and 97%, unchecked calls) must fire.
 ALERTS_FIRING_ON_DEMO = {
     "llmcost-spend-anomaly",
     "llmcost-cache-hit-drop",
     "llmcost-unpriced-spend",
     "llmcost-app-throttle-rate",
+    "llmcost-budget-notify",
+    "llmcost-budget-downgrade",
+    "llmcost-budget-refuse",
+    "llmcost-budget-unchecked",
 }
+# The budget threshold rules and the share of a limit at which each fires.
+BUDGET_THRESHOLDS = {"llmcost-budget-notify": 0.70, "llmcost-budget-downgrade": 0.85, "llmcost-budget-refuse": 0.95}
 
 
 def _load_yaml(path: Path) -> Any:
@@ -254,8 +324,8 @@ def _load_yaml(path: Path) -> Any:
 DASHBOARD_FILES = sorted(DASHBOARDS.glob("*.json"))
 BOARDS = {path.name: json.loads(path.read_text(encoding="utf-8")) for path in DASHBOARD_FILES}
 DATASOURCES = _load_yaml(PROVISIONING / "datasources" / "clickhouse.yaml")
-RULES = _load_yaml(PROVISIONING / "alerting" / "rules.yaml")
-ALL_RULES = [rule for group in RULES["groups"] for rule in group["rules"]]
+RULE_FILES = {path.name: _load_yaml(path) for path in sorted((PROVISIONING / "alerting").glob("*.yaml"))}
+ALL_RULES = [rule for rules in RULE_FILES.values() for group in rules["groups"] for rule in group["rules"]]
 PANELS = [(board["uid"], panel) for board in BOARDS.values() for panel in iter_panels(board)]
 
 
@@ -266,6 +336,7 @@ def _panel_id(item: tuple[str, dict[str, Any]]) -> str:
 @pytest.fixture(scope="module")
 def client(tmp_path_factory: pytest.TempPathFactory):
     c = open_dashboard_database(tmp_path_factory.getbasetemp())
+    add_demo_budgets(c)  # a no-op when the shared database has them already
     yield c
     c.close()
 
@@ -298,9 +369,9 @@ def _datasource_uid() -> str:
 # --- structure ------------------------------------------------------------------------------
 
 
-def test_there_are_the_four_dashboards():
+def test_there_are_the_five_dashboards():
     titles = {board["title"] for board in BOARDS.values()}
-    assert titles == {"LLM cost overview", "Prompt caching", "Rate limits and reliability", "Anomalies"}
+    assert titles == {"LLM cost overview", "Prompt caching", "Rate limits and reliability", "Anomalies", "Budgets"}
     assert {board["uid"] for board in BOARDS.values()} == set(EXPECTED_COLUMNS)
 
 
@@ -408,8 +479,32 @@ def test_dashboard_provider_points_at_the_mounted_dashboards():
 
 
 def test_alert_rules_cover_every_condition():
-    assert RULES["apiVersion"] == 1
-    assert {rule["uid"] for rule in ALL_RULES} == set(ALERT_COLUMNS)
+    assert set(RULE_FILES) == {"rules.yaml", "budgets.yaml"}
+    for rules in RULE_FILES.values():
+        assert rules["apiVersion"] == 1
+        for group in rules["groups"]:
+            assert (
+                group["orgId"] == 1 and group["folder"] == "LLM cost" and re.fullmatch(r"\d+[smh]", group["interval"])
+            )
+    uids = [rule["uid"] for rule in ALL_RULES]
+    assert len(uids) == len(set(uids)) and set(uids) == set(ALERT_COLUMNS)
+    assert len({group["name"] for rules in RULE_FILES.values() for group in rules["groups"]}) == sum(
+        len(rules["groups"]) for rules in RULE_FILES.values()
+    ), "group names must be unique within the folder"
+
+
+def test_budget_rules_fire_at_the_ladder_thresholds():
+    """notify 70%, downgrade 85%, refuse 95% of the limit, on v_budget_status's LimitShare,
+    with rising severity; and one rule on calls sent unchecked (store unavailable)."""
+    rules = {rule["uid"]: rule for rule in ALL_RULES}
+    severities = []
+    for uid, share in BUDGET_THRESHOLDS.items():
+        sql = rules[uid]["data"][0]["model"]["rawSql"]
+        assert "FROM v_budget_status" in sql and re.search(rf"WHERE LimitShare >= {share:.2f}\s*$", sql), sql
+        severities.append(rules[uid]["labels"]["severity"])
+    assert severities == ["info", "warning", "critical"]
+    unchecked = rules["llmcost-budget-unchecked"]["data"][0]["model"]["rawSql"]
+    assert "FROM v_budget_events" in unchecked and "Event = 'llmcost.budget.unchecked'" in unchecked
 
 
 @pytest.mark.parametrize("rule", ALL_RULES, ids=lambda r: r["uid"])
@@ -500,6 +595,30 @@ def test_sql_view_names_do_not_depend_on_the_database_name():
     """Panels name views unqualified: the data source's defaultDatabase (and --database) picks it."""
     for _, panel in PANELS:
         assert not re.search(r"\bFROM\s+\w+\.\w+", panel["targets"][0]["rawSql"])
+
+
+def test_budget_panels_show_the_demo_budgets(client, week, variables_for):
+    """Hand-computed on tests.helpers.budget_rows: support-daily at 8.80 of 10 USD, alice at
+    0.97 of 1 USD, support-weekly-tokens at 32 200 of 40 000 tokens, support-monthly quiet."""
+    board = next(b for b in BOARDS.values() if b["uid"] == "llmcost-budgets")
+    panels = {p["title"]: p for p in iter_panels(board)}
+    variables = variables_for("llmcost-budgets")
+    columns, rows = run_sql(client, expanded_panel_sql(panels["Spend vs limit per budget"], week, variables))
+    by_key = {
+        (r[columns.index("Budget")], r[columns.index("ScopeValue")]): dict(zip(columns, r, strict=True)) for r in rows
+    }
+    assert by_key[("support-daily", "support-desk")]["UsedUsd"] == pytest.approx(8.80)
+    assert by_key[("support-daily", "support-desk")]["LimitShare"] == pytest.approx(0.88)
+    assert by_key[("support-per-user", "u-alice")]["LimitShare"] == pytest.approx(0.97)
+    assert by_key[("support-per-user", "u-bob")]["LimitShare"] == pytest.approx(0.30)
+    tokens = by_key[("support-weekly-tokens", "support-desk")]
+    assert (tokens["UsedTokens"], tokens["LimitTokens"], tokens["UsedShare"]) == (32_200, 40_000, None)
+    assert tokens["LimitShare"] == pytest.approx(0.805)
+    columns, rows = run_sql(client, expanded_panel_sql(panels["Recent budget events"], week, variables))
+    kinds = [r[columns.index("Kind")] for r in rows if r[columns.index("ServiceName")] == "support-bot"]
+    assert sorted(kinds) == ["downgraded", "refused", "threshold_crossed", "unchecked", "unchecked"]
+    stamps = [r[columns.index("Timestamp")] for r in rows]
+    assert stamps == sorted(stamps, reverse=True)
 
 
 def test_load_dashboards_orders_them_like_the_report():

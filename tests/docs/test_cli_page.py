@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-import click
+from typing import Any
+
 import typer
 
 from otel_llmcost import cli
@@ -13,10 +14,20 @@ from .pages import inline_code, read
 PAGE = "docs/cli.md"
 
 
-def command_paths(command: click.Command, prefix: str = "otel-llmcost") -> list[str]:
-    if isinstance(command, click.Group):
-        return [path for name, sub in command.commands.items() for path in command_paths(sub, f"{prefix} {name}")]
+def command_paths(command: Any, prefix: str = "otel-llmcost") -> list[str]:
+    # Duck-typed: typer may build its commands on its own copy of click, so an isinstance
+    # check against `click.Group` would see no groups at all (and check nothing).
+    commands = getattr(command, "commands", None)
+    if commands:
+        paths = [path for name, sub in commands.items() for path in command_paths(sub, f"{prefix} {name}")]
+        # A group that also runs on its own (`otel-llmcost budgets`) is a command too.
+        return ([prefix] if getattr(command, "invoke_without_command", False) else []) + paths
     return [prefix]
+
+
+def test_the_command_tree_is_seen():
+    paths = command_paths(typer.main.get_command(cli.app))
+    assert {"otel-llmcost report", "otel-llmcost prices check", "otel-llmcost budgets"} <= set(paths)
 
 
 def test_every_command_is_on_the_page():

@@ -71,7 +71,7 @@ def test_remote_dsn_needs_no_chdb(tmp_path):
     done = _run(
         """
         from otel_llmcost.exporter import LLMCostSpanExporter
-        exporter = LLMCostSpanExporter(dsn="http://127.0.0.1:9/", timeout_s=0.5, max_retries=1)
+        exporter = LLMCostSpanExporter(dsn="http://127.0.0.1:9/")
         print(exporter.dsn_redacted)
         exporter.shutdown()
         """,

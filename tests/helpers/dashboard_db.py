@@ -20,6 +20,7 @@ from typing import Any
 import clickhouse_connect
 
 from otel_llmcost.demo import run_demo
+from tests.helpers.budget_rows import add_demo_budgets
 from tests.helpers.chdb import DATABASE, insert_spans
 from tests.helpers.span_rows import server_span_row, trace_row
 
@@ -140,6 +141,7 @@ def dashboard_database(root: Path) -> str:
         now = dt.datetime.now(dt.timezone.utc)
         rows = edge_case_spans(now) + limiter_decision_spans(now)
         insert_spans(client, rows)
+        add_demo_budgets(client)  # the budgets dashboard and the HTML report's budget panels
     finally:
         client.close()
     return dsn

@@ -75,7 +75,14 @@ def test_broken_override_file_is_ignored(tmp_path, caplog):
     bad = tmp_path / "prices.yaml"
     bad.write_text("models: [ {match: x, input_mtok: -1} ]")
     pricer = Pricer(overrides_path=bad)
-    assert "ignoring the price override file: prices.yaml:1: models[0]: input_mtok must be" in caplog.text
+    assert [(r.levelname, r.getMessage(), r.exc_info) for r in caplog.records] == [
+        (
+            "ERROR",
+            "otel-llmcost: ignoring the price override file, prices come from genai-prices alone: "
+            f"{bad}:1: models[0].input_mtok: must not be negative, got -1",
+            None,
+        )
+    ]
     assert pricer.price(Usage(input_tokens=1_000_000), "gpt-4o", provider_id="openai").total == pytest.approx(2.5)
 
 

@@ -3,6 +3,7 @@ override file's matching rules and its errors, and audio/image tokens."""
 
 from __future__ import annotations
 
+import logging
 from datetime import date, datetime, timezone
 
 import genai_prices
@@ -146,48 +147,145 @@ def test_no_override_in_force_falls_back_to_the_database(tmp_path):
     [
         (
             "models:\n  - model: a\n    input_mtoks: 1\n",
-            "prices.yaml:3: models[0]: unknown key 'input_mtoks' (did you mean 'input_mtok'?)",
+            "prices.yaml:3: models[0].input_mtoks: unknown key (did you mean 'input_mtok'?)",
         ),
         (
             "models:\n  - model: a\n    input_mtok: -1\n",
-            "prices.yaml:3: models[0]: input_mtok must be a non-negative number",
+            "prices.yaml:3: models[0].input_mtok: must not be negative, got -1",
         ),
-        ("models:\n  - model: a\n    input_mtok: cheap\n", "prices.yaml:3: models[0]: input_mtok must be a number"),
-        ("models:\n  - model: a\n    input_mtok: true\n", "prices.yaml:3: models[0]: input_mtok must be a number"),
-        ("models:\n  - input_mtok: 1\n", "prices.yaml:2: models[0]: needs exactly one of model, match, prefix, regex"),
-        ("models:\n  - model: a\n    prefix: b\n    input_mtok: 1\n", "prices.yaml:2: models[0]: needs exactly one"),
-        ("models:\n  - regex: '('\n    input_mtok: 1\n", "prices.yaml:2: models[0]: invalid regex '('"),
-        ("models:\n  - model: a\n", "prices.yaml:2: models[0]: needs input_mtok or output_mtok"),
+        (
+            "models:\n  - model: a\n    input_mtok: cheap\n",
+            "prices.yaml:3: models[0].input_mtok: must be a number (USD per million tokens), got the string 'cheap'",
+        ),
+        (
+            "models:\n  - model: a\n    input_mtok: true\n",
+            "prices.yaml:3: models[0].input_mtok: must be a number (USD per million tokens), got true",
+        ),
+        (
+            "models:\n  - model: a\n    input_mtok: .inf\n",
+            "prices.yaml:3: models[0].input_mtok: must be a number (USD per million tokens), got inf",
+        ),
+        (
+            "models:\n  - input_mtok: 1\n",
+            "prices.yaml:2: models[0]: needs exactly one of model, match, prefix, regex (got none)",
+        ),
+        (
+            "models:\n  - model: a\n    prefix: b\n    input_mtok: 1\n",
+            "prices.yaml:2: models[0]: needs exactly one of model, match, prefix, regex (got model, prefix)",
+        ),
+        (
+            "models:\n  - regex: '('\n    input_mtok: 1\n",
+            "prices.yaml:2: models[0].regex: invalid regex '(': missing ), unterminated subpattern at position 0",
+        ),
+        (
+            "models:\n  - model: ''\n    input_mtok: 1\n",
+            "prices.yaml:2: models[0].model: must be non-empty text, got the string ''",
+        ),
+        (
+            "models:\n  - model: a\n",
+            "prices.yaml:2: models[0]: needs input_mtok or output_mtok (USD per million tokens)",
+        ),
+        (
+            "models:\n  - model: a\n    input_mtok: 1\n    provider: 3\n",
+            "prices.yaml:4: models[0].provider: must be a provider id such as 'openai', got 3",
+        ),
         (
             "models:\n  - model: a\n    input_mtok: 1\n    effective_from: July\n",
-            "prices.yaml:4: models[0]: effective_from must be a date",
+            "prices.yaml:4: models[0].effective_from: must be a date like 2026-07-01, got the string 'July'",
+        ),
+        (
+            "models:\n  - model: a\n    input_mtok: 1\n    effective_from: 2026-13-45\n",
+            "prices.yaml:4: models[0].effective_from: invalid value '2026-13-45': month must be in 1..12",
         ),
         (
             "models:\n  - model: a\n    input_mtok: 1\n    when: flex\n",
-            "prices.yaml:4: models[0]: when must be a mapping",
+            "prices.yaml:4: models[0].when: must be a mapping such as {service_tier: flex}, got the string 'flex'",
+        ),
+        (
+            "models:\n  - model: a\n    input_mtok: 1\n    when: {service_tier: 1}\n",
+            "prices.yaml:4: models[0].when.service_tier: must be text, got 1",
         ),
         (
             "models:\n  - model: a\n    input_mtok: 1\n    input_mtok: 2\n",
-            "prices.yaml:4: models[0]: duplicate key 'input_mtok'",
+            "prices.yaml:4: models[0].input_mtok: duplicate key (first on line 3)",
         ),
-        ("model:\n  - model: a\n", "prices.yaml:1: unknown top-level key 'model'"),
-        ("models: {a: 1}\n", "prices.yaml:1: 'models' must be a list"),
-        ("models:\n  - [a, b\n", "prices.yaml:3: not valid YAML/JSON"),
+        ("model:\n  - model: a\n", "prices.yaml:1: model: unknown key (did you mean 'models'?)"),
+        ("models: {a: 1}\n", "prices.yaml:1: models: expected a list of entries, got a mapping"),
+        ("models:\n  - 3\n", "prices.yaml:2: models[0]: expected a mapping, got 3"),
+        ("models:\n  - [a, b\n", "prices.yaml:3: not valid YAML or JSON: expected ',' or ']', but got '<stream end>'"),
     ],
 )
-def test_override_file_errors_name_file_line_and_entry(tmp_path, text, message):
+def test_override_file_errors_name_file_line_and_key(tmp_path, text, message):
     path = tmp_path / "prices.yaml"
     path.write_text(text)
     with pytest.raises(PriceFileError) as raised:
         price_overrides.load(path)
-    assert message in str(raised.value)
+    assert raised.value.errors == [f"{tmp_path}/{message}"]
+    assert price_overrides.check_prices_file(path) == [f"{tmp_path}/{message}"]
+
+
+def test_every_problem_of_the_file_is_listed(tmp_path):
+    path = tmp_path / "prices.yaml"
+    path.write_text(
+        "models:\n"
+        "  - model: gpt-4o\n"
+        "    input_mtok: 1\n"
+        "    effective_from: 2026-13-45\n"
+        "  - model: b\n"
+        "    input_mtoks: 1\n"
+        "  - {model: c, output_mtok: x}\n"
+    )
+    assert price_overrides.check_prices_file(path) == [
+        f"{path}:4: models[0].effective_from: invalid value '2026-13-45': month must be in 1..12",
+        f"{path}:6: models[1].input_mtoks: unknown key (did you mean 'input_mtok'?)",
+        f"{path}:7: models[2].output_mtok: must be a number (USD per million tokens), got the string 'x'",
+    ]
+    assert price_overrides.check_prices_file(tmp_path / "nope.yaml") == [
+        f"{tmp_path}/nope.yaml: cannot read: No such file or directory"
+    ]
+
+
+def test_quoted_and_unquoted_dates_are_the_same_date(tmp_path):
+    path = tmp_path / "prices.yaml"
+    path.write_text(
+        "models:\n  - {model: a, input_mtok: 1, effective_from: 2026-07-01}\n"
+        "  - {model: b, input_mtok: 1, effective_from: '2026-07-01'}\n"
+    )
+    loaded = price_overrides.load(path)
+    assert [e.effective_from for e in loaded.entries] == [date(2026, 7, 1), date(2026, 7, 1)]
+    assert loaded.name == "prices.yaml"  # spans name the file, not the directory it is in
 
 
 def test_json_override_file_reports_lines_too(tmp_path):
     path = tmp_path / "prices.json"
     path.write_text('{"models": [\n  {"model": "a", "input_mtok": 1},\n  {"model": "b", "input_mtok": "x"}\n]}\n')
-    with pytest.raises(PriceFileError, match=r"prices.json:3: models\[1\]: input_mtok must be a number"):
-        price_overrides.load(path)
+    assert price_overrides.check_prices_file(path) == [
+        f"{path}:3: models[1].input_mtok: must be a number (USD per million tokens), got the string 'x'"
+    ]
+
+
+def test_an_invalid_date_at_start_up_is_logged_and_spans_are_still_recorded(tmp_path, monkeypatch, caplog, otel, fake):
+    from otel_llmcost import LLMCostInstrumentor
+    from otel_llmcost.demo.fakes import openai_client
+
+    path = tmp_path / "prices.yaml"
+    path.write_text("models:\n  - model: gpt-4o-mini\n    input_mtok: 1\n    effective_from: 2026-13-45\n")
+    monkeypatch.setenv("OTEL_LLMCOST_PRICES_FILE", str(path))
+    instrumentor = LLMCostInstrumentor()
+    with caplog.at_level(logging.ERROR, logger="otel_llmcost"):
+        instrumentor.instrument(tracer_provider=otel.tracer_provider, meter_provider=otel.meter_provider)
+    try:
+        openai_client(fake).chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}])
+    finally:
+        instrumentor.uninstrument()
+    assert otel.only_span().attributes["llmcost.price.source"] == "genai-prices"
+    assert [(r.getMessage(), r.exc_info) for r in caplog.records] == [
+        (
+            "otel-llmcost: ignoring the price override file, prices come from genai-prices alone: "
+            f"{path}:4: models[0].effective_from: invalid value '2026-13-45': month must be in 1..12",
+            None,
+        )
+    ]
 
 
 def test_strict_load_raises_and_lenient_load_keeps_the_database(tmp_path):

@@ -1,5 +1,6 @@
 """Shared pieces of the reliability suite: sizes (env knobs), RSS, a light fake provider
-for the real openai SDK, the worker app script, and a fake ClickHouse HTTP server.
+for the real openai SDK, the worker app script, the ingester process (started, found,
+stopped), and a fake ClickHouse HTTP server (fake_clickhouse.py).
 
 Sizes: the default run is quick (CI); ``--runslow`` turns on the soaks, and every size
 can be set by environment variable:
@@ -14,8 +15,11 @@ from __future__ import annotations
 
 import json
 import os
+import signal
+import statistics
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -63,6 +67,72 @@ def chdb_query(dsn: str, sql: str, **params: object) -> list[tuple]:
 
     with storage.open_client(dsn, wait_s=60) as client:
         return client.query(sql, parameters=params).result_rows
+
+
+# --- the ingester process --------------------------------------------------------------
+
+
+def start_ingester(dsn: str, log: Path, idle_exit_s: float | None = None) -> subprocess.Popen:
+    """``python -m otel_llmcost.exporter --follow`` for ``dsn`` (as the sidecar runs it),
+    its output appended to ``log``."""
+    env = worker_env(OTEL_EXPORTER_LLMCOST_DSN=dsn, OTEL_SDK_DISABLED="true")
+    args = [sys.executable, "-m", "otel_llmcost.exporter", "--follow"]
+    if idle_exit_s is not None:
+        args += ["--idle-exit", str(idle_exit_s)]
+    with open(log, "ab") as out:
+        return subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=out, stderr=out, env=env)
+
+
+def ingester_pid(dsn: str) -> int | None:
+    """The pid of the ingester holding ``dsn``'s spool right now (an ingester process, checked
+    by its command line), else None."""
+    from otel_llmcost.exporter.ingester import INGESTER_LOCK, running
+    from otel_llmcost.exporter.spool import data_dir
+
+    if not running(dsn):
+        return None
+    try:
+        pid = int((data_dir(dsn) / INGESTER_LOCK).read_text().split()[0])
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except (OSError, ValueError, IndexError):
+        return None
+    return pid if b"otel_llmcost.exporter" in cmdline and b"--follow" in cmdline else None
+
+
+def wait_until(predicate, timeout_s: float, every_s: float = 0.05) -> bool:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout_s
+    while not predicate():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(every_s)
+    return True
+
+
+def stop_ingester(dsn: str, term_wait_s: float = 5.0) -> int | None:
+    """Stop the ingester of ``dsn`` if one runs (SIGTERM, then SIGKILL after ``term_wait_s``:
+    one blocked on a silent server finishes its request first); return its pid."""
+    from otel_llmcost.exporter.ingester import running
+
+    pid = ingester_pid(dsn)
+    if pid is None:
+        return None
+    for sig, wait_s in ((signal.SIGTERM, term_wait_s), (signal.SIGKILL, 10.0)):
+        try:
+            os.kill(pid, sig)
+        except ProcessLookupError:
+            break
+        if wait_until(lambda: not running(dsn), wait_s):
+            break
+    assert not running(dsn), f"ingester {pid} did not stop"
+    return pid
+
+
+def percentiles(values: list[float]) -> tuple[float, float]:
+    """p50 and p95 of ``values`` (at least one)."""
+    if len(values) == 1:
+        return values[0], values[0]
+    cuts = statistics.quantiles(values, n=20, method="inclusive")
+    return statistics.median(values), cuts[18]
 
 
 # --- a light fake provider: canned bytes, the real SDK parses them --------------------

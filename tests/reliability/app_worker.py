@@ -2,14 +2,17 @@
 the real openai SDK against the fake provider, LLMCostSpanExporter behind a
 BatchSpanProcessor. Used by the reliability tests as a subprocess.
 
-    python app_worker.py --dsn chdb:///x --service w1 --calls 300 [--threads 2]
+    python app_worker.py --dsn chdb:///x --service w1 --calls 300 [--threads 2] [--ingester auto]
     python app_worker.py --dsn chdb:///x --service w1 --loop          # until killed
     python app_worker.py --dsn chdb:///x --service w1 --die-writing   # SIGKILL inside a spool write
 
 Every call carries ``llmcost.session`` = ``<service>:<seq>``, so the tests can tell a
-lost call from a duplicated one. ``--loop`` prints ``flushed <seq>`` after every
+lost call from a duplicated one. ``--loop`` prints ``flushed <seq> chdb False`` after every
 ``force_flush`` of the processor: every call up to ``seq`` has then been handed to the
-exporter and written to the spool.
+exporter and written to the spool. ``--ingester auto`` lets the exporter start the
+ingester process on demand (the default outside the tests); ``off`` leaves the spool to
+whoever ingests (the test, a CLI read, a sidecar). The last line says whether chdb was
+loaded (it never should be in an app): ``done <calls> dropped <n> chdb <True|False>``.
 """
 
 from __future__ import annotations
@@ -56,12 +59,12 @@ def main() -> None:
     parser.add_argument("--calls", type=int, default=100)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--batch", type=int, default=64)
-    parser.add_argument("--ingest-interval", type=float, default=0.2)
+    parser.add_argument("--ingester", choices=("auto", "off"), default="off")
     parser.add_argument("--loop", action="store_true")
     parser.add_argument("--die-writing", action="store_true")
     args = parser.parse_args()
 
-    exporter = LLMCostSpanExporter(dsn=args.dsn, ingest_interval_s=args.ingest_interval, shutdown_wait_s=20.0)
+    exporter = LLMCostSpanExporter(dsn=args.dsn, ingester=args.ingester)
     provider = TracerProvider(resource=Resource.create({"service.name": args.service}))
     # --die-writing: only the explicit flush exports, so the dying batch is all the calls.
     delay = 600_000 if args.die_writing else 100
@@ -100,7 +103,7 @@ def main() -> None:
                 one_call(client, args.service, seq)
                 seq += 1
             processor.force_flush()
-            print(f"flushed {seq}", flush=True)
+            print(f"flushed {seq} chdb {'chdb' in sys.modules}", flush=True)
 
     def run(start: int, step: int) -> None:
         for seq in range(start, args.calls, step):
@@ -112,7 +115,7 @@ def main() -> None:
     for thread in threads:
         thread.join()
     provider.shutdown()
-    print(f"done {args.calls} dropped {exporter.dropped_spans}", flush=True)
+    print(f"done {args.calls} dropped {exporter.dropped_spans} chdb {'chdb' in sys.modules}", flush=True)
 
 
 if __name__ == "__main__":

@@ -4,10 +4,21 @@ It answers just enough of the HTTP interface for clickhouse-connect: the handsha
 (``SELECT version(), timezone()``, ``system.settings``), DDL (accepted, ignored),
 ``DESCRIBE TABLE`` (the real otel_traces description, produced once by chdb in a
 subprocess) and ``INSERT ... FORMAT Native`` (the block header is decoded to count
-rows). Modes: ``ok``; ``500`` (every request answers HTTP 500); ``stall`` (accepts and
-never answers, until released); ``close`` (starts a response and closes mid-body);
-``fail_first=N`` answers 500 to the first N requests, then ok. A refusing endpoint
-is just a port nothing listens on (:func:`refused_port`).
+rows). Modes: ``ok``; ``500`` (every request answers HTTP 500, nothing is stored);
+``stall`` (every request is accepted and never answered, until released);
+``stall_insert`` (everything is answered but an INSERT into ``otel_traces``, which is
+stored, then never answered: a server that committed the batch and lost the reply);
+``close`` (every response starts and the connection closes mid-body);
+``close_insert`` (everything is answered but an INSERT into ``otel_traces``, which is
+stored, then its response breaks off mid-body); ``fail_first=N`` answers 500 to the first N
+requests, then ok. ``mode`` can be changed while the server runs (:meth:`recover`).
+A refusing endpoint is just a port nothing listens on (:func:`refused_port`); a server
+can be started on it later (``port=``).
+
+Spans are counted as stored in ``otel_traces`` (``rows``, ``inserts``; other inserts,
+e.g. the migrations' bookkeeping, are answered and not counted), with deduplication as
+ClickHouse does it: an insert whose ``insert_deduplication_token`` was already stored
+is acknowledged and not stored again (counted in ``duplicates``).
 """
 
 from __future__ import annotations
@@ -93,11 +104,14 @@ def native_rows(body: bytes) -> int:
 
 
 class FakeClickHouse:
-    def __init__(self, mode: str = "ok") -> None:
+    def __init__(self, mode: str = "ok", port: int = 0) -> None:
         self.mode = mode
         self.requests: list[tuple[float, str]] = []  # (monotonic time, first words of the query)
-        self.rows = 0
-        self.inserts = 0
+        self.rows = 0  # rows stored in otel_traces (deduplicated inserts not counted)
+        self.inserts = 0  # inserts into otel_traces stored
+        self.duplicates = 0  # inserts acknowledged as duplicates of a stored token, not stored
+        self.tokens: list[str | None] = []  # the deduplication token of every otel_traces INSERT received
+        self._stored_tokens: set[str] = set()
         self.auth_headers: list[str] = []
         self.release = threading.Event()
         self._lock = threading.Lock()
@@ -136,7 +150,8 @@ class FakeClickHouse:
                         query = head.decode("utf-8", "replace")
                     else:
                         query, data = body.decode("utf-8", "replace"), b""
-                fake.handle(self, query, data)
+                token = (params.get("insert_deduplication_token") or [None])[0]
+                fake.handle(self, query, data, token)
 
             def _answer(self, payload: bytes, status: int = 200) -> None:
                 self.send_response(status)
@@ -146,7 +161,7 @@ class FakeClickHouse:
                 self.wfile.write(payload)
 
         self._handler = Handler
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
         self.server.daemon_threads = True
         self.port = self.server.server_address[1]
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
@@ -155,11 +170,15 @@ class FakeClickHouse:
     def dsn(self, password: str = "pw") -> str:
         return f"http://default:{password}@127.0.0.1:{self.port}"
 
-    def handle(self, handler: BaseHTTPRequestHandler, query: str, data: bytes) -> None:
+    def handle(self, handler: BaseHTTPRequestHandler, query: str, data: bytes, token: str | None = None) -> None:
         words = " ".join(query.split()[:3])
+        upper = query.upper()
+        is_insert = upper.startswith("INSERT") and "OTEL_TRACES" in " ".join(upper.split()[:3])
         with self._lock:
             self.requests.append((time.monotonic(), words))
             self.auth_headers.append(handler.headers.get("Authorization") or "")
+            if is_insert:
+                self.tokens.append(token)
             index = len(self.requests)
         mode = self.mode
         if mode.startswith("fail_first="):
@@ -167,11 +186,15 @@ class FakeClickHouse:
         if mode == "500":
             handler._answer(b"Code: 241. DB::Exception: Memory limit exceeded. (MEMORY_LIMIT_EXCEEDED)\n", 500)
             return
-        if mode == "stall":
+        if mode == "stall" or (mode == "stall_insert" and is_insert):
+            if is_insert and mode == "stall_insert":
+                self._store(data, token)
             self.release.wait(60)
             handler.close_connection = True
             return
-        if mode == "close":
+        if mode == "close" or (mode == "close_insert" and is_insert):
+            if is_insert and mode == "close_insert":
+                self._store(data, token)
             handler.send_response(200)
             handler.send_header("Content-Length", "1000")
             handler.end_headers()
@@ -180,24 +203,40 @@ class FakeClickHouse:
             handler.close_connection = True
             handler.connection.shutdown(socket.SHUT_RDWR)
             return
-        upper = query.upper()
         if "VERSION()" in upper:
             handler._answer(b"24.8.1.1\tUTC\n")
         elif "SYSTEM.SETTINGS" in upper:
             handler._answer(self._canned["settings"])
         elif upper.startswith("DESCRIBE"):
             handler._answer(self._canned["describe"])
+        elif is_insert:
+            self._store(data, token)
+            handler._answer(b"")
         elif upper.startswith("INSERT"):
-            rows = native_rows(data)
-            with self._lock:
-                self.rows += rows
-                self.inserts += 1
             handler._answer(b"")
         else:
             handler._answer(b"")
 
+    def _store(self, data: bytes, token: str | None) -> None:
+        """Store an insert's rows, unless its deduplication token was stored before."""
+        rows = native_rows(data)
+        with self._lock:
+            if token is not None and token in self._stored_tokens:
+                self.duplicates += 1
+                return
+            if token is not None:
+                self._stored_tokens.add(token)
+            self.rows += rows
+            self.inserts += 1
+
+    def recover(self) -> None:
+        """From now on answer like a healthy server; stalled requests are let go (unanswered)."""
+        self.mode = "ok"
+        self.release.set()
+
     def insert_times(self) -> list[float]:
-        return [t for t, _ in self.requests]
+        """When each INSERT into otel_traces arrived (monotonic)."""
+        return [t for t, words in self.requests if words.upper().startswith("INSERT INTO OTEL.OTEL_TRACES")]
 
     def close(self) -> None:
         self.release.set()

@@ -1,11 +1,14 @@
-"""kill -9 and restart: nothing the exporter had accepted is lost or duplicated; what a
-dead process was still writing is counted and logged by the next one to start."""
+"""kill -9 and restart, of apps and of the ingester: nothing the exporter had accepted is
+lost or duplicated; what a dead app was still writing is counted and logged by the next
+process to look at the spool (an app's exporter, the ingester, an ingest)."""
 
 from __future__ import annotations
 
 import json
 import logging
+import os
 import random
+import signal
 import time
 
 from opentelemetry.sdk.metrics import MeterProvider
@@ -14,50 +17,73 @@ from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from otel_llmcost import semconv
 from otel_llmcost.exporter import LLMCostSpanExporter, ingest_pending, pending_files, spool_dir
 from otel_llmcost.exporter.ingest import MANIFEST_NAME, _group_token, insert_rows
-from otel_llmcost.exporter.spool import LIVE_PREFIX, TMP_PREFIX, write_spool
+from otel_llmcost.exporter.ingester import LOG_NAME
+from otel_llmcost.exporter.spool import LIVE_PREFIX, TMP_PREFIX, data_dir, write_spool
 from otel_llmcost.exporter.spool import read_spool as _read_spool
 from otel_llmcost.storage import chdb_path as storage_path
 from otel_llmcost.storage import open_client
-from tests.reliability._reliability import chdb_query, knob, run_app
+from tests.reliability._reliability import chdb_query, ingester_pid, knob, run_app, stop_ingester, wait_until
 
 CRASH_LINE = "ended without shutting its exporter down"
 
 
-def test_kill_9_at_random_points_loses_nothing_acknowledged_and_duplicates_nothing(tmp_path, request, caplog):
+def test_kill_9_of_apps_and_of_the_ingester_at_random_points_loses_nothing_acknowledged_and_duplicates_nothing(
+    tmp_path, request, caplog
+):
+    """Apps run with the on-demand ingester; each cycle kills the app and, every other cycle
+    (and at a random moment), the ingester it started: mid-insert, mid-manifest, mid-cleanup
+    or idle. The next app starts a new ingester, which finishes what the dead one began."""
     kills = knob("LLMCOST_SOAK_KILLS", 3, 20, request.config)
     dsn = f"chdb://{tmp_path / 'chdb'}"
     rng = random.Random(8)
     acknowledged: dict[str, int] = {}
     stderr_text = ""
-    for k in range(kills):
-        service = f"crash{k}"
-        proc = run_app(
-            ["--dsn", dsn, "--service", service, "--loop", "--batch", "40", "--ingest-interval", "0"],
-        )
-        flushes = rng.randint(1, 3)
-        last = 0
-        try:
-            for _ in range(flushes):
-                line = proc.stdout.readline()
-                assert line.startswith("flushed "), (line, proc.stderr.read() if proc.poll() is not None else "")
-                last = int(line.split()[1])
-            # Anywhere: mid-call, mid-export, mid-spool-write, mid-insert into chdb.
-            time.sleep(rng.uniform(0.0, 0.6))
-        finally:
-            proc.kill()  # SIGKILL
-            proc.wait()
-        for line in proc.stdout:
-            if line.startswith("flushed "):
-                last = int(line.split()[1])  # flushed before the kill landed: acknowledged too
-        stderr_text += proc.stderr.read()
-        acknowledged[service] = last
+    ingester_kills = mid_group = 0
+    try:
+        for k in range(kills):
+            service = f"crash{k}"
+            proc = run_app(["--dsn", dsn, "--service", service, "--loop", "--batch", "40", "--ingester", "auto"])
+            flushes = rng.randint(1, 3)
+            last = 0
+            try:
+                for _ in range(flushes):
+                    line = proc.stdout.readline()
+                    assert line.startswith("flushed "), (line, proc.stderr.read() if proc.poll() is not None else "")
+                    assert line.split()[2:] == ["chdb", "False"], line
+                    last = int(line.split()[1])
+                if k % 2 == 0:
+                    # The ingester this app (or an earlier one) started, killed while the app writes.
+                    assert wait_until(lambda: ingester_pid(dsn) is not None, 60), "no ingester was started"
+                    time.sleep(rng.uniform(0.0, 1.0))
+                    pid = ingester_pid(dsn)
+                    if pid is not None:
+                        mid_group += (spool_dir(dsn) / MANIFEST_NAME).exists()
+                        os.kill(pid, signal.SIGKILL)
+                        assert wait_until(lambda p=pid: ingester_pid(dsn) != p, 10)
+                        ingester_kills += 1
+                # Anywhere: mid-call, mid-export, mid-spool-write.
+                time.sleep(rng.uniform(0.0, 0.6))
+            finally:
+                proc.kill()  # SIGKILL
+                proc.wait()
+            for line in proc.stdout:
+                if line.startswith("flushed "):
+                    last = int(line.split()[1])  # flushed before the kill landed: acknowledged too
+            stderr_text += proc.stderr.read()
+            acknowledged[service] = last
+    finally:
+        stop_ingester(dsn)
+    assert ingester_kills == (kills + 1) // 2
+    print(f"\n{kills} apps and {ingester_kills} ingesters killed, {mid_group} of these with a group in flight")
     with caplog.at_level(logging.WARNING, logger="otel_llmcost"):
-        ingest_pending(dsn, "otel", wait_s=30)  # the restart: whoever comes next ingests
+        ingest_pending(dsn, "otel", wait_s=30)  # whatever the last ingester left
     assert pending_files(dsn) == []
+    assert not (spool_dir(dsn) / MANIFEST_NAME).exists()
     assert not list(spool_dir(dsn).glob(f"{LIVE_PREFIX}*")), "every dead exporter's marker is reaped"
-    # Each killed process is reported once: by the next worker's exporter or by the ingest above.
-    assert stderr_text.count(CRASH_LINE) + caplog.text.count(CRASH_LINE) == kills
-    assert "Traceback" not in stderr_text
+    ingester_log = (data_dir(dsn) / LOG_NAME).read_text()
+    # Each killed app is reported once: by the next app's exporter, by an ingester or by the ingest above.
+    assert stderr_text.count(CRASH_LINE) + ingester_log.count(CRASH_LINE) + caplog.text.count(CRASH_LINE) == kills
+    assert "Traceback" not in stderr_text and "Traceback" not in ingester_log, (stderr_text, ingester_log)
     for service, last in acknowledged.items():
         ((rows, sessions, acked, raw),) = chdb_query(
             dsn,
@@ -81,14 +107,14 @@ def test_kill_9_at_random_points_loses_nothing_acknowledged_and_duplicates_nothi
 def test_process_killed_while_writing_the_spool_is_counted_on_restart(tmp_path, caplog):
     dsn = f"chdb://{tmp_path / 'chdb'}"
     proc = run_app(
-        ["--dsn", dsn, "--service", "dying", "--calls", "5", "--die-writing"],
+        ["--dsn", dsn, "--service", "dying", "--calls", "5", "--die-writing", "--ingester", "off"],
     )
     proc.communicate(timeout=60)
     assert proc.returncode == -9
     assert list(spool_dir(dsn).glob(f"{TMP_PREFIX}*")), "the half-written temp file is there"
     reader = InMemoryMetricReader()
     with caplog.at_level(logging.WARNING, logger="otel_llmcost"):
-        exporter = LLMCostSpanExporter(dsn=dsn, meter_provider=MeterProvider(metric_readers=[reader]))
+        exporter = LLMCostSpanExporter(dsn=dsn, ingester="off", meter_provider=MeterProvider(metric_readers=[reader]))
     assert exporter.dropped_spans == 5
     assert "5 span(s) it was writing are lost" in caplog.text
     assert not list(spool_dir(dsn).glob(f"{TMP_PREFIX}*"))

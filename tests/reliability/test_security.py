@@ -19,7 +19,7 @@ import otel_llmcost as llmcost
 from otel_llmcost import semconv, storage
 from otel_llmcost.cli import app
 from otel_llmcost.demo.fakes import FakeLLMServer, Reply, openai_client
-from otel_llmcost.exporter import LLMCostSpanExporter
+from otel_llmcost.exporter import LLMCostSpanExporter, ingest_pending, spool_dir
 from tests.reliability._reliability import chdb_query
 from tests.reliability.fake_clickhouse import refused_port
 
@@ -65,7 +65,7 @@ def test_hostile_values_through_the_whole_pipeline_break_and_execute_nothing(ins
         with llmcost.attributes(endpoint=value, feature=value, team=value, user=value, session=value):
             client.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": sendable}])
         client.chat.completions.create(model=sendable[:2000], messages=[{"role": "user", "content": "hi"}])
-    exporter.force_flush()
+    ingest_pending(dsn, "otel", wait_s=30)  # what the ingester process does
     assert exporter.dropped_spans == 0
     assert chdb_query(dsn, TABLES_SQL)[0][0] >= 10  # nothing dropped
     ((raw, calls),) = chdb_query(dsn, "SELECT (SELECT count() FROM otel.otel_traces), count() FROM otel.llm_calls")
@@ -122,14 +122,14 @@ def test_prompt_and_completion_never_stored_unless_enabled(instrument, stored, m
     for _ in client.chat.completions.create(model="gpt-4o-mini", messages=messages, stream=True):
         pass
     client.responses.create(model="gpt-4o-mini", input=CANARY)
-    exporter.force_flush()
+    ingest_pending(dsn, "otel", wait_s=30)  # what the ingester process does
     assert chdb_query(dsn, "SELECT count() FROM otel.otel_traces")[0][0] == 3
     assert CANARY not in everything(dsn)
 
     monkeypatch.setenv("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT", "true")
     instrument()  # re-reads the environment
     client.chat.completions.create(model="gpt-4o-mini", messages=messages)
-    exporter.force_flush()
+    ingest_pending(dsn, "otel", wait_s=30)  # what the ingester process does
     assert CANARY in everything(dsn)  # the scan does see content when it is enabled
 
 
@@ -140,7 +140,7 @@ def test_user_ids_are_keyed_hashes_end_to_end(instrument, stored, fake, monkeypa
     client = openai_client(fake, max_retries=0)
     with llmcost.attributes(user="alice@example.com"):
         client.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}])
-    exporter.force_flush()
+    ingest_pending(dsn, "otel", wait_s=30)  # what the ingester process does
     expected = hmac.new(b"k3y", b"alice@example.com", hashlib.sha256).hexdigest()[:16]
     assert chdb_query(dsn, "SELECT User FROM otel.llm_calls") == [(expected,)]
     assert "alice" not in everything(dsn)
@@ -150,24 +150,30 @@ def test_dsn_password_never_appears_in_logs_errors_or_spans(instrument, otel, fa
     dsn = f"http://alice:{CANARY}@127.0.0.1:{refused_port()}/?password={CANARY}"
     errors: list[str] = []
     with caplog.at_level(logging.DEBUG):
-        exporter = LLMCostSpanExporter(dsn=dsn, max_retries=2, retry_backoff_s=0.01, timeout_s=2)
+        exporter = LLMCostSpanExporter(dsn=dsn)
         otel.tracer_provider.add_span_processor(SimpleSpanProcessor(exporter))
         client = openai_client(fake, max_retries=0)
         client.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}])
         otel.tracer_provider.shutdown()
-        for attempt in (lambda: storage.connect(dsn), lambda: storage.open_client(dsn).__enter__()):
+        attempts = (
+            lambda: storage.connect(dsn),
+            lambda: storage.open_client(dsn).__enter__(),
+            lambda: ingest_pending(dsn),
+        )
+        for attempt in attempts:
             try:
                 attempt()
             except Exception as exc:  # the error a CLI user would see
                 errors.append(f"{exc!r} {exc} {exc.__cause__!r} {exc.__context__!r}")
-    assert exporter.dropped_spans == 1
-    assert len(errors) == 2
+    assert exporter.dropped_spans == 0  # spooled until the server answers
+    assert len(errors) == 3
     assert CANARY not in caplog.text
+    assert all(CANARY not in str(path) for path in spool_dir(dsn).parents)  # the spool is named by a hash
     assert all(CANARY not in e for e in errors)
     assert CANARY not in exporter.dsn_redacted
     for span in otel.spans():
         assert CANARY not in repr(dict(span.attributes)) and CANARY not in repr(span.events)
-    assert "alice:***@" in caplog.text  # the redacted form is what is logged
+    assert any("alice:***@" in e for e in errors)  # the redacted form is what is shown
 
 
 def test_one_huge_prompt_is_cut_and_counted(instrument, stored, monkeypatch):
@@ -178,7 +184,7 @@ def test_one_huge_prompt_is_cut_and_counted(instrument, stored, monkeypatch):
     fake.enqueue(Reply())
     client = openai_client(fake, max_retries=0)
     client.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "y" * (4 << 20)}])
-    exporter.force_flush()
+    ingest_pending(dsn, "otel", wait_s=30)  # what the ingester process does
     ((longest, truncated),) = chdb_query(
         dsn,
         "SELECT max(arrayMax(arrayMap(m -> arrayMax(arrayMap(v -> length(v), mapValues(m))), Events.Attributes))),"

@@ -41,6 +41,24 @@ def test_user_ids_can_be_keyed_hashed(instrument, otel, fake):
     assert user != "alice@example.com" and len(user) == 16
 
 
+def test_user_tier_is_set_like_the_user_and_never_hashed(instrument, otel, fake):
+    instrument(user_hash_key="secret")
+    with llmcost.attributes(user="alice", tier="pro"):
+        openai_client(fake).chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
+    token = context.attach(baggage.set_baggage(semconv.USER_TIER, "free"))  # from an upstream service
+    try:
+        openai_client(fake).chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
+    finally:
+        context.detach(token)
+
+    @llmcost.attributes(tier="team")
+    def decorated() -> None:
+        openai_client(fake).chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
+
+    decorated()
+    assert [s.attributes[semconv.USER_TIER] for s in otel.spans()] == ["pro", "free", "team"]
+
+
 def test_attribution_does_not_leak_between_asyncio_tasks(instrument, otel, fake):
     client = openai_client(fake, is_async=True)
 

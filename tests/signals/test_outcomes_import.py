@@ -167,3 +167,98 @@ def test_missing_file_and_empty_file_are_clear_errors(chdb_module_dsn, tmp_path)
     empty.write_text("\n\n")
     result = outcomes_import(empty, chdb_module_dsn)
     assert result.exit_code != 0 and "no outcomes" in result.output
+
+
+# --- users hashed like spans, deduplication by content, every bad value a FILE:LINE error -------
+
+
+def test_users_are_stored_as_the_keyed_hash_the_spans_carry(monkeypatch):
+    from otel_llmcost.signals.attribution import hash_user
+
+    line = json.dumps({"task_id": "t1", "grade": "pass", "user": "alice@example.com"})
+    rule = SuccessRule.parse(None, None)
+    monkeypatch.delenv("OTEL_LLMCOST_USER_HASH_KEY", raising=False)
+    assert parse_lines([line], source="x", rule=rule)[0][10] == "alice@example.com"
+    monkeypatch.setenv("OTEL_LLMCOST_USER_HASH_KEY", "s3cret")
+    hashed = parse_lines([line], source="x", rule=rule)[0][10]
+    assert hashed == hash_user("alice@example.com", "s3cret") and "alice" not in hashed
+    assert parse_lines([line], source="x", rule=rule, user_hash_key="other")[0][10] == hash_user(
+        "alice@example.com", "other"
+    )
+
+
+def test_the_dedup_token_follows_content_not_bytes(tmp_path):
+    rule = SuccessRule.parse(None, 0.7)
+    one = jsonl(tmp_path, {"task_id": "t1", "grade": 0.8, "feature": "f"}, {"task_id": "t2", "grade": "pass"})
+    reordered = jsonl(
+        tmp_path,
+        '{"grade": "pass",   "task_id": "t2"}',
+        {"feature": "f", "grade": 0.8, "task_id": "t1", "notes": "ignored, never stored"},
+    )
+    assert one.read_bytes() != reordered.read_bytes()
+    assert read_file(one, rule=rule).token == read_file(reordered, rule=rule).token
+    changed = jsonl(tmp_path, {"task_id": "t1", "grade": 0.8, "feature": "g"}, {"task_id": "t2", "grade": "pass"})
+    assert read_file(changed, rule=rule).token != read_file(one, rule=rule).token
+
+
+DEEP = '{"task_id": "d", "grade": "pass", "notes": ' + "[" * 200_000 + "]" * 200_000 + "}"
+
+
+@pytest.mark.parametrize(
+    ("line", "problem"),
+    [
+        (
+            '{"task_id": "a", "grade": "pass", "timestamp": 1e308}',
+            "timestamp 1e+308 is outside 1970-01-01 to 2105-12-31",
+        ),
+        (
+            '{"task_id": "a", "grade": "pass", "timestamp": "9999-12-31"}',
+            'timestamp "9999-12-31" is outside 1970-01-01 to 2105-12-31',
+        ),
+        (
+            '{"task_id": "a", "grade": "pass", "timestamp": "9999-12-31T23:00:00-05:00"}',
+            'timestamp "9999-12-31T23:00:00-05:00" is outside 1970-01-01 to 2105-12-31',
+        ),
+        ('{"task_id": "a", "grade": "pass", "timestamp": -1}', "timestamp -1 is outside 1970-01-01 to 2105-12-31"),
+        (
+            '{"task_id": "a", "grade": "pass", "timestamp": NaN}',
+            "timestamp must be ISO 8601 text or Unix seconds, got NaN",
+        ),
+        (DEEP, "not valid JSON (nested too deeply)"),
+        (
+            '{"task_id": "a", "grade": ' + "9" * 5000 + "}",
+            "not valid JSON (Exceeds the limit (4300 digits) for integer string conversion: value has 5000 digits;"
+            " use sys.set_int_max_str_digits() to increase the limit)",
+        ),
+    ],
+)
+def test_every_bad_value_is_a_file_line_error(line, problem):
+    with pytest.raises(ImportFailed) as failed:
+        parse_lines(
+            ['{"task_id": "ok", "grade": "pass"}', line], source="run.jsonl", rule=SuccessRule.parse(None, None)
+        )
+    assert failed.value.problems == [f"run.jsonl:2: {problem}"]
+
+
+def test_the_cli_prints_bad_values_without_a_traceback(chdb_module_dsn, tmp_path):
+    path = jsonl(tmp_path, {"task_id": "far", "grade": "pass", "timestamp": 1e308}, DEEP)
+    result = outcomes_import(path, chdb_module_dsn)
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert result.output.splitlines() == [
+        "error: nothing imported",
+        f"{path}:1: timestamp 1e+308 is outside 1970-01-01 to 2105-12-31",
+        f"{path}:2: not valid JSON (nested too deeply)",
+    ]
+
+
+def test_the_same_outcomes_reordered_are_stored_once(chdb_module_dsn, tmp_path):
+    svc = "reordered-" + secrets.token_hex(3)
+    first = jsonl(tmp_path, {"task_id": "r1", "grade": "pass"}, {"task_id": "r2", "grade": "fail"})
+    second = jsonl(tmp_path, '{"grade": "fail", "task_id": "r2"}', '{"grade": "pass", "task_id": "r1"}')
+    for path in (first, second):
+        result = outcomes_import(path, chdb_module_dsn, "--service", svc)
+        assert result.exit_code == 0, result.output
+    stored = query_dsn(
+        chdb_module_dsn, "SELECT count() FROM otel.llm_task_outcomes WHERE ServiceName = {s:String}", s=svc
+    )
+    assert stored == [(2,)]

@@ -80,6 +80,10 @@ CREATE TABLE IF NOT EXISTS {database}.llm_calls {cluster} (
     InputImageTokens UInt64 CODEC(T64, ZSTD(1)),
     CacheImageReadTokens UInt64 CODEC(T64, ZSTD(1)),
     OutputImageTokens UInt64 CODEC(T64, ZSTD(1)),
+    -- The user's plan (llmcost.user.tier): tier budgets and cost per tier.
+    Tier LowCardinality(String),
+    -- Usage beyond any plausible bound (llmcost.usage.implausible): kept as reported, never priced.
+    Implausible UInt8,
     INDEX idx_trace_id TraceId TYPE bloom_filter(0.001) GRANULARITY 1,
     INDEX idx_user User TYPE bloom_filter(0.01) GRANULARITY 1,
     INDEX idx_prefix_hash PrefixHash TYPE bloom_filter(0.01) GRANULARITY 1,
@@ -156,7 +160,9 @@ AS SELECT
     toUInt64OrZero(SpanAttributes['llmcost.usage.output_audio_tokens']) AS OutputAudioTokens,
     toUInt64OrZero(SpanAttributes['llmcost.usage.input_image_tokens']) AS InputImageTokens,
     toUInt64OrZero(SpanAttributes['llmcost.usage.cache_image_read_tokens']) AS CacheImageReadTokens,
-    toUInt64OrZero(SpanAttributes['llmcost.usage.output_image_tokens']) AS OutputImageTokens
+    toUInt64OrZero(SpanAttributes['llmcost.usage.output_image_tokens']) AS OutputImageTokens,
+    SpanAttributes['llmcost.user.tier'] AS Tier,
+    lower(SpanAttributes['llmcost.usage.implausible']) IN ('true', '1') AS Implausible
 FROM {database}.otel_traces
 -- Only otel-llmcost's own spans: other GenAI instrumentations (and SDKs that trace
 -- themselves, as anthropic 2.x does under the global tracer provider) emit a second

@@ -106,7 +106,8 @@ SELECT
     CatalogueSource,
     CatalogueVersion,
     CataloguePriced,
-    if(CataloguePriced,
+    -- An implausible call is never priced, by the app or here.
+    if(CataloguePriced AND NOT Implausible,
        (uncached_text * InputMtok + a_unc * ifNull(InputAudioMtok, 0) + i_unc * ifNull(InputImageMtok, 0)
         + read_text * CacheReadMtok + a_read * ifNull(a_read_rate, 0) + i_read * ifNull(i_read_rate, 0)
         + write_5m * CacheWrite5mMtok + write_1h * CacheWrite1hMtok
@@ -129,6 +130,7 @@ FROM (
         c.InputTokens AS InputTokens,
         c.OutputTokens AS OutputTokens,
         c.Unpriced AS Unpriced,
+        c.Implausible AS Implausible,
         c.CostTotal AS CostTotal,
         c.PriceSource AS PriceSource,
         c.PriceVersion AS PriceVersion,
