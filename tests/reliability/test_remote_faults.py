@@ -332,3 +332,47 @@ def test_memory_stays_bounded_while_the_remote_stalls():
     assert exporter.dropped_spans == 0
     assert spooled_rows(server.dsn()) == 3000
     assert grown < 16 << 20, f"RSS grew {grown >> 20} MiB over 2400 calls"
+
+
+def test_sigterm_ends_an_ingester_stuck_in_a_silent_insert_and_the_restart_stores_once(tmp_path):
+    """systemd's stop (SIGTERM) must not wait out a silent server's 30 s read timeout: the
+    ingester leaves at once, the group's manifest stays, and the next ingest resends the
+    same group with the same token, which the server stored already (a duplicate)."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    server = FakeClickHouse("stall_insert")
+    dsn = server.dsn()
+    exporter = LLMCostSpanExporter(dsn=dsn, ingester="off")
+    provider = TracerProvider()
+    spans = []
+    for _ in range(20):
+        span = provider.get_tracer("t").start_span("chat m")
+        span.end()
+        spans.append(span)
+    assert exporter.export(spans) == SpanExportResult.SUCCESS
+    exporter.shutdown()
+    env = dict(os.environ, OTEL_EXPORTER_LLMCOST_DSN=dsn)
+    follower = subprocess.Popen(
+        [sys.executable, "-m", "otel_llmcost.exporter", "--follow"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert wait_until(lambda: server.inserts == 1, 30), "the insert reached the server"
+        started = time.monotonic()
+        follower.send_signal(signal.SIGTERM)
+        assert follower.wait(timeout=10) == 0
+        assert time.monotonic() - started < 3.0
+        assert (ingest.spool_dir(dsn) / ingest.MANIFEST_NAME).exists()
+        server.recover()
+        assert ingest_pending(dsn, "otel") == 20
+    finally:
+        follower.kill()
+        server.close()
+    assert (server.rows, server.inserts, server.duplicates) == (20, 1, 1)
+    assert pending_files(dsn) == []
