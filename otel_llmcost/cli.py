@@ -112,15 +112,14 @@ def _writing(dsn: str, database: str) -> Iterator[Any]:
     spooled is ingested first, as for a read, so the command sees every span."""
     from .exporter import IngestDeferred, ingest_pending
 
+    ttl_days = _settings().ttl_days
     try:
-        ingest_pending(dsn, database, wait_s=30.0)
-    except (storage.StorageBusy, IngestDeferred) as exc:
-        _warn(f"spooled spans are not included yet: {_first_line(exc, dsn)}")
-    except Exception as exc:
-        _fail(_first_line(exc, dsn))
-    try:
-        with storage.open_client(dsn) as client:
-            storage.migrate(client, database=database, ttl_days=_settings().ttl_days)
+        with storage.open_client(dsn) as client:  # one open for the ingest and the command
+            try:
+                ingest_pending(dsn, database, wait_s=30.0, ttl_days=ttl_days, client=client)
+            except (storage.StorageBusy, IngestDeferred) as exc:
+                _warn(f"spooled spans are not included yet: {_first_line(exc, dsn)}")
+            storage.migrate(client, database=database, ttl_days=ttl_days)
             yield client
     except typer.Exit:
         raise
@@ -524,6 +523,10 @@ def ingest(
         if result is None:
             _fail(f"an ingester already runs for {storage.redact_dsn(dsn)}")
         console.print(f"stored {result.rows} spans in {result.passes} passes", highlight=False)
+        if result.rejected_rows:
+            _warn(f"{result.rejected_rows} span(s) set aside as rejected: see `otel-llmcost spool`")
+        if result.crashed_spans:
+            _warn(f"{result.crashed_spans} span(s) lost by app processes that died mid-write (logged above)")
         return
     stats = IngestStats()
     try:
@@ -554,7 +557,7 @@ def spool(ctx: typer.Context, dsn: str | None = DsnOption) -> None:
     if ctx.invoked_subcommand is not None:
         ctx.obj = _spool_target(dsn)
         return
-    from .exporter.spool import summary
+    from .exporter.spool import drops_detail, summary
 
     target = _spool_target(dsn)
     held = summary(target)
@@ -573,7 +576,7 @@ def spool(ctx: typer.Context, dsn: str | None = DsnOption) -> None:
     else:
         console.print("rejected: none", highlight=False)
     if held.drops:
-        detail = ", ".join(f"{reason}: {count}" for reason, count in sorted(held.drops.items()))
+        detail = drops_detail(held.drops)
         console.print(f"dropped before the spool: {sum(held.drops.values())} spans ({detail})", highlight=False)
     else:
         console.print("dropped before the spool: none", highlight=False)

@@ -213,22 +213,25 @@ class LLMCostSpanExporter(SpanExporter):
                 f": {detail}" if detail else "",
             )
 
-    def _note_drop(self, reason: str, count: int, flush: bool = False) -> None:
-        """Add to the spool's drop log at most once a second per process (a line per
-        dropped span would grow the log as fast as the spool it stands in for)."""
+    def _note_drop(self, reason: str, count: int) -> None:
         with self._counts_lock:
-            if count:
-                self._unlogged[reason] = self._unlogged.get(reason, 0) + count
+            self._unlogged[reason] = self._unlogged.get(reason, 0) + count
+        self._log_drops()
+
+    def _log_drops(self, *, now: bool = False) -> None:
+        """Write the drops noted so far to the spool's drop log, at most once a second per
+        process unless ``now`` (a line per dropped span would grow the log as fast as the
+        spool it stands in for)."""
+        with self._counts_lock:
             if not self._unlogged:
                 return
-            now = time.monotonic()
-            if not flush and now - self._drops_logged < 1.0:
+            clock = time.monotonic()
+            if not now and clock - self._drops_logged < 1.0:
                 return
-            self._drops_logged = now
+            self._drops_logged = clock
             pending, self._unlogged = self._unlogged, {}
-        for name, spans in pending.items():
-            if spans:
-                record_drop(self._dsn, name, spans)
+        for reason, spans in pending.items():
+            record_drop(self._dsn, reason, spans)
 
     # --- SpanExporter ------------------------------------------------------------
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
@@ -261,7 +264,7 @@ class LLMCostSpanExporter(SpanExporter):
             if left:
                 logger.info("otel-llmcost: %d spool file(s) wait in %s for the ingester", left, spool_dir(self._dsn))
         with contextlib.suppress(Exception):
-            self._note_drop(DROP_AFTER_SHUTDOWN, 0, flush=True)
+            self._log_drops(now=True)
         with self._liveness_lock:
             if self._liveness is not None:
                 self._liveness.close()
@@ -360,5 +363,5 @@ class LLMCostSpanExporter(SpanExporter):
             live.in_flight(0)
         self._poke()
         if self._unlogged:  # drops of an earlier burst, not yet in the drop log
-            self._note_drop(DROP_SPOOL_FULL, 0)
+            self._log_drops()
         return SpanExportResult.SUCCESS

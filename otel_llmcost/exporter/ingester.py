@@ -129,21 +129,20 @@ def _loop(
                 max_s=PASS_MAX_S,
                 yield_to=lambda: readers_waiting(dsn),
             )
-        except (IngestDeferred, storage.StorageBusy, storage.EmbeddedStoreMissing) as exc:
+        except Exception as exc:  # never the end of the only ingester: log each new fault once, retry later
             totals.deferred += 1
             backoff = min(max(backoff * 2, 0.5), MAX_BACKOFF_S)
             pause = backoff
-            kind = f"{type(exc).__name__}: {exc}"
+            expected = isinstance(exc, (IngestDeferred, storage.StorageBusy, storage.EmbeddedStoreMissing))
+            kind = f"{type(exc).__name__}: {exc}" if expected else "unexpected"
             if kind != fault:
                 fault = kind
-                logger.warning("otel-llmcost: ingest deferred, retrying (every %.0f s at most): %s", MAX_BACKOFF_S, exc)
-        except Exception:  # a bug must not end the only ingester: log it once, retry later
-            totals.deferred += 1
-            backoff = min(max(backoff * 2, 0.5), MAX_BACKOFF_S)
-            pause = backoff
-            if fault != "unexpected":
-                fault = "unexpected"
-                logger.exception("otel-llmcost: unexpected ingest error, retrying")
+                if expected:
+                    logger.warning(
+                        "otel-llmcost: ingest deferred, retrying (every %.0f s at most): %s", MAX_BACKOFF_S, exc
+                    )
+                else:
+                    logger.exception("otel-llmcost: unexpected ingest error, retrying")
         else:
             if fault is not None:
                 logger.warning("otel-llmcost: ingest resumed after: %s", fault)

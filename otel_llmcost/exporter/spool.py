@@ -184,6 +184,11 @@ def drop_totals(dsn: str) -> dict[str, int]:
     return totals
 
 
+def drops_detail(drops: dict[str, int]) -> str:
+    """``reason: n, ...`` of :func:`drop_totals`, as the CLI and every read report them."""
+    return ", ".join(f"{reason}: {count}" for reason, count in sorted(drops.items()))
+
+
 def clear_drops(dsn: str) -> None:
     with contextlib.suppress(FileNotFoundError):
         (spool_dir(dsn) / DROPS_NAME).unlink()

@@ -20,7 +20,7 @@ from .. import storage
 from ..config import Settings
 from ..exporter.ingest import IngestDeferred, ensure_schema, ingest_pending
 from ..exporter.ingester import running
-from ..exporter.spool import drop_totals, pending_files
+from ..exporter.spool import drop_totals, drops_detail, pending_files
 
 INGEST_BEFORE_READ_S = 1.0
 DEFAULT_READ_WAIT_S = 60.0
@@ -54,9 +54,7 @@ def open_for_reading(
     # One announced turn and one client for the ingest and the read: the ingester cannot
     # slip a pass in between, and the path is opened once.
     with storage.open_client(dsn, wait_s=wait_s) as client:
-        if running(dsn):
-            pass  # it stores spans as they come; the read shows what is stored now
-        else:
+        if not running(dsn):  # a running ingester stores spans as they come: read what is stored now
             try:
                 ingest_pending(
                     dsn, database, wait_s=wait_s, ttl_days=ttl_days, max_s=INGEST_BEFORE_READ_S, client=client
@@ -80,6 +78,6 @@ def _report_drops(dsn: str, warn: Callable[[str], None] | None) -> None:
     with contextlib.suppress(Exception):
         drops = drop_totals(dsn)
         if drops:
-            detail = ", ".join(f"{reason}: {count}" for reason, count in sorted(drops.items()))
+            detail = drops_detail(drops)
             total = sum(drops.values())
             warn(f"{total} span(s) were dropped before reaching the spool ({detail}); see `otel-llmcost spool`")
