@@ -180,6 +180,7 @@ class LLMCostSpanExporter(SpanExporter):
         self._size_lock = threading.Lock()
         self._liveness_lock = threading.Lock()
         self._liveness = None
+        self._unlogged = {}  # the parent writes its own noted drops; the child must not again
         if self._starter is not None:
             self._starter.after_fork()
 
