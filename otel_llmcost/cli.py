@@ -1,4 +1,4 @@
-"""``otel-llmcost``: demo, report, query, migrate, ingest, spool, prices, budgets, outcomes import.
+"""``otel-llmcost``: demo, report, anomalies, query, migrate, ingest, spool, prices, budgets, outcomes import.
 
 Commands only parse their arguments, call a subsystem and print; the SQL lives in
 ``reporting/sql`` and ``storage/sql``. Every read goes through
@@ -187,6 +187,46 @@ def query(
     with _reading(dsn, database) as client:
         out = reports.ad_hoc(client, sql, write=write)
     _emit([out], fmt)
+
+
+@app.command()
+def anomalies(
+    since: str = typer.Option(
+        "7d", "--since", help="how far back: 30m, 6h, 2d, 1w (open anomalies always show; the view keeps 14 days)"
+    ),
+    open_only: bool = typer.Option(False, "--open-only", help="only anomalies still open"),
+    kind: list[str] | None = typer.Option(None, "--kind", help="only these kinds (repeat): spend, calls, drift, ..."),
+    dimension: str | None = typer.Option(
+        None, "--dimension", help="only this dimension: endpoint, model, feature, team, user"
+    ),
+    fmt: str = FormatOption,
+    dsn: str | None = DsnOption,
+    database: str | None = DatabaseOption,
+) -> None:
+    """What the anomaly detectors flagged (v_anomalies), newest first, each with its explanation.
+
+    --format json prints a list of objects (kind, dimension, key, service, at, detected_at,
+    last_seen, expected, observed, score, open, explanation, contributors), [] when none.
+    """
+    from .reporting import anomalies as anomalies_module
+
+    _check_format(fmt)
+    try:
+        window = anomalies_module.parse_duration(since)
+        kinds = anomalies_module.check_kinds(kind or [])
+    except ValueError as exc:
+        _fail(str(exc))
+    dsn, database = _target(dsn, database)
+    with _reading(dsn, database) as client:
+        found = anomalies_module.query(
+            client, database=database, since=window, open_only=open_only, kinds=kinds, dimension=dimension
+        )
+    if fmt == "json":
+        sys.stdout.write(anomalies_module.to_json(found))
+    elif fmt == "csv":
+        _emit([anomalies_module.as_report(found)], fmt)
+    else:
+        _emit([anomalies_module.as_report(found, columns=anomalies_module.TABLE_COLUMNS)], fmt)
 
 
 @app.command()

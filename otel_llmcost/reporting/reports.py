@@ -118,7 +118,8 @@ def _with_verdicts(report: Report) -> Report:
 
 _POST_PROCESSING: dict[str, Callable[[Report], Report]] = {"prefix_stability": _with_verdicts}
 
-# `otel-llmcost report` shows these, in this order (what_if and budget_status have their own commands).
+# `otel-llmcost report` shows these, in this order (what_if, budget_status and anomalies_list have
+# their own commands: prices whatif, budgets, anomalies).
 DEFAULT_REPORTS = (
     "spend_by_endpoint",
     "spend_by_model",
@@ -126,6 +127,7 @@ DEFAULT_REPORTS = (
     "missed_caching",
     "rate_limits",
     "anomalies",
+    "anomalies_detected",
     "unpriced",
     "cost_per_task",
     "evidence_waste",

@@ -8,6 +8,7 @@ expects, or returns nothing on that data fails here.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import re
@@ -18,6 +19,7 @@ import pytest
 import yaml
 
 from otel_llmcost.reporting import grafana_macros as gm
+from otel_llmcost.reporting.anomalies import KINDS
 from otel_llmcost.reporting.html import (
     expanded_panel_sql,
     iter_panels,
@@ -28,6 +30,7 @@ from otel_llmcost.reporting.html import (
     variable_sql,
 )
 from otel_llmcost.storage.migrations import migration_files
+from tests.helpers import anomaly_fixture
 from tests.helpers.budget_rows import add_demo_budgets
 from tests.helpers.dashboard_db import open_dashboard_database
 from tests.helpers.paths import DASHBOARDS, ROOT
@@ -174,6 +177,22 @@ EXPECTED_COLUMNS: dict[str, dict[str, list[str]]] = {
         ],
     },
     "llmcost-anomalies": {
+        "Anomalies and why": [
+            "Kind",
+            "Dimension",
+            "Key",
+            "ServiceName",
+            "At",
+            "State",
+            "Expected",
+            "Observed",
+            "Score",
+            "Explanation",
+            "TopContributors",
+            "DetectedAt",
+            "LastSeen",
+        ],
+        "Anomalies by kind": ["time", "Kind", "Anomalies"],
         "Flagged spend days": [
             "Day",
             "ServiceName",
@@ -300,7 +319,33 @@ ALERT_COLUMNS = {
     "llmcost-budget-downgrade": ["Budget", "Scope", "ScopeValue", "Period", "value"],
     "llmcost-budget-refuse": ["Budget", "Scope", "ScopeValue", "Period", "value"],
     "llmcost-budget-unchecked": ["ServiceName", "value"],
+    **{
+        uid: ["Kind", "Dimension", "Key", "ServiceName", "Explanation", "value"]
+        for uid in (
+            "llmcost-anomaly-spend",
+            "llmcost-anomaly-new-entity",
+            "llmcost-anomaly-calls",
+            "llmcost-anomaly-cache",
+            "llmcost-anomaly-reliability",
+            "llmcost-anomaly-unpriced",
+        )
+    },
 }
+# The anomaly rules, by family: the kinds each covers and its severity. Every kind of
+# v_anomalies is covered by exactly one rule.
+ANOMALY_RULES = {
+    "llmcost-anomaly-spend": (("spend", "cost_per_call", "tokens_per_call", "drift"), "warning"),
+    "llmcost-anomaly-new-entity": (("new_entity",), "warning"),
+    "llmcost-anomaly-calls": (("calls",), "info"),
+    "llmcost-anomaly-cache": (("cache_hit_rate",), "warning"),
+    "llmcost-anomaly-reliability": (("error_rate", "throttled_share", "latency"), "critical"),
+    "llmcost-anomaly-unpriced": (("unpriced_share",), "info"),
+}
+# Anomaly rules that the scripted v_anomalies rows (tests.helpers.anomaly_fixture: an open
+# spend and an open cache anomaly detected this hour) must fire; the others stay silent.
+ANOMALY_ALERTS_FIRING_ON_SCRIPTED_ROWS = {"llmcost-anomaly-spend", "llmcost-anomaly-cache"}
+# The database (beside the demo's) whose v_anomalies is a table of the scripted rows.
+SCRIPTED = "llmcost_scripted_anomalies"
 # Alerts that the demo data (today's spike, cache drop, unpriced model, app limiter refusals,
 # budgets at 80.5%, 88% and 97%, unchecked calls) must fire.
 ALERTS_FIRING_ON_DEMO = {
@@ -337,6 +382,11 @@ def _panel_id(item: tuple[str, dict[str, Any]]) -> str:
 def client(tmp_path_factory: pytest.TempPathFactory):
     c = open_dashboard_database(tmp_path_factory.getbasetemp())
     add_demo_budgets(c)  # a no-op when the shared database has them already
+    # The detectors' own view (issue 19); scripted rows only in the SCRIPTED database beside it.
+    assert anomaly_fixture.view_exists(c) and not anomaly_fixture.is_scripted(c)
+    # Beside it, a database whose v_anomalies holds the scripted rows, for exact expectations.
+    c.command(f"CREATE DATABASE IF NOT EXISTS {SCRIPTED}")
+    anomaly_fixture.install(c, database=SCRIPTED)
     yield c
     c.close()
 
@@ -460,10 +510,15 @@ def test_every_panel_has_an_expected_column_list():
     assert titles == expected
 
 
-def test_views_used_by_dashboards_exist_in_the_migrations():
+def _created_in_migrations() -> set[str]:
     created = set()
     for path in migration_files():
         created |= set(re.findall(r"CREATE (?:VIEW|TABLE) IF NOT EXISTS \{database\}\.(\w+)", path.read_text()))
+    return created
+
+
+def test_views_used_by_dashboards_exist_in_the_migrations():
+    created = _created_in_migrations()
     sql = [p["targets"][0]["rawSql"] for _, p in PANELS] + [r["data"][0]["model"]["rawSql"] for r in ALL_RULES]
     used = {t for text in sql for t in re.findall(r"\bFROM\s+([A-Za-z_]\w*)", text)}
     assert used <= created, used - created
@@ -479,7 +534,7 @@ def test_dashboard_provider_points_at_the_mounted_dashboards():
 
 
 def test_alert_rules_cover_every_condition():
-    assert set(RULE_FILES) == {"rules.yaml", "budgets.yaml"}
+    assert set(RULE_FILES) == {"rules.yaml", "budgets.yaml", "anomalies.yaml"}
     for rules in RULE_FILES.values():
         assert rules["apiVersion"] == 1
         for group in rules["groups"]:
@@ -491,6 +546,93 @@ def test_alert_rules_cover_every_condition():
     assert len({group["name"] for rules in RULE_FILES.values() for group in rules["groups"]}) == sum(
         len(rules["groups"]) for rules in RULE_FILES.values()
     ), "group names must be unique within the folder"
+
+
+@contextlib.contextmanager
+def _on_scripted_rows(client):
+    """The client reading the scripted v_anomalies (unqualified names resolve in SCRIPTED)."""
+    before = client.database
+    client.database = SCRIPTED
+    try:
+        yield client
+    finally:
+        client.database = before
+
+
+def test_anomaly_rules_cover_every_kind_once_with_a_severity_per_family():
+    rules = {rule["uid"]: rule for rule in RULE_FILES["anomalies.yaml"]["groups"][0]["rules"]}
+    assert set(rules) == set(ANOMALY_RULES)
+    covered: list[str] = []
+    for uid, (kinds, severity) in ANOMALY_RULES.items():
+        rule = rules[uid]
+        sql = rule["data"][0]["model"]["rawSql"]
+        (listed,) = re.findall(r"Kind IN \(([^)]*)\)", sql)
+        assert tuple(re.findall(r"'(\w+)'", listed)) == kinds, uid
+        assert "FROM v_anomalies" in sql and "WHERE Open = 1" in sql and "DetectedAt >= " in sql
+        assert rule["labels"]["severity"] == severity
+        assert rule["annotations"]["description"] == "{{ $labels.Explanation }}"
+        assert "$labels.Kind" in rule["annotations"]["summary"] and rule["annotations"]["__panelId__"] == "7"
+        assert rule["data"][0]["relativeTimeRange"] == {"from": 3600, "to": 0}
+        covered += kinds
+    assert sorted(covered) == sorted(KINDS)
+
+
+def _anomaly_panel(title: str) -> dict[str, Any]:
+    board = next(b for b in BOARDS.values() if b["uid"] == "llmcost-anomalies")
+    return next(p for p in iter_panels(board) if p["title"] == title)
+
+
+def test_anomalies_panel_shows_each_anomaly_with_its_explanation(client, week, variables_for):
+    variables = variables_for("llmcost-anomalies")
+    for scripted in (False, True):
+        with _on_scripted_rows(client) if scripted else contextlib.nullcontext(client):
+            columns, rows = run_sql(client, expanded_panel_sql(_anomaly_panel("Anomalies and why"), week, variables))
+        got = [dict(zip(columns, r, strict=True)) for r in rows]
+        assert got and all(r["Explanation"] and r["Kind"] in KINDS for r in got)
+        assert all(r["State"] in ("open", "closed") for r in got)
+        detected = [r["DetectedAt"] for r in got]
+        assert detected == sorted(detected, reverse=True)
+    # The scripted rows active in the last 7 days, newest first; the 10-day-old one is out of range.
+    assert [r["Kind"] for r in got] == ["spend", "cache_hit_rate", "error_rate", "new_entity", "drift"]
+    spend = got[0]
+    assert (spend["Key"], spend["State"], spend["Expected"], spend["Observed"]) == (
+        "POST /translate",
+        "open",
+        0.10,
+        2.40,
+    )
+    assert spend["TopContributors"] == "user=user-batch 96%, model=claude-sonnet-4-20250514 100%"
+    with _on_scripted_rows(client):
+        _, rows = run_sql(client, expanded_panel_sql(_anomaly_panel("Anomalies by kind"), week, variables))
+    assert sorted({r[1] for r in rows}) == ["cache_hit_rate", "drift", "error_rate", "new_entity", "spend"]
+    assert sum(r[2] for r in rows) == 5
+
+
+def test_anomalies_panel_filters_each_dimension_by_its_variable(client, week, variables_for):
+    """An endpoint selection narrows endpoint anomalies only; model, feature and team rows stay."""
+    variables = variables_for("llmcost-anomalies", {"endpoint": ["POST /kb"]})
+    with _on_scripted_rows(client):
+        columns, rows = run_sql(client, expanded_panel_sql(_anomaly_panel("Anomalies and why"), week, variables))
+    keys = [r[columns.index("Key")] for r in rows]
+    assert keys == ["POST /kb", anomaly_fixture.HOSTILE_KEY, "acme-finetune-7b", "summaries"]
+
+
+@pytest.mark.parametrize("uid", sorted(ANOMALY_RULES))
+def test_anomaly_rule_fires_on_its_open_kinds_detected_this_hour(client, uid):
+    """On the scripted rows: the spend and cache rules fire once each, labelled with the
+    explanation; closed or older anomalies fire nothing."""
+    rule = next(r for r in ALL_RULES if r["uid"] == uid)
+    now = dt.datetime.now(dt.timezone.utc)
+    time_range = gm.TimeRange(now - dt.timedelta(hours=1), now)
+    with _on_scripted_rows(client):
+        columns, rows = run_sql(client, gm.expand(rule["data"][0]["model"]["rawSql"], time_range=time_range))
+    assert columns == ALERT_COLUMNS[uid]
+    if uid not in ANOMALY_ALERTS_FIRING_ON_SCRIPTED_ROWS:
+        assert rows == []
+        return
+    ((kind, dimension, key, service, explanation, value),) = rows
+    assert kind in ANOMALY_RULES[uid][0] and dimension == "endpoint" and service == "billing-worker"
+    assert explanation.startswith(("spend 2.40", "cache hit rate")) and value > 0
 
 
 def test_budget_rules_fire_at_the_ladder_thresholds():

@@ -8,6 +8,7 @@ screenshot lands in test-artifacts/ for a human to look at.
 
 from __future__ import annotations
 
+import html
 import json
 import re
 import subprocess
@@ -16,8 +17,11 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from otel_llmcost import storage
 from otel_llmcost.cli import app
+from otel_llmcost.reporting.anomalies import KINDS
 from otel_llmcost.reporting.html import CHART_TYPES, iter_panels, load_dashboards
+from tests.helpers import anomaly_fixture
 from tests.helpers.binaries import require_binary
 from tests.helpers.dashboard_db import DATABASE, dashboard_database
 from tests.helpers.paths import ARTIFACTS, DASHBOARDS
@@ -30,6 +34,8 @@ CHARTS = [panel for panel in PANELS if panel["type"] in CHART_TYPES]
 @pytest.fixture(scope="module")
 def page(tmp_path_factory: pytest.TempPathFactory) -> Path:
     dsn = dashboard_database(tmp_path_factory.getbasetemp())
+    with storage.open_client(dsn) as client:  # the detectors' own view, never scripted rows
+        assert anomaly_fixture.view_exists(client) and not anomaly_fixture.is_scripted(client)
     out = tmp_path_factory.mktemp("html") / "report.html"
     result = CliRunner().invoke(
         app, ["report", "--dsn", dsn, "--database", DATABASE, "--since-hours", "720", "--html", str(out)]
@@ -79,6 +85,28 @@ def test_page_has_every_dashboard_and_panel_with_its_sql(page):
         assert f'id="{board["uid"]}"' in text
     for panel in PANELS:
         assert f'data-panel="{panel["title"]}"' in text.replace("&#x27;", "'")
+
+
+def test_anomalies_are_shown_with_their_explanations(page):
+    """The Anomalies dashboard's table: every anomaly of the window, each with its explanation.
+
+    The detectors' figures for the current hour move from one second to the next (a partial
+    hour), so the rows are checked for shape here; their values in tests/deploy and tests/cli.
+    """
+    text = page.read_text(encoding="utf-8")
+    section = re.search(r'data-panel="Anomalies and why".*?<table[^>]*>(.*?)</table>', text, re.S)
+    assert section, "the anomalies table is missing"
+    header = [html.unescape(h) for h in re.findall(r"<th>(.*?)</th>", section.group(1))]
+    assert header[:10] == [
+        "Kind", "Dimension", "Key", "ServiceName", "At", "State", "Expected", "Observed", "Score", "Explanation"
+    ]  # fmt: skip
+    rows = [
+        [html.unescape(cell) for cell in re.findall(r"<td[^>]*>(.*?)</td>", row)]
+        for row in re.findall(r"<tr><td.*?</tr>", section.group(1), re.S)
+    ]
+    assert rows, "no anomaly on the demo data"
+    for row in rows:
+        assert row[0] in KINDS and row[5] in ("open", "closed") and row[9].strip(), row
 
 
 def test_no_panel_failed_or_came_back_empty(page):

@@ -530,3 +530,41 @@ def test_all_reports_run_and_name_their_columns(chdb_module_client):
         reports.run(chdb_module_client, "spend_by_model", since_hours=0)
     with pytest.raises(ValueError):
         reports.run(chdb_module_client, "spend_by_model", since_hours=1, database="otel; DROP TABLE otel.otel_traces")
+
+
+def test_spend_anomaly_first_day_has_null_not_nan_prior(chdb_module_client):
+    svc = "anomaly-first-day"
+    insert_spans(chdb_module_client, [call_row(svc, _local_noon(1), endpoint="/e", cost_total=2.0)])
+    got = q(
+        chdb_module_client,
+        "SELECT PriorDays, PriorMean, PriorStddev, ZScore, Flagged FROM otel.v_spend_anomalies_daily"
+        " WHERE ServiceName = {s:String}",
+        s=svc,
+    )
+    assert got == [(0, None, None, None, 0)]
+    summed = q(
+        chdb_module_client,
+        "SELECT sum(PriorMean) FROM otel.v_spend_anomalies_daily WHERE ServiceName = {s:String}",
+        s=svc,
+    )
+    assert summed == [(0.0,)] or summed == [(None,)]  # never NaN
+
+
+def test_cache_hit_drops_read_only_the_last_35_days(chdb_module_client):
+    svc = "cache-drop-old"
+    old = now_ns() - 40 * 24 * HOUR_NS
+    rows = [
+        call_row(
+            svc,
+            old - h * HOUR_NS,
+            endpoint="/e",
+            gen_ai_usage_input_tokens=20000,
+            gen_ai_usage_cache_read_input_tokens=c,
+        )
+        for h, c in ((4, 15000), (3, 15000), (2, 15000), (1, 15000), (0, 0))
+    ]
+    insert_spans(chdb_module_client, rows)
+    got = q(
+        chdb_module_client, "SELECT count() FROM otel.v_cache_hit_drops_hourly WHERE ServiceName = {s:String}", s=svc
+    )
+    assert got == [(0,)]

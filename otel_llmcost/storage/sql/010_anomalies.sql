@@ -4,7 +4,9 @@
 -- between an endpoint's first and last day count as zero spend (WITH FILL).
 -- Flagged when z >= 2 and spend >= 1.3 x the prior mean, with 7 prior days of
 -- history; when the prior days were all equal (stddev 0) any rise of 30% or
--- more is flagged and ZScore is NULL.
+-- more is flagged and ZScore is NULL. On an endpoint's first day there are no prior
+-- days: PriorMean, PriorStddev and ZScore are NULL (not NaN), so sums skip them.
+-- Kept for the daily dashboard panels; the hourly detectors are v_anomalies (013).
 CREATE VIEW IF NOT EXISTS {database}.v_spend_anomalies_daily {cluster} AS
 SELECT
     Day,
@@ -15,10 +17,10 @@ SELECT
     PriorMean,
     PriorStddev,
     if(PriorStddev > 0, (Spend - PriorMean) / PriorStddev, NULL) AS ZScore,
-    PriorDays >= 7
+    ifNull(PriorDays >= 7
         AND Spend >= 1.3 * PriorMean
         AND Spend > PriorMean
-        AND (PriorStddev = 0 OR (Spend - PriorMean) / PriorStddev >= 2) AS Flagged
+        AND (PriorStddev = 0 OR (Spend - PriorMean) / PriorStddev >= 2), 0) AS Flagged
 FROM (
     SELECT
         Day,
@@ -26,8 +28,8 @@ FROM (
         Endpoint,
         Spend,
         count() OVER w AS PriorDays,
-        avg(Spend) OVER w AS PriorMean,
-        stddevPop(Spend) OVER w AS PriorStddev
+        if(PriorDays > 0, avg(Spend) OVER w, NULL) AS PriorMean,
+        if(PriorDays > 0, stddevPop(Spend) OVER w, NULL) AS PriorStddev
     FROM (
         SELECT
             toDate(Hour) AS Day,
@@ -54,6 +56,7 @@ FROM (
 -- Hourly cache hit rate against the token-weighted hit rate of the 24 hours
 -- before it (hours with input only). Flagged when it fell by half or more,
 -- the hour had at least 10000 input tokens and at least 3 prior hours exist.
+-- Bounded to the last 35 days (+ the 24 hours before them), whatever the range asked.
 CREATE VIEW IF NOT EXISTS {database}.v_cache_hit_drops_hourly {cluster} AS
 SELECT
     Hour,
@@ -89,6 +92,7 @@ FROM (
             sum(InputTokens) AS InputTokens,
             sum(CacheReadTokens) AS CacheReadTokens
         FROM {database}.llm_cost_hourly
+        WHERE Hour >= toStartOfHour(now()) - INTERVAL 36 DAY
         GROUP BY
             Hour,
             ServiceName,
@@ -101,7 +105,8 @@ FROM (
         ORDER BY toRelativeHourNum(Hour)
         RANGE BETWEEN 24 PRECEDING AND 1 PRECEDING
     )
-);
+)
+WHERE Hour >= toStartOfHour(now()) - INTERVAL 35 DAY;
 
 -- Single calls of the last 7 days that cost at least ExpensiveCallUsd (1.00 USD)
 -- or more than the p99 of their endpoint over the same 7 days. The p99 rule
