@@ -52,7 +52,7 @@ def missing_suites(suites: tuple[str, ...] = SUITES) -> list[str]:
     return [suite for suite in suites if not (here / suite).is_file()]
 
 
-SUITE_TOOLS = ("pytest >= 8", "hypothesis >= 6.100", "httpx2 >= 2")
+SUITE_TOOLS = ("pytest >= 8", "pytest-xdist >= 3.5", "hypothesis >= 6.100", "httpx2 >= 2")
 
 
 def _otel(api: str, contrib: str) -> tuple[str, ...]:

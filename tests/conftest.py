@@ -21,6 +21,11 @@ from otel_llmcost.demo.fakes import FakeLLMServer
 from otel_llmcost.pricing import Pricer
 from tests.helpers.chdb import chdb_dsn, migrated_client
 
+# pytest-xdist workers inherit COLUMNS=80, and rich fixes a console's width from COLUMNS
+# when it is created (the CLI's, at import): tests that set COLUMNS for one command
+# would then get 80 under -n and their own width without it.
+os.environ.pop("COLUMNS", None)
+
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption("--runslow", action="store_true", default=False, help="run long soaks and benchmarks")

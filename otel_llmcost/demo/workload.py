@@ -216,7 +216,7 @@ def run_demo(
                 )
                 evidence.record_citations(cite_rng.sample(sorted(POLICY_SECTIONS), cite_rng.randint(1, 2)))
         # Summaries: Anthropic with an explicit cache breakpoint on the system prompt.
-        spike = 10 if today else 1
+        spike = 20 if today else 1
         for i in range(rng.randint(4, 6) * spike):
             claude_call(
                 "POST /summarize",

@@ -1,12 +1,14 @@
 """``otel-llmcost anomalies``: what the detectors flagged, for people (a table) and machines (JSON, CSV).
 
-The rows come from ``v_anomalies`` (``storage/sql``) through ``sql/anomalies_list.sql``;
-nothing here detects anything. The same rows feed the Anomalies dashboard, the alert
-rules and the ``anomalies_detected`` report, so every interface says the same thing.
+The rows come from ``v_anomalies`` (``storage/sql``) through ``sql/anomalies_list.sql``,
+and who moved each from ``v_anomaly_contributors``; nothing here detects anything. The
+same rows feed the Anomalies dashboard, the alert rules and the ``anomalies`` report,
+so every interface says the same thing.
 
 JSON is a list of objects, one per anomaly, with snake_case keys (:data:`JSON_KEYS`);
 times are ISO 8601 UTC ending in ``Z``, ``open`` is a boolean and ``contributors`` a
-list of ``{dimension, key, share}``. No anomaly: an empty list.
+list of ``{dimension, key, share}``, largest share first; the explanation ends with
+them. No anomaly: an empty list.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
-from . import reports
+from . import anomaly_text, reports
 
 # What a detector may report (v_anomalies.Kind).
 KINDS = (
@@ -62,7 +64,6 @@ _COLUMN_KEYS = {
     "Score": "score",
     "Open": "open",
     "Explanation": "explanation",
-    "Contributors": "contributors",
 }
 TABLE_COLUMNS = ("kind", "dimension", "key", "service", "at", "open", "expected", "observed", "score", "explanation")
 DEFAULT_SINCE = "7d"
@@ -116,7 +117,9 @@ def query(
             "dimension": dimension or "",
         },
     )
-    return [to_object(dict(zip(report.columns, row, strict=True))) for row in report.rows]
+    rows = [dict(zip(report.columns, row, strict=True)) for row in report.rows]
+    by_anomaly = reports.contributors_by_anomaly(client, rows, database=database)
+    return [to_object(row, by_anomaly.get(anomaly_text.identity(row), [])) for row in rows]
 
 
 def iso_utc(value: Any) -> str | None:
@@ -137,16 +140,8 @@ def _number(value: Any) -> float | None:
     return number if number == number and number not in (float("inf"), float("-inf")) else None
 
 
-def _contributors(value: Any) -> list[dict[str, Any]]:
-    out = []
-    for item in value or []:
-        dimension, key, share = (list(item) + [None, None, None])[:3]
-        out.append({"dimension": str(dimension), "key": str(key), "share": _number(share)})
-    return out
-
-
-def to_object(row: dict[str, Any]) -> dict[str, Any]:
-    """One ``v_anomalies`` row as the JSON object of the contract."""
+def to_object(row: dict[str, Any], contributors: Sequence[dict[str, Any]] = ()) -> dict[str, Any]:
+    """One ``v_anomalies`` row and its contributors as the JSON object of the contract."""
     out: dict[str, Any] = {}
     for column, key in _COLUMN_KEYS.items():
         value = row.get(column)
@@ -156,20 +151,11 @@ def to_object(row: dict[str, Any]) -> dict[str, Any]:
             out[key] = _number(value)
         elif key == "open":
             out[key] = bool(value)
-        elif key == "contributors":
-            out[key] = _contributors(value)
         else:
             out[key] = "" if value is None else str(value)
+    out["explanation"] = anomaly_text.explanation(out["explanation"], contributors)
+    out["contributors"] = [{**c, "share": _number(c.get("share"))} for c in contributors]
     return out
-
-
-def contributors_text(contributors: Sequence[dict[str, Any]]) -> str:
-    """``user=u-1 96%, model=gpt-4o 100%``: the contributors in one cell."""
-    parts = []
-    for c in contributors:
-        share = c.get("share")
-        parts.append(f"{c['dimension']}={c['key']}" + (f" {share:.0%}" if isinstance(share, float) else ""))
-    return ", ".join(parts)
 
 
 def to_json(objects: Sequence[dict[str, Any]]) -> str:
@@ -184,7 +170,7 @@ def as_report(objects: Sequence[dict[str, Any]], *, columns: Sequence[str] = JSO
         for column in columns:
             value = obj[column]
             if column == "contributors":
-                value = contributors_text(value)
+                value = anomaly_text.contributors_text(value)
             elif column == "open":
                 value = "yes" if value else "no"
             row.append(value)

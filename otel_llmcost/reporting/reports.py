@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from ..storage import check_identifier
-from . import safe_query
+from . import anomaly_text, safe_query
 from .prefix_verdict import explain
 
 SQL_DIR = Path(__file__).with_name("sql")
@@ -96,9 +96,7 @@ def run(
     wanted = {key: value for key, value in values.items() if key in report_query.parameters}
     sql = report_query.sql.replace("{db}", database)
     result = client.query(sql, parameters=wanted)
-    columns = list(result.column_names)
-    if not columns:  # chdb returns no column names for an empty result
-        columns = [row[0] for row in client.query(f"DESCRIBE ({sql})", parameters=wanted).result_rows]
+    columns = list(result.column_names) or _empty_result_columns(client, sql, wanted)
     report = Report(
         title=report_query.title.format(**values) if "{" in report_query.title else report_query.title,
         columns=columns,
@@ -107,16 +105,55 @@ def run(
         description=report_query.description,
     )
     post = _POST_PROCESSING.get(name)
-    return post(report) if post is not None else report
+    return post(report, client, database) if post is not None else report
 
 
-def _with_verdicts(report: Report) -> Report:
+# chdb returns no column names for an empty result, and DESCRIBE plans the query again
+# (0.5-1 s for the anomaly views): the columns of a query text are asked once per process.
+_COLUMNS_OF_EMPTY: dict[tuple[str, str], list[str]] = {}
+
+
+def _empty_result_columns(client: Any, sql: str, parameters: Mapping[str, Any]) -> list[str]:
+    key = (sql, repr(sorted(parameters)))
+    if key not in _COLUMNS_OF_EMPTY:
+        described = client.query(f"DESCRIBE ({sql})", parameters=parameters).result_rows
+        _COLUMNS_OF_EMPTY[key] = [row[0] for row in described]
+    return list(_COLUMNS_OF_EMPTY[key])
+
+
+def _with_verdicts(report: Report, client: Any, database: str) -> Report:
     """prefix_stability: one line per endpoint on why caching pays or not (:mod:`.prefix_verdict`)."""
     rows = [(*row, explain(dict(zip(report.columns, row, strict=True)))) for row in report.rows]
     return replace(report, columns=[*report.columns, "Why"], rows=rows)
 
 
-_POST_PROCESSING: dict[str, Callable[[Report], Report]] = {"prefix_stability": _with_verdicts}
+def contributors_by_anomaly(
+    client: Any, anomalies: list[dict[str, Any]], *, database: str
+) -> dict[tuple[Any, ...], list[dict[str, Any]]]:
+    """Who moved each of ``anomalies`` (``v_anomalies`` rows), read only when there is one."""
+    starts = [row["At"] for row in anomalies if row.get("At") is not None]
+    if not starts:
+        return {}
+    found = run(client, "anomaly_contributors", database=database, limit=10_000, parameters={"since_at": min(starts)})
+    return anomaly_text.group_contributors(dict(zip(found.columns, row, strict=True)) for row in found.rows)
+
+
+def _with_contributors(report: Report, client: Any, database: str) -> Report:
+    """anomalies: each explanation ends with who moved the series (v_anomaly_contributors)."""
+    rows = [dict(zip(report.columns, row, strict=True)) for row in report.rows]
+    by_anomaly = contributors_by_anomaly(client, rows, database=database)
+    if not by_anomaly:
+        return report
+    for row in rows:
+        contributors = by_anomaly.get(anomaly_text.identity(row), [])
+        row["Explanation"] = anomaly_text.explanation(row["Explanation"], contributors)
+    return replace(report, rows=[tuple(row[c] for c in report.columns) for row in rows])
+
+
+_POST_PROCESSING: dict[str, Callable[[Report, Any, str], Report]] = {
+    "prefix_stability": _with_verdicts,
+    "anomalies": _with_contributors,
+}
 
 # `otel-llmcost report` shows these, in this order (what_if, budget_status and anomalies_list have
 # their own commands: prices whatif, budgets, anomalies).
@@ -127,7 +164,6 @@ DEFAULT_REPORTS = (
     "missed_caching",
     "rate_limits",
     "anomalies",
-    "anomalies_detected",
     "unpriced",
     "cost_per_task",
     "evidence_waste",

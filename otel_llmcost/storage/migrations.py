@@ -12,6 +12,13 @@ with their checksum (``sql/000_schema_files.sql``): unchanged files are skipped,
 new or edited file is applied in upgrade mode (:func:`upgrade_statements`), which is
 how a database created by an older release gets new columns, queries and views.
 
+A view "as of now" is written once, as a view parameterized by ``{now:DateTime}``
+(``v_anomalies_at``, which tests and benchmarks ask about any moment); its twin for now
+is ``{as_of_now:v_anomalies_at}``: the same query with ``now()`` for ``{now:DateTime}``,
+reading the twin ``X`` wherever it reads ``X_at(now = {now:DateTime})``. A plain view,
+because ClickHouse analyses a parameterized one twice, and the planning of the anomaly
+detectors is most of their cost.
+
 The record says what was applied, not what still exists: a table, materialized view or
 view dropped since (by hand, or a bad ``query --write``) would stay missing, and with
 ``otel_traces`` or an MV's target table gone every insert fails. So each file whose
@@ -40,6 +47,9 @@ _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _REPLICATED_PATH = "'/clickhouse/tables/{shard}/{database}/{table}', '{replica}'"
 
 _PLACEHOLDER = re.compile(r"\{(database|cluster|ttl_days|merge_tree|aggregating_merge_tree)\}")
+_AS_OF_NOW = re.compile(r"\{as_of_now:(\w+)\}")
+_VIEW_QUERY = re.compile(r"CREATE VIEW IF NOT EXISTS (\w+)\.(\w+)\b[^\n]* AS\n")
+_AT_NOW = re.compile(r"\b(\w+)\.(\w+)_at\(now = \{now:DateTime\}\)")
 
 
 def check_identifier(kind: str, value: str) -> str:
@@ -100,6 +110,28 @@ def split_statements(sql: str) -> list[str]:
     return [_strip_leading_comments(s) for s in statements if _has_code(s)]
 
 
+def expand_as_of_now(statements: list[str]) -> list[str]:
+    """Replace ``{as_of_now:V}`` by the query of the view ``V`` created earlier in the
+    same statements, with ``now()`` for ``{now:DateTime}`` and ``X`` for ``X_at(now = ...)``."""
+    queries: dict[str, str] = {}
+    out = []
+    for statement in statements:
+
+        def as_of_now(match: re.Match[str]) -> str:
+            name = match.group(1)
+            if name not in queries:
+                raise ValueError(f"{{as_of_now:{name}}} names no view created before it")
+            query = _AT_NOW.sub(lambda m: f"{m.group(1)}.{m.group(2)}", queries[name])
+            return query.replace("{now:DateTime}", "now()")
+
+        statement = _AS_OF_NOW.sub(as_of_now, statement)
+        created = _VIEW_QUERY.match(statement)
+        if created:
+            queries[created.group(2)] = statement[created.end() :]
+        out.append(statement)
+    return out
+
+
 def _strip_leading_comments(statement: str) -> str:
     lines = statement.strip().splitlines()
     while lines and (not lines[0].strip() or lines[0].lstrip().startswith("--")):
@@ -121,7 +153,7 @@ def rendered_statements(*, database: str = "otel", cluster: str | None = None, t
     statements = [f"CREATE DATABASE IF NOT EXISTS {database}{on_cluster}"]
     for path in migration_files():
         text = render(path.read_text(encoding="utf-8"), database=database, cluster=cluster, ttl_days=ttl_days)
-        statements.extend(split_statements(text))
+        statements.extend(expand_as_of_now(split_statements(text)))
     return statements
 
 
@@ -159,7 +191,7 @@ def apply_migrations(
     for path in migration_files():
         text = render(path.read_text(encoding="utf-8"), database=database, cluster=cluster, ttl_days=ttl_days)
         checksum = hashlib.sha256(text.encode("utf-8")).hexdigest()
-        statements = split_statements(text)
+        statements = expand_as_of_now(split_statements(text))
         missing = [name for name in created_objects(statements) if name not in existing]
         if applied.get(path.name) == checksum and not missing:
             continue

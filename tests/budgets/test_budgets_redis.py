@@ -239,6 +239,9 @@ def test_failed_calls_leak_no_reservation(instrument, fake, store, tmp_path):
     assert _totals(b) == (0, 0)
 
 
+FULL_RESERVATION = int(LIMIT // ESTIMATE_MINI) * ESTIMATE_MINI
+
+
 def test_cancelled_calls_leak_no_reservation(instrument, fake, store, tmp_path):
     b = _enforce(instrument, budgets({"budgets": [{"name": "cap", "limit_usd": LIMIT}]}, tmp_path, store=store))
     client = SlowFake(fake, delay_s=30).async_client()
@@ -251,7 +254,14 @@ def test_cancelled_calls_leak_no_reservation(instrument, fake, store, tmp_path):
                 pass
 
         tasks = [asyncio.create_task(call()) for _ in range(CALLERS)]
-        await asyncio.sleep(0.2)  # every task has reserved (or been refused) and waits on the provider
+        # until every task has reserved (or been refused) and waits on the provider: a fixed
+        # sleep failed on a loaded machine
+        deadline = time.monotonic() + 10
+        held = _totals(b)
+        while held[1] < FULL_RESERVATION - 1e-12 and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+            held = _totals(b)
+        await asyncio.sleep(0.1)  # and no more than that is reserved
         held = _totals(b)
         for task in tasks:
             task.cancel()
@@ -259,7 +269,7 @@ def test_cancelled_calls_leak_no_reservation(instrument, fake, store, tmp_path):
         return held
 
     held_used, held_reserved = asyncio.run(main())
-    assert held_used == 0 and held_reserved == pytest.approx(int(LIMIT // ESTIMATE_MINI) * ESTIMATE_MINI)
+    assert held_used == 0 and held_reserved == pytest.approx(FULL_RESERVATION)
     assert _totals(b) == (0, 0)
 
 

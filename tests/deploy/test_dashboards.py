@@ -310,8 +310,6 @@ EXPECTED_COLUMNS: dict[str, dict[str, list[str]]] = {
 }
 
 ALERT_COLUMNS = {
-    "llmcost-spend-anomaly": ["ServiceName", "Endpoint", "value"],
-    "llmcost-cache-hit-drop": ["ServiceName", "Endpoint", "RequestModel", "value"],
     "llmcost-throttle-rate": ["ServiceName", "RequestModel", "value"],
     "llmcost-app-throttle-rate": ["ServiceName", "Route", "value"],
     "llmcost-unpriced-spend": ["ServiceName", "Provider", "RequestModel", "value"],
@@ -346,11 +344,12 @@ ANOMALY_RULES = {
 ANOMALY_ALERTS_FIRING_ON_SCRIPTED_ROWS = {"llmcost-anomaly-spend", "llmcost-anomaly-cache"}
 # The database (beside the demo's) whose v_anomalies is a table of the scripted rows.
 SCRIPTED = "llmcost_scripted_anomalies"
-# Alerts that the demo data (today's spike, cache drop, unpriced model, app limiter refusals,
-# budgets at 80.5%, 88% and 97%, unchecked calls) must fire.
+# Alerts that the demo data (today's spike in spend and calls, cache drop, unpriced model, app
+# limiter refusals, budgets at 80.5%, 88% and 97%, unchecked calls) must fire.
 ALERTS_FIRING_ON_DEMO = {
-    "llmcost-spend-anomaly",
-    "llmcost-cache-hit-drop",
+    "llmcost-anomaly-spend",
+    "llmcost-anomaly-calls",
+    "llmcost-anomaly-cache",
     "llmcost-unpriced-spend",
     "llmcost-app-throttle-rate",
     "llmcost-budget-notify",
@@ -601,7 +600,7 @@ def test_anomalies_panel_shows_each_anomaly_with_its_explanation(client, week, v
         0.10,
         2.40,
     )
-    assert spend["TopContributors"] == "user=user-batch 96%, model=claude-sonnet-4-20250514 100%"
+    assert spend["TopContributors"] == "model claude-sonnet-4-20250514 100%, user user-batch 96%"
     with _on_scripted_rows(client):
         _, rows = run_sql(client, expanded_panel_sql(_anomaly_panel("Anomalies by kind"), week, variables))
     assert sorted({r[1] for r in rows}) == ["cache_hit_rate", "drift", "error_rate", "new_entity", "spend"]

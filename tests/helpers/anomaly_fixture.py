@@ -1,11 +1,12 @@
-"""Scripted rows of ``v_anomalies``, in the view's exact shape, for exact-format tests.
+"""Scripted rows of ``v_anomalies`` and ``v_anomaly_contributors``, in the views' exact
+shape, for exact-format tests.
 
-The detectors (``storage/sql``) build ``v_anomalies``; the CLI, the report, the dashboard
-and the alert rules only read it. Tests that check how a row is shown (JSON keys, ISO
-times, booleans, contributors, terminal escaping, filters) replace the view with a table
+The detectors (``storage/sql``) build both views; the CLI, the report, the dashboard and
+the alert rules only read them. Tests that check how a row is shown (JSON keys, ISO
+times, booleans, contributors, terminal escaping, filters) replace the views with tables
 of the same columns holding the rows below, so the expected output is known exactly.
-The scripted table lives in a database of its own (:func:`install`), never in place of
-the detectors' view.
+The scripted tables live in a database of their own (:func:`install`), never in place
+of the detectors' views.
 """
 
 from __future__ import annotations
@@ -29,7 +30,17 @@ COLUMNS: tuple[tuple[str, str], ...] = (
     ("Score", "Float64"),
     ("Open", "UInt8"),
     ("Explanation", "String"),
-    ("Contributors", "Array(Tuple(String, String, Float64))"),
+)
+# v_anomaly_contributors: one row per (anomaly, other dimension).
+CONTRIBUTOR_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("Kind", "LowCardinality(String)"),
+    ("Dimension", "LowCardinality(String)"),
+    ("Key", "String"),
+    ("ServiceName", "LowCardinality(String)"),
+    ("At", "DateTime('UTC')"),
+    ("ContributorDimension", "LowCardinality(String)"),
+    ("ContributorKey", "String"),
+    ("Share", "Float64"),
 )
 
 HOSTILE_KEY = "[bold]user[/bold]\x1b[31m\u202e"
@@ -42,7 +53,9 @@ def hour(now: dt.datetime | None = None) -> dt.datetime:
 
 
 def scripted_rows(now: dt.datetime | None = None) -> list[tuple[Any, ...]]:
-    """Newest first: two open anomalies of the last hours, closed ones of past days, one too old."""
+    """Newest first: two open anomalies of the last hours, closed ones of past days, one too old.
+
+    Each row is a ``v_anomalies`` row followed by its contributors, ``(dimension, key, share)``."""
     h = hour(now)
     ago = dt.timedelta
     return [
@@ -139,18 +152,25 @@ def scripted_rows(now: dt.datetime | None = None) -> list[tuple[Any, ...]]:
     ]
 
 
-def create_table(client: Any, database: str = DATABASE) -> None:
-    client.command(f"DROP TABLE IF EXISTS {database}.v_anomalies")
-    columns = ", ".join(f"{name} {kind}" for name, kind in COLUMNS)
-    client.command(f"CREATE TABLE {database}.v_anomalies ({columns}) ENGINE = MergeTree ORDER BY tuple()")
+def create_tables(client: Any, database: str = DATABASE) -> None:
+    for table, columns in (("v_anomalies", COLUMNS), ("v_anomaly_contributors", CONTRIBUTOR_COLUMNS)):
+        client.command(f"DROP TABLE IF EXISTS {database}.{table}")
+        names = ", ".join(f"{name} {kind}" for name, kind in columns)
+        client.command(f"CREATE TABLE {database}.{table} ({names}) ENGINE = MergeTree ORDER BY tuple()")
 
 
 def install(client: Any, rows: list[tuple[Any, ...]] | None = None, database: str = DATABASE) -> None:
-    """Replace ``v_anomalies`` (view or table) by a table holding ``rows`` (default: the scripted ones)."""
-    create_table(client, database)
+    """Replace both views by tables holding ``rows`` (default: the scripted ones) and their contributors."""
+    create_tables(client, database)
     rows = scripted_rows() if rows is None else rows
-    if rows:
-        client.insert(f"{database}.v_anomalies", rows, column_names=[name for name, _ in COLUMNS])
+    anomalies = [row[: len(COLUMNS)] for row in rows]
+    contributors = [(*row[:4], row[4], *c) for row in rows for c in row[len(COLUMNS)]]
+    if anomalies:
+        client.insert(f"{database}.v_anomalies", anomalies, column_names=[name for name, _ in COLUMNS])
+    if contributors:
+        client.insert(
+            f"{database}.v_anomaly_contributors", contributors, column_names=[name for name, _ in CONTRIBUTOR_COLUMNS]
+        )
 
 
 def view_exists(client: Any, database: str = DATABASE) -> bool:

@@ -135,7 +135,9 @@ def limiter_decision_spans(now: dt.datetime) -> list[list[Any]]:
 def dashboard_database(root: Path) -> str:
     """Build the database once per process under ``root``; return its chdb DSN."""
     dsn = f"chdb://{root / 'dashboards-chdb'}"
-    run_demo(dsn, database=DATABASE, days=8)  # 8: the least that gives the anomaly view its 7 prior days
+    # 15: the least that gives the seasonal detectors 4 prior days of the same type
+    # (weekday or weekend) on any day of the week
+    run_demo(dsn, database=DATABASE, days=15)
     client = clickhouse_connect.get_client(dsn=dsn)
     try:
         now = dt.datetime.now(dt.timezone.utc)

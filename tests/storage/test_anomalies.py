@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import math
 import random
-from datetime import timedelta
+import re
+from datetime import timedelta, timezone
 
 import pytest
 
@@ -26,7 +27,16 @@ COLUMNS = [
     ("Score", "Float64"),
     ("Open", "UInt8"),
     ("Explanation", "String"),
-    ("Contributors", "Array(Tuple(String, String, Float64))"),
+]
+CONTRIBUTOR_COLUMNS = [
+    ("Kind", "LowCardinality(String)"),
+    ("Dimension", "LowCardinality(String)"),
+    ("Key", "String"),
+    ("ServiceName", "LowCardinality(String)"),
+    ("At", "DateTime('UTC')"),
+    ("ContributorDimension", "LowCardinality(String)"),
+    ("ContributorKey", "String"),
+    ("Share", "Float64"),
 ]
 
 
@@ -36,22 +46,37 @@ def now():
 
 
 def anomalies(client, now, service: str) -> list[tuple]:
-    return q(
+    """v_anomalies_at rows of ``service``, each ending with its v_anomaly_contributors_at rows."""
+    found = q(
         client,
-        "SELECT Kind, Dimension, Key, At, DetectedAt, LastSeen, Expected, Observed, Score, Open, Explanation, "
-        "Contributors FROM otel.v_anomalies_at(now = {t:DateTime}) WHERE ServiceName = {s:String} "
+        "SELECT Kind, Dimension, Key, At, DetectedAt, LastSeen, Expected, Observed, Score, Open, Explanation "
+        "FROM otel.v_anomalies_at(now = {t:DateTime}) WHERE ServiceName = {s:String} "
         "ORDER BY Kind, Dimension, Key",
         t=now,
         s=service,
     )
-
-
-def test_v_anomalies_has_the_contract_columns(chdb_module_client):
-    rows = q(
-        chdb_module_client, "SELECT name, type FROM system.columns WHERE database = 'otel' AND table = 'v_anomalies'"
+    moved = q(
+        client,
+        "SELECT Kind, Dimension, Key, At, ContributorDimension, ContributorKey, Share "
+        "FROM otel.v_anomaly_contributors_at(now = {t:DateTime}) WHERE ServiceName = {s:String} "
+        "ORDER BY Share DESC, ContributorDimension",
+        t=now,
+        s=service,
     )
-    assert rows == COLUMNS
-    assert q(chdb_module_client, "SELECT count() FROM otel.v_anomalies WHERE ServiceName = 'none'") == [(0,)]
+    return [(*row, [m[4:] for m in moved if m[:4] == row[:4]]) for row in found]
+
+
+@pytest.mark.parametrize(
+    ("view", "columns"), [("v_anomalies", COLUMNS), ("v_anomaly_contributors", CONTRIBUTOR_COLUMNS)]
+)
+def test_the_views_have_the_contract_columns(chdb_module_client, view, columns):
+    rows = q(
+        chdb_module_client,
+        "SELECT name, type FROM system.columns WHERE database = 'otel' AND table = {v:String}",
+        v=view,
+    )
+    assert rows == columns
+    assert q(chdb_module_client, f"SELECT count() FROM otel.{view} WHERE ServiceName = 'none'") == [(0,)]
 
 
 def test_steady_seasonal_noisy_history_gives_nothing(chdb_module_client, now):
@@ -99,7 +124,7 @@ def test_a_spend_spike_is_explained_by_the_user_who_caused_it(chdb_module_client
     assert score == pytest.approx(4 / (0.5 * 0.25 * math.sqrt(5)))
     # +$8 over the two hours against the same hours a week before, all of it u-hot's
     assert contributors == [("user", "u-hot", pytest.approx(1.0))]
-    assert text == "spend $5/h vs $1 expected (x5) for 2 h; user u-hot 100%"
+    assert text == "spend $5/h vs $1 expected (x5) for 2 h"
 
     new = found[("new_entity", "user", "u-hot")]
     assert new[3:6] == (now - 2 * H, now - H, now - H)  # $4 in its first hour >= the $1 floor
@@ -129,10 +154,35 @@ def test_nothing_is_read_beyond_the_window(chdb_module_client, now):
     svc = "an-old"
     insert_spans(chdb_module_client, calls_in_hour(svc, now - timedelta(days=50), 50, cost_each=10.0))
     assert anomalies(chdb_module_client, now, svc) == []
-    series = q(
-        chdb_module_client,
-        "SELECT count() FROM otel.v_anomaly_series_at(now = {t:DateTime}) WHERE ServiceName = {s:String}",
-        t=now,
-        s=svc,
-    )
-    assert series == [(0,)]
+    # every read of the detectors is of the rollup, bounded below by the primary key (Hour)
+    plan = [
+        row[0].strip()
+        for row in q(
+            chdb_module_client,
+            "EXPLAIN indexes = 1 SELECT count() FROM otel.v_anomalies_at(now = {t:DateTime})",
+            t=now,
+        )
+    ]
+    reads = [line for line in plan if line.startswith(("└──ReadFromMergeTree", "ReadFromMergeTree"))]
+    assert reads and all(line.endswith("(otel.llm_anomaly_hourly)") for line in reads)
+    lower = (now - timedelta(days=42)).replace(tzinfo=timezone.utc).timestamp()
+    bounds = [re.search(r"Hour in \[(\d+), \+Inf\)", line) for line in plan if line.startswith("Condition: and((Hour")]
+    assert len(bounds) >= len(reads) and all(b and int(b.group(1)) == lower for b in bounds)
+
+
+def test_the_as_of_now_views_are_the_parameterized_ones_at_now(chdb_module_client):
+    from otel_llmcost.storage import migrations
+
+    statements = migrations.rendered_statements(database="otel")
+
+    def query(name: str) -> str:
+        (statement,) = [s for s in statements if s.startswith(f"CREATE VIEW IF NOT EXISTS otel.{name} ")]
+        return statement.split(" AS\n", 1)[1]
+
+    assert query("v_anomalies") == query("v_anomalies_at").replace("{now:DateTime}", "now()")
+    assert "{" not in query("v_anomalies")
+    contributors = query("v_anomaly_contributors")
+    assert "FROM otel.v_anomalies\n" in contributors and "_at(" not in contributors
+    # the declared columns of v_anomalies are those its query gives
+    described = q(chdb_module_client, f"DESCRIBE ({query('v_anomalies')})")
+    assert [(name, kind) for name, kind, *_ in described] == COLUMNS

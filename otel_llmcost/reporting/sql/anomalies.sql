@@ -1,16 +1,20 @@
--- title: Spend anomalies
--- Endpoints whose daily spend is >= 2 sigma and >= 1.3x their prior 7-day mean.
+-- title: Anomalies
+-- What the detectors flagged (v_anomalies), newest first: kind, what moved, since when, expected against observed, and why.
 SELECT
-    Day,
+    Kind,
+    Dimension,
+    Key,
     ServiceName,
-    Endpoint,
-    round(Spend, 6) AS SpendUsd,
-    round(PriorMean, 6) AS PriorMeanUsd,
-    round(ZScore, 2) AS ZScore
-FROM {db}.v_spend_anomalies_daily
-WHERE Flagged
-    AND Day >= toDate(now() - toIntervalHour({since_hours:UInt32}))
+    At,
+    if(Open = 1, 'open', 'closed') AS State,
+    round(Expected, 6) AS Expected,
+    round(Observed, 6) AS Observed,
+    round(Score, 2) AS Score,
+    Explanation
+FROM {db}.v_anomalies
+WHERE LastSeen >= now() - toIntervalHour({since_hours:UInt32})
+    OR Open = 1
 ORDER BY
-    Day DESC,
-    SpendUsd DESC
+    DetectedAt DESC,
+    Score DESC
 LIMIT {limit:UInt32}

@@ -12,8 +12,7 @@ SELECT
     Observed,
     Score,
     Open,
-    Explanation,
-    Contributors
+    Explanation
 FROM {db}.v_anomalies
 WHERE (LastSeen >= now() - toIntervalSecond({since_seconds:UInt32}) OR Open = 1)
     AND ({open_only:UInt8} = 0 OR Open = 1)
