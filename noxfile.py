@@ -35,6 +35,7 @@ SUITES = (
     "tests/providers/test_fuzz_openai.py",
     "tests/providers/test_anthropic.py",
     "tests/providers/test_google_genai.py",
+    "tests/providers/test_stream_estimates.py",
     "tests/providers/test_prompt_components.py",
     "tests/providers/test_reported_cost.py",
     "tests/signals/test_attribution.py",

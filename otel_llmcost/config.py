@@ -180,8 +180,8 @@ OPTIONS: tuple[Option, ...] = (
         "estimate_missing_usage",
         "OTEL_LLMCOST_ESTIMATE_MISSING_USAGE",
         "true",
-        "count tokens locally (offline tiktoken) when a provider returns no usage;"
-        " such spans carry `llmcost.usage.estimated`",
+        "count tokens locally (offline tiktoken) when a provider returns no usage, or a stream's usage counts no"
+        " output (tool calls included); such spans carry `llmcost.usage.estimated`",
         "instrumentation",
         parse=_flag,
     ),

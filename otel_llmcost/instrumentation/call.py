@@ -38,7 +38,7 @@ from ..pricing import Cost, Pricer, Usage
 from ..providers.base import Attempt, Provider, Request, ResponseRecord
 from . import attributes
 from .metrics import Instruments
-from .tokens import count_messages, count_text
+from .tokens import count_parts, count_prompt
 
 logger = logging.getLogger(__name__)
 
@@ -88,7 +88,12 @@ class LLMCall:
         self.telemetry = telemetry
         self.provider = provider
         self.request = request
-        self.record = ResponseRecord(output_parts=[] if collect_output else None)
+        estimate = request.estimate_usage
+        self.record = ResponseRecord(
+            output_parts=[] if collect_output else None,
+            generated_parts=[] if estimate else None,
+            reasoning_parts=[] if estimate else None,
+        )
         self.span: Any = None
         self.start = time.perf_counter()
         self.started_at = time.time()  # wall clock: the call is priced at the price in force then
@@ -225,8 +230,8 @@ class LLMCall:
         end = time.perf_counter()
         record = self.record
         usage = self.hop_usage if self.hops > 1 and self.hop_usage is not None else record.usage
-        if usage is None and error is None and telemetry.settings.estimate_missing_usage:
-            usage = self._estimate_usage()
+        if error is None and self.request.estimate_usage and telemetry.settings.estimate_missing_usage:
+            usage = self._estimate_usage(usage)
         ttfc = self.first_chunk_at - self.start if self.first_chunk_at is not None else None
         attrs: dict[str, Any] = {}
         attributes.put_response(attrs, record, ttfc)
@@ -307,19 +312,41 @@ class LLMCall:
             when=when,
         )
 
-    def _estimate_usage(self) -> Usage | None:
-        """Count tokens locally when the provider returned none (a stream without usage)."""
-        request = self.request
-        parts = self.record.output_parts
-        if not request.estimate_usage or parts is None:
-            return None
+    def _estimate_usage(self, usage: Usage | None) -> Usage | None:
+        """Count tokens locally where the provider reported none (a stream without usage).
+
+        With no usage (or one that counts nothing), input and output are counted; with a
+        usage whose output count is zero, missing or provisional, only the output is raised
+        to what the stream generated. The output is all of it: the answer's text, tool-call
+        names and arguments, refusals, and reasoning text unless the usage reported
+        reasoning itself. A usage that already covers it is returned as it is.
+        """
+        record = self.record
+        if usage is not None and usage.output_tokens and not record.output_partial:
+            return usage  # the provider's count: the common case, nothing to count
+        parts = record.output_parts
+        if parts is None:
+            return usage
+        counted = usage if usage is not None and (usage.input_tokens or usage.output_tokens) else None
+        if counted is None and self.status_code is None and self.first_chunk_at is None:
+            return usage  # never answered (a stream never iterated): nothing was billed
         try:
-            model = self.record.model or request.model
-            return Usage(
-                input_tokens=count_messages(request.prompt.messages, model),
-                output_tokens=count_text("".join(parts), model),
-                estimated=True,
-            )
+            model = record.model or self.request.model
+            reported_reasoning = counted.reasoning_tokens if counted is not None else 0
+            reasoning = 0 if reported_reasoning else count_parts(record.reasoning_parts, model)
+            output = count_parts(parts, model) + count_parts(record.generated_parts, model) + reasoning
+            if counted is None:
+                prompt = self.request.prompt
+                return Usage(
+                    input_tokens=count_prompt(prompt.system, prompt.messages, model),
+                    output_tokens=output,
+                    reasoning_tokens=reasoning,
+                    estimated=True,
+                )
+            raised = reported_reasoning + output - counted.output_tokens
+            if raised <= 0:
+                return usage
+            return counted.plus(Usage(output_tokens=raised, reasoning_tokens=reasoning, estimated=True))
         except Exception:
             logger.debug("otel-llmcost: token estimate failed", exc_info=True)
-            return None
+            return usage

@@ -96,6 +96,8 @@ class Telemetry:
             return None
         settings = self.settings
         request = provider.read_request(api, instance, kwargs, inject_include_usage=settings.inject_include_usage)
+        if request.estimate_usage and not settings.estimate_missing_usage:
+            request.collect_output = request.estimate_usage = False  # nothing would be counted: keep nothing
         call = LLMCall(self, provider, request, collect_output=request.collect_output or settings.capture_content)
         attrs = request_attributes(request)
         dimensions: dict[str, str] | None = None

@@ -9,7 +9,9 @@ SHA-256 that tiktoken itself pins for each vocabulary. The encoding specs
 while its constructor runs, so nothing here restates tiktoken's data.
 
 Counts are used where a provider returned no usage (a stream without
-``include_usage``): those spans carry ``llmcost.usage.estimated=true``.
+``include_usage``), or a usage without the output count: those spans carry
+``llmcost.usage.estimated=true``. The output counted is everything the stream
+generated, tool-call names and arguments included, joined once at the end.
 """
 
 from __future__ import annotations
@@ -109,6 +111,22 @@ def count_text(text: str, model: str) -> int:
     if not text:
         return 0
     return len(get_encoding(encoding_name_for_model(model)).encode(text, disallowed_special=()))
+
+
+def count_parts(parts: list[str] | None, model: str) -> int:
+    """Tokens of the fragments a stream delivered, joined into one text (None: not collected)."""
+    return count_text("".join(parts), model) if parts else 0
+
+
+def count_prompt(system: Any, messages: Iterable[Any], model: str) -> int:
+    """Prompt tokens of a request: its messages (:func:`count_messages`) and the strings of a
+    system prompt given apart from them (Anthropic ``system=``, ``instructions``, Gemini's
+    ``system_instruction``), counted as prompt anatomy counts them."""
+    total = count_messages(messages, model)
+    if system is not None:
+        encoding = get_encoding(encoding_name_for_model(model))
+        total += sum(len(encoding.encode(text, disallowed_special=())) for text in _texts(system))
+    return total
 
 
 def count_messages(messages: Iterable[Any], model: str) -> int:

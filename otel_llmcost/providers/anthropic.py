@@ -16,7 +16,11 @@ Usage: ``Message.usage.input_tokens`` EXCLUDES cache reads and writes (the write
 be split by TTL into 5-minute and 1-hour); ``output_tokens`` includes thinking.
 Streams: ``message_start`` carries the input side and a provisional output count;
 ``message_delta`` carries cumulative totals (always output_tokens, sometimes input and
-cache counts), which replace the earlier ones.
+cache counts), which replace the earlier ones. A stream whose usage ends with no output
+count, or only message_start's provisional one (a gateway that drops it, a stream closed
+early), has its output counted locally from what it generated: text, thinking, and each
+``tool_use`` block's name and ``input_json_delta`` fragments. A stream never answered (an
+un-entered stream manager) was not billed and gets no estimate.
 """
 
 from __future__ import annotations
@@ -29,7 +33,7 @@ from .. import semconv
 from ..pricing.usage import Usage
 from ._stainless import StainlessProvider, base_client_hooks
 from .base import Api, PromptView, Request, ResponseRecord
-from .fields import as_int, field
+from .fields import as_int, field, fields_of
 from .headers import parse_int, parse_rfc3339_delta, ratelimit_specs
 from .hosts import UNKNOWN_OPENAI_COMPATIBLE
 
@@ -40,6 +44,8 @@ _STREAM = "stream"  # the messages.stream() helper
 _GA = "anthropic.resources.messages.messages"
 _BETA = "anthropic.resources.beta.messages.messages"
 _CHAT = semconv.OPERATION_CHAT
+# Content blocks that call a tool: the model generates the name, then the input as JSON deltas.
+_TOOL_BLOCKS = frozenset({"tool_use", "server_tool_use"})
 
 # Clients that reach Claude through a cloud platform: gen_ai.provider.name by client class name.
 _PLATFORM_CLIENTS = (("Bedrock", "aws.bedrock"), ("Vertex", "gcp.vertex_ai"), ("Foundry", "azure.ai.inference"))
@@ -179,6 +185,8 @@ class AnthropicProvider(StainlessProvider):
             request.pricing_provider = self.name
         max_tokens = kwargs.get("max_tokens")
         request.max_tokens = max_tokens if type(max_tokens) is int else None
+        if request.stream:  # keep what is generated, to count it if the usage lacks the output
+            request.collect_output = request.estimate_usage = True
         return request
 
     # --- response -----------------------------------------------------------------
@@ -204,14 +212,26 @@ class AnthropicProvider(StainlessProvider):
         event_type = field(chunk, "type")
         if event_type == "message_start":
             self.read_response(record, field(chunk, "message"))
+            record.output_partial = True  # a provisional output count, until message_delta's total
         elif event_type == "message_delta":
-            record.usage = merge_delta_usage(record.usage, field(chunk, "usage"))
+            delta_usage = field(chunk, "usage")
+            record.usage = merge_delta_usage(record.usage, delta_usage)
+            if as_int(field(delta_usage, "output_tokens")):
+                record.output_partial = False
             record.add_finish_reason(field(field(chunk, "delta"), "stop_reason"))
         elif event_type == "content_block_delta" and record.output_parts is not None:
-            record.add_output(field(field(chunk, "delta"), "text"))
-
-    # No local estimate: a stream that never reached message_start was either never sent
-    # (an un-entered stream manager: nothing was billed) or failed.
+            delta = fields_of(field(chunk, "delta"))
+            delta_type = delta.get("type")
+            if delta_type == "input_json_delta":
+                record.add_generated(delta.get("partial_json"))
+            elif delta_type == "thinking_delta":
+                record.add_reasoning(delta.get("thinking"))
+            else:
+                record.add_output(delta.get("text"))
+        elif event_type == "content_block_start" and record.generated_parts is not None:
+            block = fields_of(field(chunk, "content_block"))
+            if block.get("type") in _TOOL_BLOCKS:
+                record.add_generated(block.get("name"))  # its input follows as input_json_delta
 
     # --- the messages.stream() helper ------------------------------------------------
 

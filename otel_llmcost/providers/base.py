@@ -120,7 +120,9 @@ class Request:
     pricing_provider: str | None = None  # genai-prices provider id, when the host does not say
     attributes: dict[str, Any] | None = None  # provider-specific request attributes (semconv names)
     # The response text is collected (content capture, or a local token count when the
-    # stream will carry no usage); ``estimate_usage`` says the latter applies.
+    # stream may end without usage); ``estimate_usage`` says the latter applies: everything
+    # the stream generates is kept (text, tool calls, refusals, reasoning), to be counted
+    # only if its usage is missing or counts no output (see ``ResponseRecord.output_partial``).
     collect_output: bool = False
     estimate_usage: bool = False
 
@@ -134,6 +136,14 @@ class ResponseRecord:
     id: str | None = None
     finish_reasons: list[str] | None = None
     output_parts: list[str] | None = None  # None: not collected
+    # Kept only for a local estimate (``Request.estimate_usage``), never captured as content:
+    # the other text the model generated (tool-call names and JSON arguments, refusals, code),
+    # and its reasoning text, counted apart because providers may report reasoning alone.
+    generated_parts: list[str] | None = None
+    reasoning_parts: list[str] | None = None
+    # The usage's output count is missing or provisional (Gemini without
+    # candidates_token_count; Anthropic before message_delta's total): an estimate may raise it.
+    output_partial: bool = False
     price_context: dict[str, str] | None = None  # a price variant the response named (service_tier=flex)
     attributes: dict[str, Any] | None = None  # provider-specific response attributes (semconv names)
     reported_cost: tuple[float, str] | None = None  # (USD, where it was read) billed by the host
@@ -148,6 +158,14 @@ class ResponseRecord:
     def add_output(self, text: Any) -> None:
         if self.output_parts is not None and isinstance(text, str) and text:
             self.output_parts.append(text)
+
+    def add_generated(self, text: Any) -> None:
+        if self.generated_parts is not None and isinstance(text, str) and text:
+            self.generated_parts.append(text)
+
+    def add_reasoning(self, text: Any) -> None:
+        if self.reasoning_parts is not None and isinstance(text, str) and text:
+            self.reasoning_parts.append(text)
 
     def set_attribute(self, name: str, value: Any) -> None:
         if self.attributes is None:

@@ -12,10 +12,12 @@ a coroutine that returns an async generator.
 Usage: ``usage_metadata``: ``prompt_token_count`` INCLUDES
 ``cached_content_token_count``; ``thoughts_token_count`` is billed as output. In a
 stream each chunk's usage is the running total (the SDK already adds up the hops of
-automatic continuation), so the last one wins. Automatic function calling sends one
-request per round and returns the last response, whose usage covers only the last
-round: ``Models._generate_content`` sends exactly one request in every SDK version,
-so a hook there reports each round's usage and the call sums them.
+automatic continuation), so the last one wins; when it lacks ``candidates_token_count``
+(as streamed function calls can), the visible output (text, and each ``function_call``'s
+name and args as JSON) is counted locally beside the reported thoughts. Automatic
+function calling sends one request per round and returns the last response, whose usage
+covers only the last round: ``Models._generate_content`` sends exactly one request in
+every SDK version, so a hook there reports each round's usage and the call sums them.
 
 No rate-limit headers of the OpenAI/Anthropic kind; quota errors are HTTP 429
 ``RESOURCE_EXHAUSTED`` (``google.genai.errors.ClientError``, ``code == 429``). With
@@ -27,6 +29,7 @@ another attempt follows.
 from __future__ import annotations
 
 import inspect
+import json
 from typing import Any
 
 from .. import semconv
@@ -162,6 +165,8 @@ class GoogleGenAIProvider(Provider):
             top_p=as_float(field(config, "top_p")),
             pricing_provider=PRICING_PROVIDER,
         )
+        if request.stream:  # keep what is generated, to count it if the usage lacks the output
+            request.collect_output = request.estimate_usage = True
         base_url = field(getattr(client, "_http_options", None), "base_url")
         if isinstance(base_url, str) and base_url:
             _name, host, port = describe_base_url(base_url, request.provider_name)
@@ -172,9 +177,12 @@ class GoogleGenAIProvider(Provider):
     # --- response -----------------------------------------------------------------
 
     def read_response(self, record: ResponseRecord, response: Any) -> None:
-        usage = parse_usage(field(response, "usage_metadata"))
+        usage_metadata = field(response, "usage_metadata")
+        usage = parse_usage(usage_metadata)
         if usage is not None:
             record.usage = usage
+            # Streamed function calls can come with no candidates count (thoughts, if any, still counted).
+            record.output_partial = field(usage_metadata, "candidates_token_count") is None
         model = field(response, "model_version")
         if isinstance(model, str) and model:
             record.model = normalize_model(model)
@@ -194,6 +202,10 @@ class GoogleGenAIProvider(Provider):
                     for part in parts:
                         if not field(part, "thought"):
                             record.add_output(field(part, "text"))
+                        elif record.reasoning_parts is not None:
+                            record.add_reasoning(field(part, "text"))
+                        if record.generated_parts is not None:
+                            _read_function_call(record, field(part, "function_call"))
 
     def read_chunk(self, record: ResponseRecord, chunk: Any) -> None:
         # Every chunk is a GenerateContentResponse; usage on a later chunk is a running
@@ -210,6 +222,17 @@ class GoogleGenAIProvider(Provider):
         if request.stream and hasattr(result, "__next__"):
             return ResultKind.GENERATOR
         return ResultKind.PLAIN
+
+
+def _read_function_call(record: ResponseRecord, call: Any) -> None:
+    """A ``function_call`` part's generated text: its name and its args as JSON (a stream
+    delivers each call whole)."""
+    if call is None:
+        return
+    record.add_generated(field(call, "name"))
+    args = field(call, "args")
+    if args:
+        record.add_generated(json.dumps(args, ensure_ascii=False, separators=(",", ":"), default=str))
 
 
 def _reason_text(reason: Any) -> str | None:

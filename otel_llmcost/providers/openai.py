@@ -9,7 +9,9 @@ Usage lives in ``ChatCompletion.usage`` (stream: the last chunk, only when the r
 set ``stream_options.include_usage``) and in ``Response.usage`` (stream: the
 ``response.completed`` / ``.incomplete`` / ``.failed`` event). ``prompt_tokens`` /
 ``input_tokens`` INCLUDE ``cached_tokens``; reasoning tokens are part of
-``completion_tokens``.
+``completion_tokens``. A stream keeps what it generated (text, refusals, reasoning, and
+tool calls: chat ``delta.tool_calls[].function.name/arguments``, Responses function-call
+names and argument deltas), so a stream that ends without usage is counted locally.
 
 Some OpenAI-compatible gateways return what they billed: OpenRouter puts ``usage.cost``
 (USD) in the body and in the last stream chunk; it is recorded beside our price.
@@ -29,6 +31,24 @@ from .headers import cost_amount, parse_go_duration, parse_int, ratelimit_specs
 _CHAT = "chat"
 _RESPONSES = "responses"
 _TERMINAL_RESPONSE_EVENTS = frozenset({"response.completed", "response.incomplete", "response.failed"})
+# Responses API stream events whose ``delta`` is text the model generated, by where a stream
+# keeps it for a local estimate: the answer's text (also captured as content), other
+# generated text (tool-call arguments and input, code, refusals), and reasoning.
+_OUTPUT, _GENERATED, _REASONING = range(3)
+_RESPONSE_DELTAS = {
+    "response.output_text.delta": _OUTPUT,
+    "response.refusal.delta": _GENERATED,
+    "response.function_call_arguments.delta": _GENERATED,
+    "response.custom_tool_call_input.delta": _GENERATED,
+    "response.mcp_call_arguments.delta": _GENERATED,
+    "response.code_interpreter_call_code.delta": _GENERATED,
+    "response.shell_call_command.delta": _GENERATED,
+    "response.reasoning_text.delta": _REASONING,
+    "response.reasoning_summary_text.delta": _REASONING,
+}
+_ITEM_ADDED = "response.output_item.added"
+# Output items whose ``name`` the model generated (announced by _ITEM_ADDED; arguments follow as deltas).
+_NAMED_ITEMS = frozenset({"function_call", "custom_tool_call", "mcp_call"})
 SOURCE_USAGE_COST = "usage.cost"
 
 # x-ratelimit-{limit,remaining,reset}-{requests,tokens}; resets are Go durations.
@@ -125,13 +145,14 @@ class OpenAIProvider(StainlessProvider):
         request = self.base_request(api, instance, kwargs, prompt)
         if chat:
             request.max_tokens = _first_int(kwargs.get("max_completion_tokens"), kwargs.get("max_tokens"))
-            if request.stream and not _include_usage_requested(kwargs):
-                if inject_include_usage:
-                    _inject_include_usage(kwargs)
-                else:  # no usage will arrive: keep the answer's text to count its tokens
-                    request.collect_output = request.estimate_usage = True
+            if request.stream and inject_include_usage and not _include_usage_requested(kwargs):
+                _inject_include_usage(kwargs)
         else:
             request.max_tokens = _first_int(kwargs.get("max_output_tokens"))
+        if request.stream:
+            # Usage arrives last, if at all (a chat stream without include_usage, a stream closed
+            # early, a compatible server that sends none): keep what is generated, to count it then.
+            request.collect_output = request.estimate_usage = True
         tier = kwargs.get("service_tier")
         if isinstance(tier, str):
             request.attributes = {semconv.GEN_AI_REQUEST_SERVICE_TIER: tier}
@@ -139,7 +160,9 @@ class OpenAIProvider(StainlessProvider):
 
     # --- response -----------------------------------------------------------------
 
-    def read_response(self, record: ResponseRecord, response: Any) -> None:
+    def read_response(self, record: ResponseRecord, response: Any, *, with_output: bool = True) -> None:
+        """A ChatCompletion or Response; ``with_output=False`` for a stream's terminal event,
+        whose text repeats what its deltas said (and the stream kept)."""
         raw_usage = field(response, "usage")
         usage = parse_usage(raw_usage)
         if usage is not None:
@@ -152,15 +175,16 @@ class OpenAIProvider(StainlessProvider):
         if isinstance(response_id, str):
             record.id = response_id
         _read_service_tier(record, response)
+        output = with_output and record.output_parts is not None
         choices = field(response, "choices")
         if isinstance(choices, list):
             for choice in choices:
                 record.add_finish_reason(field(choice, "finish_reason"))
-                if record.output_parts is not None:
+                if output:
                     record.add_output(field(field(choice, "message"), "content"))
         else:
             record.add_finish_reason(field(response, "status"))  # Responses API
-            if record.output_parts is not None:
+            if output:
                 record.add_output(field(response, "output_text"))
 
     def read_chunk(self, record: ResponseRecord, chunk: Any) -> None:
@@ -168,9 +192,9 @@ class OpenAIProvider(StainlessProvider):
         event_type = fields.get("type")
         if isinstance(event_type, str):  # Responses API event
             if event_type in _TERMINAL_RESPONSE_EVENTS:
-                self.read_response(record, fields.get("response"))
-            elif event_type == "response.output_text.delta" and record.output_parts is not None:
-                record.add_output(fields.get("delta"))
+                self.read_response(record, fields.get("response"), with_output=False)
+            elif record.output_parts is not None:
+                _read_response_event(record, event_type, fields)
             return
         usage = fields.get("usage")
         if usage is not None:
@@ -194,7 +218,41 @@ class OpenAIProvider(StainlessProvider):
                 if reason is not None:
                     record.add_finish_reason(reason)
                 if record.output_parts is not None:
-                    record.add_output(fields_of(choice_fields.get("delta")).get("content"))
+                    delta = fields_of(choice_fields.get("delta"))
+                    record.add_output(delta.get("content"))
+                    if delta.get("tool_calls") or delta.get("refusal") or delta.get("function_call"):
+                        _read_generated_delta(record, delta)
+
+
+def _read_generated_delta(record: ResponseRecord, delta: dict[str, Any]) -> None:
+    """A chat delta's other generated text: its refusal and tool calls (``function.name`` once,
+    then ``function.arguments`` in fragments), and the deprecated ``function_call``."""
+    tool_calls = delta.get("tool_calls")
+    if tool_calls and isinstance(tool_calls, list):
+        for tool_call in tool_calls:
+            function = field(tool_call, "function")
+            record.add_generated(field(function, "name"))
+            record.add_generated(field(function, "arguments"))
+    record.add_generated(delta.get("refusal"))
+    function_call = delta.get("function_call")
+    if function_call is not None:
+        record.add_generated(field(function_call, "name"))
+        record.add_generated(field(function_call, "arguments"))
+
+
+def _read_response_event(record: ResponseRecord, event_type: str, fields: dict[str, Any]) -> None:
+    """A Responses API stream event that carries generated text (see _RESPONSE_DELTAS)."""
+    kind = _RESPONSE_DELTAS.get(event_type)
+    if kind == _OUTPUT:
+        record.add_output(fields.get("delta"))
+    elif kind == _GENERATED:
+        record.add_generated(fields.get("delta"))
+    elif kind == _REASONING:
+        record.add_reasoning(fields.get("delta"))
+    elif event_type == _ITEM_ADDED:
+        item = fields_of(fields.get("item"))
+        if item.get("type") in _NAMED_ITEMS:
+            record.add_generated(item.get("name"))
 
 
 def _as_list(messages: Any) -> list[Any]:

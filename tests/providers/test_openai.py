@@ -368,6 +368,16 @@ def test_content_capture_records_messages_as_events(instrument, otel, fake):
     assert fake.reply_text in events[semconv.EVENT_GEN_AI_OUTPUT_MESSAGES][semconv.GEN_AI_OUTPUT_MESSAGES]
 
 
+@needs_responses_api
+def test_responses_stream_captures_its_text_once(instrument, otel, fake):
+    # response.completed repeats the text its deltas streamed; only the deltas are kept.
+    instrument(capture_content=True)
+    for _ in openai_client(fake).responses.create(model="gpt-4o-mini", input="hello", stream=True):
+        pass
+    events = {e.name: e.attributes for e in otel.only_span().events}
+    assert json.loads(events[semconv.EVENT_GEN_AI_OUTPUT_MESSAGES][semconv.GEN_AI_OUTPUT_MESSAGES]) == [fake.reply_text]
+
+
 def test_error_message_that_echoes_the_prompt_is_not_recorded(instrument, otel, fake):
     echo = {"error": {"message": "Invalid input: 'What does a token cost?'", "type": "invalid_request_error"}}
     fake.enqueue(Reply(status=400, body=echo))
