@@ -313,6 +313,7 @@ ALERT_COLUMNS = {
     "llmcost-throttle-rate": ["ServiceName", "RequestModel", "value"],
     "llmcost-app-throttle-rate": ["ServiceName", "Route", "value"],
     "llmcost-unpriced-spend": ["ServiceName", "Provider", "RequestModel", "value"],
+    "llmcost-cache-hit-floor": ["ServiceName", "Endpoint", "value"],
     "llmcost-budget-notify": ["Budget", "Scope", "ScopeValue", "Period", "value"],
     "llmcost-budget-downgrade": ["Budget", "Scope", "ScopeValue", "Period", "value"],
     "llmcost-budget-refuse": ["Budget", "Scope", "ScopeValue", "Period", "value"],

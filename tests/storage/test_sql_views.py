@@ -275,7 +275,9 @@ def test_cache_never_paid_back_lists_only_old_writes_without_later_reads(chdb_mo
                 cost_cache_write_premium=0.002,
             ),
             call_row(svc, t - 2 * HOUR_NS, prompt_prefix_hash="paid", gen_ai_usage_cache_creation_input_tokens=2000),
-            call_row(svc, t - HOUR_NS, prompt_prefix_hash="paid", gen_ai_usage_cache_read_input_tokens=2000),
+            call_row(
+                svc, t - 2 * HOUR_NS + 60 * 10**9, prompt_prefix_hash="paid", gen_ai_usage_cache_read_input_tokens=2000
+            ),
             call_row(
                 svc,
                 t - 60 * 10**9,
@@ -293,32 +295,37 @@ def test_cache_never_paid_back_lists_only_old_writes_without_later_reads(chdb_mo
     assert got == [("never", 1, 2000, 0.01, 0.002)]
 
 
-def test_missed_caching_needs_two_large_uncached_repeats(chdb_module_client):
+def test_missed_caching_needs_two_uncached_repeats_of_a_cacheable_prefix(chdb_module_client):
+    """The prefix's own tokens (not the whole prompt's) against the provider's minimum
+    (OpenAI: 1,024); tests/storage/test_caching_views.py sizes the savings."""
     svc = "missed"
     t = now_ns()
-    rows = [
-        call_row(svc, t, prompt_prefix_hash="miss", gen_ai_usage_input_tokens=2000, cost_input=0.01) for _ in range(3)
-    ]
-    rows += [call_row(svc, t, prompt_prefix_hash="hit", gen_ai_usage_input_tokens=2000) for _ in range(2)]
-    rows += [
-        call_row(
+
+    def call(prefix: str, prefix_tokens: int, **attrs):
+        return call_row(
             svc,
             t,
-            prompt_prefix_hash="hit",
+            gen_ai_provider_name="openai",
+            gen_ai_request_model="gpt-missed",
+            prompt_prefix_hash=prefix,
+            prompt_prefix_tokens=prefix_tokens,
             gen_ai_usage_input_tokens=2000,
-            gen_ai_usage_cache_read_input_tokens=1900,
+            **attrs,
         )
-    ]
-    rows += [call_row(svc, t, prompt_prefix_hash="small", gen_ai_usage_input_tokens=500) for _ in range(3)]
-    rows += [call_row(svc, t, prompt_prefix_hash="once", gen_ai_usage_input_tokens=5000)]
+
+    rows = [call("miss", 1500, cost_input=0.01) for _ in range(3)]
+    rows += [call("hit", 1500) for _ in range(2)]
+    rows += [call("hit", 1500, gen_ai_usage_cache_read_input_tokens=1900)]
+    rows += [call("small", 500) for _ in range(3)]  # a 2,000-token prompt, but a 500-token prefix
+    rows += [call("once", 5000)]
     insert_spans(chdb_module_client, rows)
     got = q(
         chdb_module_client,
-        "SELECT PrefixHash, Calls, TotalInputTokens, round(InputCost, 6) FROM otel.v_missed_caching"
-        " WHERE ServiceName = {s:String}",
+        "SELECT PrefixHash, Calls, TotalInputTokens, round(InputCost, 6), PrefixTokens, MinCacheTokens"
+        " FROM otel.v_missed_caching WHERE ServiceName = {s:String}",
         s=svc,
     )
-    assert got == [("miss", 3, 6000, 0.03)]
+    assert got == [("miss", 3, 6000, 0.03, 1500, 1024)]
     assert [r[2] for r in reports.run(chdb_module_client, "missed_caching", since_hours=1).rows if r[0] == svc] == [
         "miss"
     ]

@@ -1,20 +1,46 @@
 -- title: Prompt cache efficiency
--- Share of input tokens read from cache, savings, and the write premium paid.
+-- Share of input tokens read from cache (HitRate) and of requests that read from it (RequestHitRate), savings, and the write premium paid.
 SELECT
-    ServiceName,
-    Endpoint,
-    RequestModel,
-    sum(InputTokens) AS InputTokens,
-    sum(CacheReadTokens) AS CacheReadTokens,
-    sum(CacheWriteTokens) AS CacheWriteTokens,
-    round(CacheReadTokens / nullIf(InputTokens, 0), 4) AS HitRate,
-    round(sum(CostSavings), 6) AS SavingsUsd,
-    round(sum(CostCacheWritePremium), 6) AS WritePremiumUsd
-FROM {db}.v_cache_efficiency
-WHERE Hour >= toStartOfHour(now() - toIntervalHour({since_hours:UInt32}))
-GROUP BY
-    ServiceName,
-    Endpoint,
-    RequestModel
+    t.ServiceName AS ServiceName,
+    t.Endpoint AS Endpoint,
+    t.RequestModel AS RequestModel,
+    t.InputTokens AS InputTokens,
+    t.CacheReadTokens AS CacheReadTokens,
+    t.CacheWriteTokens AS CacheWriteTokens,
+    round(t.CacheReadTokens / nullIf(t.InputTokens, 0), 4) AS HitRate,
+    round(r.HitCalls / nullIf(r.InputCalls, 0), 4) AS RequestHitRate,
+    round(t.Savings, 6) AS SavingsUsd,
+    round(t.WritePremium, 6) AS WritePremiumUsd
+FROM (
+    SELECT
+        ServiceName,
+        Endpoint,
+        RequestModel,
+        sum(InputTokens) AS InputTokens,
+        sum(CacheReadTokens) AS CacheReadTokens,
+        sum(CacheWriteTokens) AS CacheWriteTokens,
+        sum(CostSavings) AS Savings,
+        sum(CostCacheWritePremium) AS WritePremium
+    FROM {db}.v_cache_efficiency
+    WHERE Hour >= toStartOfHour(now() - toIntervalHour({since_hours:UInt32}))
+    GROUP BY
+        ServiceName,
+        Endpoint,
+        RequestModel
+) AS t
+LEFT JOIN (
+    SELECT
+        ServiceName,
+        Endpoint,
+        RequestModel,
+        sum(CallsWithInput) AS InputCalls,
+        sum(CallsWithCacheRead) AS HitCalls
+    FROM {db}.v_cache_hit_share_hourly
+    WHERE Hour >= toStartOfHour(now() - toIntervalHour({since_hours:UInt32}))
+    GROUP BY
+        ServiceName,
+        Endpoint,
+        RequestModel
+) AS r ON r.ServiceName = t.ServiceName AND r.Endpoint = t.Endpoint AND r.RequestModel = t.RequestModel
 ORDER BY InputTokens DESC
 LIMIT {limit:UInt32}

@@ -1,15 +1,19 @@
 -- title: Missed caching opportunities
--- Prompt prefixes sent repeatedly (>= 1024 input tokens) that were never read from cache.
+-- Shared prompt prefixes at or above the provider's minimum cacheable size, repeated within the cache lifetime and never read from cache, with the estimated saving if cached.
 SELECT
     ServiceName,
     RequestModel,
     PrefixHash,
     arrayStringConcat(Endpoints, ', ') AS Endpoints,
     Calls,
-    TotalInputTokens AS InputTokens,
-    round(InputCost, 6) AS InputCostUsd,
+    PrefixTokens,
+    MinCacheTokens,
+    ExpectedReads,
+    round(EstSavings, 6) AS EstSavingsUsd,
+    round(EstSavingsPerMonth, 6) AS EstSavingsPerMonthUsd,
+    PriceBasis,
     LastSeen
 FROM {db}.v_missed_caching
 WHERE LastSeen >= now() - toIntervalHour({since_hours:UInt32})
-ORDER BY InputCostUsd DESC
+ORDER BY EstSavingsPerMonthUsd DESC NULLS LAST
 LIMIT {limit:UInt32}

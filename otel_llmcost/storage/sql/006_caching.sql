@@ -31,34 +31,7 @@ GROUP BY
     Provider,
     RequestModel;
 
--- Prefixes whose cache writes were never followed by a cache read. Only
--- prefixes whose last write is over an hour old (the longest cache TTL) are
--- listed, so a write that may still be read is not reported yet.
-CREATE VIEW IF NOT EXISTS {database}.v_cache_never_paid_back {cluster} AS
-SELECT
-    ServiceName,
-    Provider,
-    RequestModel,
-    PrefixHash,
-    groupUniqArray(10)(Endpoint) AS Endpoints,
-    countIf(CacheWriteTokens > 0) AS Writes,
-    sum(CacheWriteTokens) AS WrittenTokens,
-    sum(CostCacheWrite) AS WriteCost,
-    sum(CostCacheWritePremium) AS WritePremium,
-    minIf(Timestamp, CacheWriteTokens > 0) AS FirstWrite,
-    maxIf(Timestamp, CacheWriteTokens > 0) AS LastWrite,
-    countIf(CacheReadTokens > 0) AS Reads,
-    maxIf(Timestamp, CacheReadTokens > 0) AS LastRead
-FROM {database}.llm_calls
-WHERE PrefixHash != ''
-GROUP BY
-    ServiceName,
-    Provider,
-    RequestModel,
-    PrefixHash
-HAVING Writes > 0
-    AND (Reads = 0 OR LastRead <= FirstWrite)
-    AND LastWrite < now() - INTERVAL 1 HOUR;
+-- Cache writes that never paid back: v_cache_never_paid_back in 014_caching_opportunities.sql.
 
 -- Tokens of each prompt prefix (system, tools, every message but the last: what
 -- llmcost.prompt.prefix_hash covers), counted by prompt anatomy. A hash names one

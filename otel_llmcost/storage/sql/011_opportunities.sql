@@ -6,31 +6,8 @@
 -- it. Extractions are total, as in 002: a malformed attribute gives an empty array or
 -- a zero, never an exception that would fail the insert into otel_traces.
 
--- The same prompt prefix sent at least twice with enough input tokens to be
--- cacheable (1024 is the smallest cacheable prompt at OpenAI and Anthropic)
--- and never read from cache: a candidate for cache_control or a stable prefix.
-CREATE VIEW IF NOT EXISTS {database}.v_missed_caching {cluster} AS
-SELECT
-    ServiceName,
-    Provider,
-    RequestModel,
-    PrefixHash,
-    groupUniqArray(10)(Endpoint) AS Endpoints,
-    count() AS Calls,
-    sum(InputTokens) AS TotalInputTokens,
-    sum(CostInput) AS InputCost,
-    min(Timestamp) AS FirstSeen,
-    max(Timestamp) AS LastSeen
-FROM {database}.llm_calls
-WHERE PrefixHash != ''
-    AND InputTokens >= 1024
-GROUP BY
-    ServiceName,
-    Provider,
-    RequestModel,
-    PrefixHash
-HAVING Calls >= 2
-    AND sum(CacheReadTokens) = 0;
+-- Missed caching (v_missed_caching) is in 014_caching_opportunities.sql, beside the
+-- other caching views that need the prefix tokens and the providers' minimums of 006.
 
 -- Identical requests (same request hash): RepeatSpend is everything spent
 -- after the first one, i.e. what a response cache would have saved.
