@@ -14,7 +14,7 @@ import contextlib
 import sys
 from collections.abc import Iterator
 from datetime import datetime, timezone
-from typing import Any, NoReturn
+from typing import Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
@@ -27,7 +27,7 @@ from . import storage
 from .config import Settings
 from .reporting import reports
 from .reporting.reader import open_for_reading
-from .reporting.terminal import FORMATS, emit, safe
+from .reporting.terminal import FORMATS, REPORT_FORMATS, emit, emit_report, safe
 from .storage.migrations import apply_migrations
 from .version import __version__
 
@@ -133,18 +133,22 @@ def _emit(out: list[reports.Report], fmt: str) -> None:
 
 @app.command()
 def report(
+    section: Annotated[
+        str | None, typer.Argument(help="one report, every column (default: all, fitted to the terminal)")
+    ] = None,
     dsn: str | None = DsnOption,
     database: str | None = DatabaseOption,
     since_hours: int = typer.Option(24 * 30, "--since-hours", help="time window, in hours back from now"),
     only: list[str] | None = typer.Option(
         None, "--only", help=f"reports to show: {', '.join(reports.DEFAULT_REPORTS)}"
     ),
-    fmt: str = FormatOption,
+    fmt: str = typer.Option("table", "--format", "-f", help="table, json, csv or markdown"),
     html: str | None = typer.Option(None, "--html", help="write the Grafana dashboards' panels to this HTML file"),
 ) -> None:
     """Spend by endpoint and model, caching, rate limits, anomalies, unpriced calls, tasks."""
-    _check_format(fmt)
-    unknown = [name for name in only or [] if name not in reports.DEFAULT_REPORTS]
+    if fmt not in REPORT_FORMATS:
+        _fail(f"--format must be one of {', '.join(REPORT_FORMATS)}")
+    unknown = [name for name in [*(only or []), *([section] if section else [])] if name not in reports.DEFAULT_REPORTS]
     if unknown:
         _fail(f"unknown report(s) {', '.join(unknown)}; choose from {', '.join(reports.DEFAULT_REPORTS)}")
     if since_hours <= 0:
@@ -162,9 +166,15 @@ def report(
     with _reading(dsn, database) as client:
         out = [
             reports.run(client, name, since_hours=since_hours, database=database)
-            for name in (only or reports.DEFAULT_REPORTS)
+            for name in ([section] if section else only or reports.DEFAULT_REPORTS)
         ]
-    _emit(out, fmt)
+        top = (
+            None
+            if section or fmt in ("json", "csv")
+            else reports.summary(client, database=database, since_hours=since_hours)
+        )
+    source = f"{storage.redact_dsn(dsn)} (database {database})"
+    emit_report(out, fmt, console=console, stream=sys.stdout, summary=top, source=source, full=section is not None)
 
 
 @app.command()

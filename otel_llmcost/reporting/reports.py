@@ -173,6 +173,14 @@ DEFAULT_REPORTS = (
 )
 
 
+def summary(client: Any, *, database: str = "otel", since_hours: int = 24) -> dict[str, Any]:
+    """What the top of ``otel-llmcost report`` says (``sql/summary.sql``): window, spend, savings,
+    unpriced calls, open anomalies and the costliest endpoints, as one row keyed by column."""
+    found = run(client, "summary", database=database, since_hours=since_hours, limit=1)
+    row = found.rows[0] if found.rows else (None,) * len(found.columns)
+    return {**dict(zip(found.columns, row, strict=True)), "SinceHours": since_hours, "Database": database}
+
+
 def what_if(
     client: Any,
     target_provider: str,

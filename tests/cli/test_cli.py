@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 from typer.testing import CliRunner
@@ -135,3 +136,51 @@ def test_demo_reprices_its_fine_tune_and_compares_the_gateway_cost(demo_dsn):
     assert haiku["DisagreeingCalls"] == haiku["Calls"]  # a 5% markup, over the 2% tolerance
     assert haiku["DifferenceUsd"] == pytest.approx(0.05 * haiku["ComputedCostUsd"], rel=1e-6)
     assert reported["acme/router-special-1"]["UnpricedCalls"] == reported["acme/router-special-1"]["Calls"]
+
+
+@pytest.mark.parametrize("width", [80, 160])
+def test_demo_report_fits_the_width_without_breaking_a_name(demo_dsn, width):
+    """Issue 21: piped, the report is 80 columns; no line is wider, no endpoint or header is cut."""
+    result = runner.invoke(app, ["report", "--dsn", demo_dsn], env={"COLUMNS": str(width)})
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert max(len(line) for line in lines) <= width
+    for endpoint in {r["Endpoint"] for r in report(demo_dsn, "spend_by_endpoint")["spend_by_endpoint"]}:
+        assert any(endpoint in line for line in lines), endpoint
+    assert len(lines) < (300 if width == 80 else 260)  # 853 and 478 lines before
+
+
+def test_demo_report_summary_total_is_the_endpoint_views_sum(demo_dsn):
+    result = runner.invoke(app, ["report", "--dsn", demo_dsn, "--only", "spend_by_endpoint", "--format", "markdown"])
+    assert result.exit_code == 0, result.output
+    total = re.search(r"\*\*Total spend\*\*: \$([\d,.]+) over ([\d,]+) calls", result.stdout)
+    assert total, result.stdout
+    sql = (
+        "SELECT round(sum(CostTotal), 2) AS usd, sum(Calls) AS calls FROM v_cost_by_endpoint_hourly"
+        " WHERE Hour >= toStartOfHour(now() - toIntervalHour(720))"
+    )
+    query = runner.invoke(app, ["query", "--dsn", demo_dsn, "--format", "json", sql])
+    (row,) = json.loads(query.stdout)[0]["rows"]
+    assert float(total.group(1).replace(",", "")) == pytest.approx(row["usd"])
+    assert int(total.group(2).replace(",", "")) == int(row["calls"])
+    assert "| openrouter | acme/router-special-1 |" not in result.stdout  # only the section asked for
+
+
+def test_demo_report_shows_unpriced_cost_as_unknown_and_one_section_in_full(demo_dsn):
+    result = runner.invoke(app, ["report", "spend_by_model", "--dsn", demo_dsn])
+    assert result.exit_code == 0, result.output
+    (unpriced,) = [line for line in result.stdout.splitlines() if "acme/router-special-1" in line]
+    assert "unknown" in unpriced and "$0.00" not in unpriced
+    assert {"Cache", "read", "tokens"} <= set(result.stdout.split()) and "Not shown" not in result.stdout
+
+
+def test_report_csv_of_one_section_has_no_report_column(demo_dsn):
+    result = runner.invoke(app, ["report", "spend_by_model", "--dsn", demo_dsn, "--format", "csv"])
+    assert result.exit_code == 0, result.output
+    header = result.stdout.splitlines()[0]
+    assert header.startswith("Provider,RequestModel,") and "nan" not in result.stdout.lower()
+
+
+def test_report_of_an_unknown_section_is_an_error():
+    result = runner.invoke(app, ["report", "no_such_report"])
+    assert result.exit_code == 2 and "no_such_report" in result.output

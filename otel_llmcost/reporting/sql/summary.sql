@@ -1,0 +1,44 @@
+-- title: Summary
+-- The window asked for and what it holds: spend and calls (v_cost_by_endpoint_hourly, the sum of
+-- the spend_by_endpoint report), cache savings, unpriced calls (v_cost_hourly), open anomalies
+-- (v_anomalies) and the three endpoints that cost most.
+SELECT
+    toStartOfHour(now() - toIntervalHour({since_hours:UInt32})) AS WindowStart,
+    now() AS WindowEnd,
+    e.FirstHour AS FirstHour,
+    e.LastHour AS LastHour,
+    e.Calls AS Calls,
+    e.CostUsd AS CostUsd,
+    e.CacheSavingsUsd AS CacheSavingsUsd,
+    (
+        SELECT sum(Unpriced)
+        FROM {db}.v_cost_hourly
+        WHERE Hour >= toStartOfHour(now() - toIntervalHour({since_hours:UInt32}))
+    ) AS UnpricedCalls,
+    (SELECT count() FROM {db}.v_anomalies WHERE Open = 1) AS OpenAnomalies,
+    e.TopEndpoints AS TopEndpoints
+FROM (
+    SELECT
+        sum(EndpointCalls) AS Calls,
+        sum(EndpointCost) AS CostUsd,
+        sum(EndpointSavings) AS CacheSavingsUsd,
+        min(EndpointFirstHour) AS FirstHour,
+        max(EndpointLastHour) AS LastHour,
+        arraySlice(arrayReverseSort(x -> x.3, groupArray((ServiceName, Endpoint, EndpointCost))), 1, 3) AS TopEndpoints
+    FROM (
+        SELECT
+            ServiceName,
+            Endpoint,
+            sum(Calls) AS EndpointCalls,
+            sum(CostTotal) AS EndpointCost,
+            sum(CostSavings) AS EndpointSavings,
+            min(Hour) AS EndpointFirstHour,
+            max(Hour) AS EndpointLastHour
+        FROM {db}.v_cost_by_endpoint_hourly
+        WHERE Hour >= toStartOfHour(now() - toIntervalHour({since_hours:UInt32}))
+        GROUP BY
+            ServiceName,
+            Endpoint
+    )
+) AS e
+LIMIT {limit:UInt32}
