@@ -11,6 +11,7 @@ never misses what the app already handed over.
 from __future__ import annotations
 
 import contextlib
+import logging
 import sys
 from collections.abc import Iterator
 from datetime import datetime, timezone
@@ -26,6 +27,7 @@ from typer.core import TyperGroup
 from . import storage
 from .config import Settings
 from .reporting import reports
+from .reporting.query_output import QUERY_FORMATS, emit_query
 from .reporting.reader import open_for_reading
 from .reporting.terminal import FORMATS, REPORT_FORMATS, emit, emit_report, safe
 from .storage.migrations import apply_migrations
@@ -40,9 +42,31 @@ app = typer.Typer(
 console = Console()
 err = Console(stderr=True)
 
+# The HTTP driver logs "Unexpected Http Driver Exception" before raising; the error it
+# raises is reported as one ``error:`` line, so its log line is not printed as well.
+logging.getLogger("clickhouse_connect").addHandler(logging.NullHandler())
+
 DsnOption = typer.Option(None, "--dsn", help="chdb:///path or http(s)://user:pass@host:8123 (default: embedded)")
 DatabaseOption = typer.Option(None, "--database", "-d", help="ClickHouse database (default: otel)")
 FormatOption = typer.Option("table", "--format", "-f", help="table, json or csv")
+
+
+ANOMALY_DIMENSIONS = ("endpoint", "model", "feature", "team", "user")
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        console.print(__version__, highlight=False)
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    show_version: bool = typer.Option(
+        False, "--version", callback=_print_version, is_eager=True, help="print the version and exit"
+    ),
+) -> None:
+    """What your LLM calls cost: reports and queries over the otel-llmcost ClickHouse views."""
 
 
 def _fail(message: str) -> NoReturn:
@@ -80,13 +104,64 @@ def _target(dsn: str | None, database: str | None) -> tuple[str, str]:
     try:
         storage.check_identifier("database", name)
     except ValueError as exc:
-        _fail(str(exc))
-    return dsn or settings.resolved_dsn, name
+        _fail(f"--database: {exc}" if database else str(exc))
+    target = dsn or settings.resolved_dsn
+    try:
+        storage.check_dsn(target)
+    except ValueError as exc:
+        _fail(f"--dsn: {exc}" if dsn else str(exc))
+    return target, name
 
 
-def _check_format(fmt: str) -> None:
-    if fmt not in FORMATS:
-        _fail(f"--format must be one of {', '.join(FORMATS)}")
+def _check_format(fmt: str, formats: tuple[str, ...] = FORMATS) -> None:
+    if fmt not in formats:
+        _fail(f"--format must be one of {', '.join(formats)}, got {fmt!r}")
+
+
+def _check_given(flag: str, value: str | None) -> None:
+    """An option given as an empty string names nothing: an error, not a silent default."""
+    if value is not None and not value.strip():
+        _fail(f"{flag} is empty: give a value or leave the option out")
+
+
+def _check_since_hours(since_hours: int) -> None:
+    if since_hours <= 0:
+        _fail(f"--since-hours must be a positive number of hours, got {since_hours}")
+
+
+def _read_target(dsn: str | None, database: str | None) -> tuple[str, str]:
+    """:func:`_target` for a read; with no --dsn and nothing recorded in the default embedded
+    database yet, the database ``otel-llmcost demo`` wrote, when there is one (said on stderr)."""
+    target, name = _target(dsn, database)
+    settings = _settings()
+    if dsn is not None or settings.dsn or not storage.is_chdb(target):
+        return target, name
+    from .exporter.spool import pending_files
+
+    path = storage.chdb_path(target)
+    # ClickHouse keeps one metadata/<database>.sql per database: without it the default
+    # store holds nothing to read yet (found without opening it: chdb holds one path a process).
+    if (path / "metadata" / f"{name}.sql").exists():
+        return target, name
+    if pending_files(target):
+        return target, name
+    from .demo.workload import demo_dsn
+
+    demo = demo_dsn(settings.home)
+    if not storage.chdb_path(demo).exists():
+        return target, name
+    err.print(
+        Text.assemble(
+            ("note:", "yellow"),
+            " ",
+            safe(
+                f"nothing recorded at {path} yet; showing the demo database "
+                f"{storage.chdb_path(demo)} (pass --dsn to choose)"
+            ),
+        ),
+        soft_wrap=True,
+    )
+    return demo, name
 
 
 def _first_line(exc: BaseException, dsn: str) -> str:
@@ -140,7 +215,9 @@ def report(
     database: str | None = DatabaseOption,
     since_hours: int = typer.Option(24 * 30, "--since-hours", help="time window, in hours back from now"),
     only: list[str] | None = typer.Option(
-        None, "--only", help=f"reports to show: {', '.join(reports.DEFAULT_REPORTS)}"
+        None,
+        "--only",
+        help=f"reports to show, comma-separated or repeated: {', '.join(reports.DEFAULT_REPORTS)}",
     ),
     fmt: str = typer.Option("table", "--format", "-f", help="table, json, csv or markdown"),
     html: str | None = typer.Option(None, "--html", help="write the Grafana dashboards' panels to this HTML file"),
@@ -148,12 +225,12 @@ def report(
     """Spend by endpoint and model, caching, rate limits, anomalies, unpriced calls, tasks."""
     if fmt not in REPORT_FORMATS:
         _fail(f"--format must be one of {', '.join(REPORT_FORMATS)}")
+    only = [name.strip() for item in only or [] for name in item.split(",") if name.strip()] or None
     unknown = [name for name in [*(only or []), *([section] if section else [])] if name not in reports.DEFAULT_REPORTS]
     if unknown:
-        _fail(f"unknown report(s) {', '.join(unknown)}; choose from {', '.join(reports.DEFAULT_REPORTS)}")
-    if since_hours <= 0:
-        _fail(f"--since-hours must be a positive number of hours, got {since_hours}")
-    dsn, database = _target(dsn, database)
+        _fail(f"--only: unknown report(s) {', '.join(unknown)}; choose from {', '.join(reports.DEFAULT_REPORTS)}")
+    _check_since_hours(since_hours)
+    dsn, database = _read_target(dsn, database)
     if isinstance(html, str):  # the dashboards as one static page, not tables
         from .reporting.html import write_html_report
 
@@ -182,7 +259,7 @@ def query(
     sql: str = typer.Argument(..., help='SQL to run, e.g. "SELECT Endpoint, sum(CostTotal) FROM llm_calls GROUP BY 1"'),
     dsn: str | None = DsnOption,
     database: str | None = DatabaseOption,
-    fmt: str = FormatOption,
+    fmt: str = typer.Option("table", "--format", "-f", help="table, json, csv or tsv"),
     write: bool = typer.Option(
         False, "--write", help="allow a statement that writes (maintenance: DROP, ALTER, INSERT, SETTINGS, ...)"
     ),
@@ -191,12 +268,13 @@ def query(
 
     Read-only unless --write: one SELECT, SHOW, DESCRIBE, EXISTS or EXPLAIN, run with
     ClickHouse's readonly setting, with no table function that reads files or other hosts.
+    Prints exactly the result: csv/tsv a header and the rows, json a list of row objects.
     """
-    _check_format(fmt)
-    dsn, database = _target(dsn, database)
+    _check_format(fmt, QUERY_FORMATS)
+    dsn, database = _read_target(dsn, database)
     with _reading(dsn, database) as client:
         out = reports.ad_hoc(client, sql, write=write)
-    _emit([out], fmt)
+    emit_query(out, fmt, console=console, stream=sys.stdout)
 
 
 @app.command()
@@ -226,7 +304,9 @@ def anomalies(
         kinds = anomalies_module.check_kinds(kind or [])
     except ValueError as exc:
         _fail(str(exc))
-    dsn, database = _target(dsn, database)
+    if dimension is not None and dimension not in ANOMALY_DIMENSIONS:
+        _fail(f"unknown --dimension {dimension!r}; choose from {', '.join(ANOMALY_DIMENSIONS)}")
+    dsn, database = _read_target(dsn, database)
     with _reading(dsn, database) as client:
         found = anomalies_module.query(
             client, database=database, since=window, open_only=open_only, kinds=kinds, dimension=dimension
@@ -256,6 +336,11 @@ def migrate(
     """Create or update the tables, materialized views, rollups and views (idempotent);
     recreate any of them that were dropped."""
     dsn, database = _target(dsn, database)
+    if cluster:
+        try:
+            storage.check_identifier("cluster", cluster)
+        except ValueError as exc:
+            _fail(f"--cluster: {exc}")
     ttl_days = ttl_days or _settings().ttl_days
     try:
         if print_sql:
@@ -331,6 +416,8 @@ def prices_show(
     """Show the price otel-llmcost would apply to MODEL, where it comes from and when it holds."""
     from .pricing.formula import MODALITY_RATES, TEXT_RATES
 
+    _check_given("--provider", provider)
+    _check_given("--service-tier", service_tier)
     context = {"service_tier": service_tier} if service_tier else None
     entry = _pricer(prices_file).rates_for(model, provider_id=provider, price_context=context, when=_moment(at))
     if entry is None:
@@ -341,7 +428,10 @@ def prices_show(
         + (" (changes within the day)" if entry.time_of_day else "")
     )
     variant = f" [{entry.variant}]" if entry.variant else ""
-    console.print(f"[bold]{model}[/] -> {entry.provider_id or '*'}/{entry.model_id}{variant}", highlight=False)
+    console.print(
+        Text.assemble((safe(model).plain, "bold"), safe(f" -> {entry.provider_id or '*'}/{entry.model_id}{variant}")),
+        highlight=False,
+    )
     console.print(f"source: {entry.source} (version {entry.version}), {window}", highlight=False, soft_wrap=True)
     table = Table()
     table.add_column("part")
@@ -421,13 +511,14 @@ def prices_whatif(
     """What past calls would have cost on another model, by the model they used (needs `prices sync`)."""
     from .pricing import catalogue
 
+    _check_since_hours(since_hours)
     provider, _, model = target.partition("/")
     if not model:  # a bare model id: the catalogue entry genai-prices would price it with
         found = _pricer(None).database_model(target)
         if found is None:
             _fail(f"{target!r} names no single genai-prices model; give PROVIDER/MODEL, e.g. openai/gpt-4o-mini")
         provider, model = found[0].id, found[1].id
-    dsn, database = _target(dsn, database)
+    dsn, database = _read_target(dsn, database)
     with _reading(dsn, database) as client:
         known = catalogue.in_catalogue(client, provider, model, database=database)
         out = reports.what_if(client, provider, model, since_hours=since_hours, database=database) if known else None
@@ -445,12 +536,21 @@ def demo(
     """Run a realistic workload through the real SDKs against a local fake provider, then report."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from .demo import demo_dsn, run_demo
+    from .demo import DEMO_INSTALL, demo_dsn, missing_sdks, run_demo
 
+    _check_format(fmt)
+    missing = missing_sdks()  # before anything is touched: the previous demo database stays
+    if missing:
+        sdks = f"the {' and '.join(missing)} SDK" + (", which is" if len(missing) == 1 else "s, which are")
+        _fail(f"the demo needs {sdks} not installed: run {DEMO_INSTALL}")
     settings = _settings()
     target = dsn or demo_dsn(settings.home)
+    try:
+        storage.check_dsn(target)
+    except ValueError as exc:
+        _fail(f"--dsn: {exc}")
     if storage.is_chdb(target) and not storage.embedded_available():
-        _fail(str(storage.EmbeddedStoreMissing()))
+        _fail(f"the demo needs the embedded ClickHouse (chdb), which is not installed: run {DEMO_INSTALL}")
     fresh = storage.chdb_path(target) if dsn is None else None
     with Progress(
         TextColumn("[bold]{task.description}"),
@@ -598,7 +698,11 @@ app.add_typer(spool_app, name="spool")
 
 
 def _spool_target(dsn: str | None) -> str:
-    return dsn or _settings().resolved_dsn
+    target = dsn or _settings().resolved_dsn
+    try:
+        return storage.check_dsn(target)
+    except ValueError as exc:
+        _fail(f"--dsn: {exc}" if dsn else str(exc))
 
 
 @spool_app.callback()
@@ -703,7 +807,7 @@ app.add_typer(outcomes_app, name="outcomes")
 
 @outcomes_app.command("import")
 def outcomes_import(
-    file: str = typer.Argument(..., help="JSON lines: {task_id or trace_id, grade, [timestamp, feature, ...]}"),
+    file: str = typer.Argument(..., help=escape("JSON lines: {task_id or trace_id, grade, [timestamp, feature, ...]}")),
     success_grades: str | None = typer.Option(
         None, "--success-grades", help="grades that count as success, comma-separated (default: pass,passed,...)"
     ),
@@ -715,6 +819,7 @@ def outcomes_import(
     """Load graded evaluation results so cost per successful task covers evaluation runs (all or nothing)."""
     from .signals import outcomes_import as importer
 
+    _check_given("--service", service)
     try:
         rule = importer.SuccessRule.parse(success_grades, threshold)
         parsed = importer.read_file(file, rule=rule, service=service)  # the whole file, before any insert

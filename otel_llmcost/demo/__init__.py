@@ -6,15 +6,18 @@
 """
 
 from .fakes import FakeLLMServer, Reply, anthropic_client, genai_client, openai_client
-from .workload import DemoResult, demo_dsn, run_demo
+from .workload import DEMO_INSTALL, DEMO_SDKS, DemoResult, demo_dsn, missing_sdks, run_demo
 
 __all__ = [
+    "DEMO_INSTALL",
+    "DEMO_SDKS",
     "DemoResult",
     "FakeLLMServer",
     "Reply",
     "anthropic_client",
     "demo_dsn",
     "genai_client",
+    "missing_sdks",
     "openai_client",
     "run_demo",
 ]

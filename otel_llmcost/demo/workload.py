@@ -22,6 +22,7 @@ reported-cost reports have something to say.
 
 from __future__ import annotations
 
+import importlib.util
 import random
 import shutil
 from collections.abc import Callable
@@ -87,6 +88,24 @@ class DemoResult:
     calls: int
     days: int
     prices_file: Path | None = None
+
+
+# The SDKs the workload drives (the fakes answer them), and how to install them from a checkout.
+DEMO_SDKS = ("openai", "anthropic")
+DEMO_INSTALL = 'pip install -e ".[all]" in the otel-llmcost checkout'
+
+
+def missing_sdks() -> list[str]:
+    """The SDKs of :data:`DEMO_SDKS` that are not installed (checked without importing them)."""
+    missing = []
+    for name in DEMO_SDKS:
+        try:
+            found = importlib.util.find_spec(name) is not None
+        except (ImportError, ValueError):
+            found = False
+        if not found:
+            missing.append(name)
+    return missing
 
 
 def demo_dsn(data_dir: Path) -> str:

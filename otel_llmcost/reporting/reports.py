@@ -220,4 +220,19 @@ def ad_hoc(client: Any, sql: str, *, write: bool = False) -> Report:
             if refused is not None:
                 raise refused from None
             raise
-    return Report(title="query", columns=list(result.column_names), rows=[tuple(r) for r in result.result_rows])
+    columns = list(result.column_names)
+    rows = [tuple(r) for r in result.result_rows]
+    if not columns and not rows and not write:
+        columns = _result_columns(client, sql)
+    return Report(title="query", columns=columns, rows=rows, name="query")
+
+
+def _result_columns(client: Any, sql: str) -> list[str]:
+    """The column names of a checked read that returned no rows (an empty result from the
+    embedded store carries none), from ``DESCRIBE`` of the query, which does not run it;
+    none when the statement is not a query DESCRIBE takes (SHOW, EXPLAIN ...)."""
+    try:
+        described = client.query(f"DESCRIBE (\n{sql.strip().rstrip(';')}\n)", settings=safe_query.READONLY_SETTINGS)
+    except Exception:
+        return []
+    return [str(row[0]) for row in described.result_rows]

@@ -55,6 +55,8 @@ _READ_KIND_PREFIXES = ("Show", "Exists")
 
 READONLY_SETTINGS = {"readonly": 1}
 
+EMPTY_QUERY = 'empty query: give one SQL statement, e.g. "SELECT count() FROM llm_calls"'
+
 
 class QueryRefused(ValueError):
     """The query is not a single read; the message says why, in one line."""
@@ -72,14 +74,19 @@ def check_single_statement(client: Any, sql: str) -> None:
     """Raise :class:`QueryRefused` unless ``sql`` is exactly one statement.
 
     The SQL is a parameter of ``formatQuery``, so ClickHouse parses it without running it
-    (chdb would run each statement of a script).
+    (chdb would run each statement of a script). Empty input (only blanks, comments or
+    ``;``) is refused too, in one line.
     """
+    if not sql.strip().strip(";").strip():
+        raise QueryRefused(EMPTY_QUERY)
     try:
         client.query("SELECT formatQuery({sql:String})", parameters={"sql": sql})
     except Exception as exc:
         message = str(exc)
         if "Multi-statements are not allowed" in message:
             raise QueryRefused("one statement at a time: the query has more than one") from None
+        if "Empty query" in message:
+            raise QueryRefused(EMPTY_QUERY) from None
         raise
 
 

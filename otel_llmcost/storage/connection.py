@@ -100,6 +100,16 @@ def chdb_path(dsn: str) -> Path:
     return Path(raw).expanduser().absolute()
 
 
+DSN_SCHEMES = ("chdb", "http", "https", "clickhouse", "clickhouses")
+
+
+def check_dsn(dsn: str) -> str:
+    """``dsn`` when its scheme is one :func:`connect` takes, else ValueError (one line, redacted)."""
+    if not is_chdb(dsn) and urlsplit(dsn).scheme not in DSN_SCHEMES:
+        raise ValueError(f"unsupported DSN {redact_dsn(dsn)!r}: use chdb:///path, http:// or https://")
+    return dsn
+
+
 def redact_dsn(dsn: str) -> str:
     """The DSN with any password replaced by ***, safe for logs and error messages."""
     if is_chdb(dsn):
@@ -161,7 +171,44 @@ def connect(dsn: str, **kwargs: Any) -> Any:
         return clickhouse_connect.get_client(dsn=dsn, **kwargs)
     except Exception as exc:
         # `from None`: the chained driver exception may carry the DSN with its password.
+        reason = unreachable_reason(str(exc))
+        if reason is not None:
+            raise ConnectionError(f"cannot reach ClickHouse at {server_address(dsn)} ({reason})") from None
         raise ConnectionError(f"cannot connect to {redact_dsn(dsn)}: {redact_text(str(exc), dsn)}") from None
+
+
+# What the HTTP driver's (urllib3's) message says when no server answered, as a short reason.
+_UNREACHABLE = (
+    ("Connection refused", "connection refused"),
+    ("Name or service not known", "unknown host"),
+    ("nodename nor servname", "unknown host"),
+    ("Temporary failure in name resolution", "unknown host"),
+    ("No route to host", "no route to host"),
+    ("Network is unreachable", "network unreachable"),
+    ("timed out", "timed out"),
+    ("Failed to establish a new connection", "no connection"),
+)
+
+
+def unreachable_reason(message: str) -> str | None:
+    """A short reason when ``message`` (a driver error) says no server answered, else None."""
+    for marker, reason in _UNREACHABLE:
+        if marker in message:
+            return reason
+    return None
+
+
+def server_address(dsn: str) -> str:
+    """``scheme://host:port`` of an http(s) DSN: no user, password, path or query."""
+    parts = urlsplit(dsn)
+    scheme = {"clickhouse": "http", "clickhouses": "https"}.get(parts.scheme, parts.scheme)
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    port = port or (8443 if scheme == "https" else 8123)
+    host = parts.hostname or "localhost"
+    return f"{scheme}://{'[' + host + ']' if ':' in host else host}:{port}"
 
 
 class _Turn:

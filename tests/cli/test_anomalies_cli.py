@@ -112,7 +112,10 @@ def test_filters_open_only_kind_and_dimension(scripted_dsn):
         anomaly_fixture.HOSTILE_KEY,
         "acme-finetune-7b",
     ]
-    assert as_json(scripted_dsn, "--dimension", "nothing-like-it") == []
+    # A dimension the detectors never use is a typo, not an empty answer (issue 21).
+    code, out, err = run("--dsn", scripted_dsn, "--format", "json", "--dimension", "nothing-like-it")
+    assert (code, out) == (2, "")
+    assert err == "error: unknown --dimension 'nothing-like-it'; choose from endpoint, model, feature, team, user\n"
 
 
 def test_no_anomaly_is_an_empty_list(empty_dsn):

@@ -67,7 +67,7 @@ def test_query_runs_sql_against_the_database(demo_dsn):
         ],
     )
     assert result.exit_code == 0, result.output
-    assert result.stdout.splitlines()[1].endswith(",1")
+    assert result.stdout_bytes == b"n\r\n1\r\n"
 
 
 def test_query_error_is_a_clear_message_not_a_traceback(demo_dsn):

@@ -109,12 +109,13 @@ def test_json_and_csv_keep_the_stored_values_exactly(dsn):
     as_json = runner.invoke(app, ["query", "--dsn", dsn, "--format", "json", sql])
     assert as_json.exit_code == 0, as_json.output
     assert "\x1b" not in as_json.stdout  # JSON escapes control characters itself (\u001b)
-    stored = {row["ServiceName"]: row["Endpoint"] for row in json.loads(as_json.stdout)[0]["rows"]}
+    stored = {row["ServiceName"]: row["Endpoint"] for row in json.loads(as_json.stdout)}
     assert stored == {f"svc-{key}": value for key, value in HOSTILE.items()}
     as_csv = runner.invoke(app, ["query", "--dsn", dsn, "--format", "csv", sql])
     assert as_csv.exit_code == 0, as_csv.output
     rows = list(csv.reader(io.StringIO(as_csv.stdout, newline="")))
-    assert {service: endpoint for _, service, endpoint in rows[1:]} == stored  # piped: raw data
+    assert rows[0] == ["ServiceName", "Endpoint"]
+    assert {service: endpoint for service, endpoint in rows[1:]} == stored  # piped: raw data
 
 
 class Tty(io.StringIO):
