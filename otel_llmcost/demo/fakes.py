@@ -13,8 +13,10 @@ prefix as cached (OpenAI ``cached_tokens``, Anthropic ``cache_read_input_tokens`
 
 from __future__ import annotations
 
+import asyncio
 import json
 import threading
+import time
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
@@ -35,6 +37,7 @@ class Reply:
     sse: list[Any] | None = None  # explicit SSE events (dicts, or raw str lines)
     break_after: int | None = None  # raise mid-stream after this many events
     raw: bytes | None = None  # raw body bytes (malformed responses)
+    first_event_delay_s: float = 0.0  # the provider "thinks" this long before the first SSE event
 
 
 def _tokens(text: str) -> int:
@@ -106,7 +109,7 @@ class FakeLLMServer:
             error = reply.body if reply.body is not None else {"error": {"message": "fake error", "type": "error"}}
             return self.httpx.Response(reply.status, json=error, headers=headers)
         if events is not None:
-            stream = _sse_stream(self.httpx, events, reply.break_after)
+            stream = _sse_stream(self.httpx, events, reply.break_after, reply.first_event_delay_s)
             headers["content-type"] = "text/event-stream"
             return self.httpx.Response(200, headers=headers, stream=stream)
         return self.httpx.Response(200, json=reply.body if reply.body is not None else body, headers=headers)
@@ -391,15 +394,19 @@ def _dated(model: str) -> str:
     return dated.get(model, model)
 
 
-def _sse_stream(httpx: Any, events: list[Any], break_after: int | None) -> Any:
+def _sse_stream(httpx: Any, events: list[Any], break_after: int | None, delay_s: float = 0.0) -> Any:
     """A byte stream of SSE events; subclasses the client library's stream bases,
-    which httpx/httpx2 transports assert on."""
+    which httpx/httpx2 transports assert on. ``delay_s`` passes before the first event."""
 
     class SSEStream(httpx.SyncByteStream, httpx.AsyncByteStream):
         def __iter__(self) -> Any:
+            if delay_s:
+                time.sleep(delay_s)
             yield from _frames(events, break_after)
 
         async def __aiter__(self) -> Any:
+            if delay_s:
+                await asyncio.sleep(delay_s)
             for frame in _frames(events, break_after):
                 yield frame
 

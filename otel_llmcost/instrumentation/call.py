@@ -67,6 +67,8 @@ class LLMCall:
         "record",
         "span",
         "start",
+        "start_ns",
+        "end",
         "started_at",
         "first_chunk_at",
         "retries",
@@ -95,7 +97,11 @@ class LLMCall:
             reasoning_parts=[] if estimate else None,
         )
         self.span: Any = None
+        # Reset when the span starts (begin): the span, its duration and time to first
+        # chunk are all measured from that one instant, on the one monotonic clock.
         self.start = time.perf_counter()
+        self.start_ns = time.time_ns()
+        self.end: float | None = None
         self.started_at = time.time()  # wall clock: the call is priced at the price in force then
         self.first_chunk_at: float | None = None
         self.retries = 0
@@ -119,7 +125,13 @@ class LLMCall:
     def begin(self, span_attributes: dict[str, Any]) -> None:
         request = self.request
         name = f"{request.operation} {request.model}" if request.model else request.operation
-        self.span = self.telemetry.tracer.start_span(name, kind=SpanKind.CLIENT, attributes=span_attributes)
+        # Everything before this (attribution, prompt hashing and counting, the budget
+        # decision) is not the call: time starts here, for the span and for TTFT alike.
+        self.start = time.perf_counter()
+        self.start_ns = time.time_ns()
+        self.span = self.telemetry.tracer.start_span(
+            name, kind=SpanKind.CLIENT, attributes=span_attributes, start_time=self.start_ns
+        )
 
     def attach(self) -> contextvars.Token[LLMCall | None]:
         """Make the span current while the SDK sends, so HTTP client spans nest under it."""
@@ -221,13 +233,18 @@ class LLMCall:
             if self.reservation is not None and not self.reservation.settled:
                 self.reservation.release()  # _finish failed before settling: never leak a reservation
             try:
-                span.end()
+                span.end(end_time=self._end_time_ns())
             except Exception:  # pragma: no cover - SDK span.end does not raise
                 logger.debug("otel-llmcost: span.end failed", exc_info=True)
 
+    def _end_time_ns(self) -> int:
+        """The span's end on the clock that timed its first chunk: duration >= TTFT, always."""
+        end = self.end if self.end is not None else time.perf_counter()
+        return self.start_ns + int((end - self.start) * 1e9)
+
     def _finish(self, span: Any, error: BaseException | None) -> None:
         telemetry = self.telemetry
-        end = time.perf_counter()
+        end = self.end = time.perf_counter()
         record = self.record
         usage = self.hop_usage if self.hops > 1 and self.hop_usage is not None else record.usage
         if error is None and self.request.estimate_usage and telemetry.settings.estimate_missing_usage:

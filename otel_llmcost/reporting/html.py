@@ -111,6 +111,10 @@ class PanelResult:
     error: str | None = None
     units: dict[str, str] = field(default_factory=dict)
     default_unit: str | None = None
+    # Per column: the fieldConfig override properties that change how a series is drawn
+    # (custom.drawStyle, custom.axisPlacement), as Grafana applies them.
+    styles: dict[str, dict[str, Any]] = field(default_factory=dict)
+    interval_s: int = 3600  # the panel's time bucket: a chart with one bucket still spans it
 
 
 def expanded_panel_sql(
@@ -120,20 +124,24 @@ def expanded_panel_sql(
     return expand(panel["targets"][target]["rawSql"], time_range=time_range, interval_s=interval, variables=variables)
 
 
-def _units(panel: Mapping[str, Any], columns: Sequence[str]) -> dict[str, str]:
-    """Per-column unit from fieldConfig overrides (byName / byRegexp), as Grafana applies them."""
-    units: dict[str, str] = {}
+def column_overrides(panel: Mapping[str, Any], columns: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """Per column, the fieldConfig override properties (byName / byRegexp) as Grafana applies
+    them: later overrides win."""
+    out: dict[str, dict[str, Any]] = {}
     for override in panel.get("fieldConfig", {}).get("overrides", []):
-        unit = next((p.get("value") for p in override.get("properties", []) if p.get("id") == "unit"), None)
         matcher = override.get("matcher", {})
-        if unit is None:
-            continue
         for column in columns:
             if (matcher.get("id") == "byName" and matcher.get("options") == column) or (
                 matcher.get("id") == "byRegexp" and re.fullmatch(str(matcher.get("options")), column)
             ):
-                units[column] = unit
-    return units
+                props = out.setdefault(column, {})
+                props.update({p["id"]: p.get("value") for p in override.get("properties", []) if "id" in p})
+    return out
+
+
+def _units(panel: Mapping[str, Any], columns: Sequence[str]) -> dict[str, str]:
+    """Per-column unit from fieldConfig overrides (byName / byRegexp), as Grafana applies them."""
+    return {c: props["unit"] for c, props in column_overrides(panel, columns).items() if props.get("unit")}
 
 
 def run_dashboard(
@@ -149,10 +157,14 @@ def run_dashboard(
             description=panel.get("description", ""),
             sql=panel["targets"][0]["rawSql"],
             default_unit=panel.get("fieldConfig", {}).get("defaults", {}).get("unit"),
+            interval_s=interval_seconds(
+                time_range, max_data_points=MAX_DATA_POINTS, min_interval=panel.get("interval")
+            ),
         )
         try:
             result.columns, result.rows = run_sql(client, expanded_panel_sql(panel, time_range, variables))
             result.units = _units(panel, result.columns)
+            result.styles = column_overrides(panel, result.columns)
         except Exception as exc:  # one broken panel must not hide the others
             message = str(exc).strip().splitlines()
             result.error = message[0] if message else repr(exc)
@@ -163,11 +175,17 @@ def run_dashboard(
 # --- values -----------------------------------------------------------------------------
 
 
+# Sums of float costs leave residues like 2.168e-19 where the true value is 0.
+ZERO = 1e-12
+
+
 def _plain(value: Any) -> Any:
     if isinstance(value, Decimal):
         value = float(value)
     if isinstance(value, float) and not math.isfinite(value):
         return None
+    if isinstance(value, float) and abs(value) < ZERO:
+        return 0.0
     if isinstance(value, (dt.datetime, dt.date)):
         return value.isoformat(sep=" ") if isinstance(value, dt.datetime) else value.isoformat()
     if isinstance(value, bytes):
@@ -188,14 +206,31 @@ def format_value(value: Any, unit: str | None = None) -> str:
     if not _is_number(value):
         return str(value)
     if unit == "currencyUSD":
-        return f"${value:,.2f}" if abs(value) >= 1 else f"${value:,.4f}"
+        text = _fixed(abs(value), 2 if abs(value) >= 1 else 4)
+        sign = "-" if value < 0 and text.strip("0.,") else ""  # -$0.0009, never $-0.0009
+        return f"{sign}${text}"
     if unit == "percentunit":
         return f"{value * 100:.1f}%"
     if unit == "ms":
         return f"{value:,.0f} ms" if abs(value) >= 10 else f"{value:.2f} ms"
     if isinstance(value, int):
         return f"{value:,}"
-    return f"{value:,.2f}" if abs(value) >= 100 else f"{value:.4g}"
+    return _significant(value)
+
+
+def _fixed(value: float, decimals: int) -> str:
+    return f"{value:,.{decimals}f}"
+
+
+def _significant(value: float, digits: int = 4) -> str:
+    """Plain notation, never an exponent: 1.4e-05 -> 0.000014, 1234.5678 -> 1,234.57."""
+    if value == 0:
+        return "0"
+    if abs(value) >= 100:
+        return f"{value:,.2f}"
+    decimals = min(12, max(2, digits - 1 - math.floor(math.log10(abs(value)))))
+    text = f"{value:.{decimals}f}".rstrip("0")
+    return text + "0" if text.endswith(".") else text
 
 
 def _time_column(columns: Sequence[str], rows: Sequence[tuple[Any, ...]]) -> int | None:
@@ -215,17 +250,55 @@ def chart_traces(result: PanelResult) -> list[dict[str, Any]]:
     first = result.rows[0]
     label_i = [i for i, c in enumerate(result.columns) if i != time_i and isinstance(first[i], str)]
     value_i = [i for i, _ in enumerate(result.columns) if i != time_i and i not in label_i]
-    series: dict[str, dict[str, list[Any]]] = {}
+    series: dict[str, dict[str, Any]] = {}
     for row in result.rows:
         labels = " / ".join(str(row[i]) or "(none)" for i in label_i)
         for i in value_i:
             name = labels if labels and len(value_i) == 1 else " ".join(x for x in (result.columns[i], labels) if x)
-            points = series.setdefault(name, {"x": [], "y": []})
+            points = series.setdefault(name, {"x": [], "y": [], "column": result.columns[i]})
             points["x"].append(_plain(row[time_i]))
             points["y"].append(_plain(row[i]))
-    return [
-        {"type": "scatter", "mode": "lines+markers", "name": n, "x": p["x"], "y": p["y"]} for n, p in series.items()
-    ]
+    traces = []
+    for name, points in series.items():
+        style = result.styles.get(points["column"], {})
+        trace: dict[str, Any] = {"name": name, "x": points["x"], "y": points["y"]}
+        if style.get("custom.drawStyle") == "bars":
+            trace["type"] = "bar"
+        else:
+            trace.update(type="scatter", mode="lines+markers")
+        if _own_axis(result, points["column"]):
+            trace["yaxis"] = "y2"
+        traces.append(trace)
+    return traces
+
+
+def _own_axis(result: PanelResult, column: str) -> bool:
+    """A series whose unit differs from the panel's (FlaggedEndpoints on a $ chart) gets its own
+    axis, on the right, as Grafana draws it; it is never read off the $ axis."""
+    unit = result.units.get(column)
+    placement = result.styles.get(column, {}).get("custom.axisPlacement")
+    return (unit is not None and unit != result.default_unit) or placement == "right"
+
+
+def _x_range(result: PanelResult) -> list[str] | None:
+    """With one time bucket (a service with an hour of data) plotly would zoom to milliseconds:
+    the axis spans at least one bucket either side of the data."""
+    time_i = _time_column(result.columns, result.rows)
+    if time_i is None:
+        return None
+    stamps = [v for v in (r[time_i] for r in result.rows) if isinstance(v, (dt.datetime, dt.date))]
+    if not stamps:
+        return None
+    first, last = min(stamps), max(stamps)
+    if not isinstance(first, dt.datetime):
+        first = dt.datetime.combine(first, dt.time())
+    if not isinstance(last, dt.datetime):
+        last = dt.datetime.combine(last, dt.time())
+    bucket = dt.timedelta(seconds=max(result.interval_s, 60))
+    if last - first >= 2 * bucket:
+        return None
+    pad = bucket
+    return [_plain(first - pad), _plain(last + pad)]
 
 
 # --- page -------------------------------------------------------------------------------
@@ -238,12 +311,13 @@ header{background:#1f2328;color:#fff;padding:16px 24px}header h1{margin:0;font-s
 header p{margin:4px 0 0;color:#c9d1d9;font-size:13px}
 nav{padding:8px 24px;background:#fff;border-bottom:1px solid #d0d7de}nav a{margin-right:16px}
 section.dashboard{padding:8px 24px 24px}h2{margin:24px 0 8px}
-.grid{display:grid;grid-template-columns:repeat(auto-fill,minmax(560px,1fr));gap:16px}
-.panel{background:#fff;border:1px solid #d0d7de;border-radius:6px;padding:12px;overflow:auto}
+.grid{display:grid;grid-template-columns:repeat(auto-fill,minmax(min(560px,100%),1fr));gap:16px}
+.panel{background:#fff;border:1px solid #d0d7de;border-radius:6px;padding:12px;overflow:auto;min-width:0}
 .panel.wide{grid-column:1/-1}.panel h3{margin:0 0 4px;font-size:15px}
 .panel p.desc{margin:0 0 8px;color:#57606a;font-size:12px}
 .chart{height:320px}.stats{display:flex;gap:24px;flex-wrap:wrap}
 .stat .v{font-size:28px;font-weight:600}.stat .k{color:#57606a;font-size:12px}
+.scroll{max-height:360px;overflow:auto}
 table{border-collapse:collapse;font-size:12px;width:100%}
 th,td{border-bottom:1px solid #eaeef2;padding:4px 6px;text-align:left;white-space:nowrap}
 td.n{text-align:right;font-variant-numeric:tabular-nums}.empty{color:#57606a;font-style:italic}
@@ -272,7 +346,7 @@ _RENDER = """
     return Plotly.newPlot(div, spec.data, spec.layout, {displaylogo: false, responsive: true})
       .then(function () {
         div.dataset.rendered = '1';
-        div.dataset.traces = String(div.querySelectorAll('.scatterlayer .trace').length);
+        div.dataset.traces = String(div.querySelectorAll('.scatterlayer .trace, .barlayer .trace').length);
       })
       .catch(function (err) { window.llmcostErrors.push(String(err)); });
   });
@@ -299,13 +373,28 @@ def _panel_html(result: PanelResult, chart_id: str, charts: list[dict[str, Any]]
     elif not result.rows:
         parts.append('<p class="empty llmcost-empty">No data in this time range.</p>')
     elif result.type in CHART_TYPES and (traces := chart_traces(result)):
-        layout = {
+        layout: dict[str, Any] = {
             "margin": {"l": 60, "r": 10, "t": 10, "b": 40},
             "showlegend": True,
             "legend": {"orientation": "h", "y": -0.2},
+            "xaxis": {"type": "date"},
             "yaxis": {"rangemode": "tozero", "tickformat": _TICKFORMAT.get(result.default_unit or "", "")},
             "hovermode": "x unified",
         }
+        if (x_range := _x_range(result)) is not None:
+            layout["xaxis"]["range"] = x_range
+        second = [t for t in traces if t.get("yaxis") == "y2"]
+        if second:
+            column = next(c for c in result.columns if _own_axis(result, c))
+            layout["margin"]["r"] = 60
+            layout["yaxis2"] = {
+                "overlaying": "y",
+                "side": "right",
+                "rangemode": "tozero",
+                "showgrid": False,
+                "title": {"text": column},
+                "tickformat": _TICKFORMAT.get(result.units.get(column, ""), ""),
+            }
         charts.append({"id": chart_id, "data": traces, "layout": layout})
         points = sum(len(t["x"]) for t in traces)
         parts.append(f'<div class="chart llmcost-chart" id="{chart_id}" data-points="{points}"></div>')
@@ -320,7 +409,7 @@ def _panel_html(result: PanelResult, chart_id: str, charts: list[dict[str, Any]]
             )
         parts.append("</div>")
     else:
-        parts.append('<table class="llmcost-table"><thead><tr>')
+        parts.append('<div class="scroll"><table class="llmcost-table"><thead><tr>')
         parts.extend(f"<th>{html.escape(c)}</th>" for c in result.columns)
         parts.append("</tr></thead><tbody>")
         for row in result.rows:
@@ -330,7 +419,7 @@ def _panel_html(result: PanelResult, chart_id: str, charts: list[dict[str, Any]]
                 css = ' class="n"' if _is_number(_plain(value)) else ""
                 cells.append(f"<td{css}>{html.escape(format_value(value, unit))}</td>")
             parts.append("<tr>" + "".join(cells) + "</tr>")
-        parts.append("</tbody></table>")
+        parts.append("</tbody></table></div>")
     parts.append(f"<details><summary>SQL</summary><pre>{html.escape(result.sql)}</pre></details>")
     parts.append("</div>")
     return "".join(parts)

@@ -21,6 +21,7 @@ import yaml
 from otel_llmcost.reporting import grafana_macros as gm
 from otel_llmcost.reporting.anomalies import KINDS
 from otel_llmcost.reporting.html import (
+    column_overrides,
     expanded_panel_sql,
     iter_panels,
     load_dashboards,
@@ -818,3 +819,226 @@ def test_unknown_macro_and_missing_arguments_are_errors():
         gm.expand("$__timeFilterr(Hour)", time_range=FIXED)
     with pytest.raises(ValueError, match="needs arguments"):
         gm.expand("$__timeFilter", time_range=FIXED)
+
+
+# --- units and variables, for every panel ---------------------------------------------------
+
+# One rule for what a number is, from its column name; the first match wins. A numeric
+# column that no rule names fails test_panel_units_match_what_each_column_holds: say what it is.
+COLUMN_KINDS: list[tuple[str, str]] = [
+    (r"p\d+|.*Ms", "ms"),
+    (
+        r"\w*(Usd|Cost|Spend)\w*|\w*(Saved|Premium|PerDay)"
+        r"|PriorMean|MonthToDate|ProjectedMonthEnd|ThisHour|Today|ThisMonth",
+        "usd",
+    ),
+    (r".*(Rate|Share|Headroom)|Threshold", "share"),
+    (
+        r".*(Calls|Tokens|Count|Writes|Decisions|Refused|Throttled|Retries|Attempts|Anomalies|Events|Scopes"
+        r"|Repeats|Prefixes|Remaining|Limit|Succeeded|Days|Hours|Endpoints)|Tokens\w*|At[A-Z]\w*",
+        "count",
+    ),
+    # Numbers without a unit: scores, a multiple, an HTTP status, and an anomaly's expected
+    # and observed values (whose unit is the anomaly kind's, row by row).
+    (r"Score|ZScore|TimesPriorMean|HttpStatus|Expected|Observed", "number"),
+]
+UNITS_BY_KIND = {
+    "usd": {"currencyUSD"},
+    "share": {"percentunit"},
+    "ms": {"ms"},
+    "count": {None, "none", "short"},
+    "number": {None, "none", "short"},
+}
+
+
+def column_kind(column: str) -> str | None:
+    return next((kind for pattern, kind in COLUMN_KINDS if re.fullmatch(pattern, column)), None)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+@pytest.mark.parametrize("item", PANELS, ids=_panel_id)
+def test_panel_units_match_what_each_column_holds(client, week, variables_for, item):
+    """count -> none/short, $ -> currencyUSD, share -> percentunit, ms -> ms: the unit Grafana
+    (and the HTML report) applies to each numeric column, from defaults and overrides."""
+    uid, panel = item
+    columns, rows = _columns_and_rows(client, expanded_panel_sql(panel, week, variables_for(uid)))
+    default = panel.get("fieldConfig", {}).get("defaults", {}).get("unit")
+    overrides = column_overrides(panel, columns)
+    wrong = []
+    for i, column in enumerate(columns):
+        if not any(_is_number(row[i]) for row in rows):
+            continue  # a label, a time, or a column the demo leaves empty
+        kind = column_kind(column)
+        assert kind is not None, f"{panel['title']}: no rule says what {column} holds (COLUMN_KINDS)"
+        unit = overrides.get(column, {}).get("unit", default)
+        if unit not in UNITS_BY_KIND[kind]:
+            wrong.append(f"{column} ({kind}) has unit {unit!r}")
+    assert not wrong, f"{panel['title']}: " + "; ".join(wrong)
+
+
+@pytest.mark.parametrize("item", PANELS, ids=_panel_id)
+def test_every_field_override_targets_a_column_the_panel_returns(item):
+    uid, panel = item
+    columns = EXPECTED_COLUMNS[uid][panel["title"]]
+    for override in panel.get("fieldConfig", {}).get("overrides", []):
+        matcher = override["matcher"]
+        assert column_overrides({"fieldConfig": {"overrides": [override]}}, columns), (
+            f"{panel['title']}: override {matcher} matches none of {columns}"
+        )
+
+
+# Each dashboard variable and the columns that carry its dimension in a view.
+DIMENSION_COLUMNS = {
+    "service": ("ServiceName",),
+    "endpoint": ("Endpoint", "Route"),
+    "model": ("RequestModel", "Model"),
+    "team": ("Team",),
+}
+NO_MATCH = "no-such-value-in-the-demo"
+
+# Panels that do not filter on a variable, and why. Any other (panel, variable) pair must be
+# honoured, so a new panel, or a view that gains a dimension, is checked without an edit here.
+BUDGET_SCOPE = "budgets are per scope (user, tier, team...), not per call dimension"
+TASK = "a task spans calls of several models"
+LIMITER = "app limiter decisions carry a route and a tier, no model or team"
+NOT_IN_VIEW = "the view does not carry this dimension yet (issue 21 follow-up)"
+NOT_FILTERED: dict[tuple[str, str], dict[str, str]] = {
+    ("llmcost-overview", "Unpriced calls (cost unknown)"): {"endpoint": NOT_IN_VIEW, "team": NOT_IN_VIEW},
+    ("llmcost-overview", "Cost per successful task"): {"model": TASK},
+    ("llmcost-overview", "Unpriced models"): {"endpoint": NOT_IN_VIEW, "team": NOT_IN_VIEW},
+    ("llmcost-overview", "Recorded cost against the price catalogue"): {"endpoint": NOT_IN_VIEW, "team": NOT_IN_VIEW},
+    ("llmcost-overview", "Cost the provider reported vs ours"): {"endpoint": NOT_IN_VIEW, "team": NOT_IN_VIEW},
+    **{
+        ("llmcost-caching", title): {"team": NOT_IN_VIEW}
+        for title in (
+            "Caching: hit rate, saved, write premium",
+            "Cache hit rate by endpoint",
+            "Dollars saved and write premium",
+            "Cache efficiency by endpoint and model",
+            "Distinct prompt prefixes per hour",
+        )
+    },
+    ("llmcost-caching", "Caches that never paid back"): {"endpoint": NOT_IN_VIEW, "team": NOT_IN_VIEW},
+    ("llmcost-caching", "Missed caching: repeated prefixes never cached"): {
+        "endpoint": NOT_IN_VIEW,
+        "team": NOT_IN_VIEW,
+    },
+    ("llmcost-caching", "Retrieved evidence never cited"): {"model": NOT_IN_VIEW, "team": NOT_IN_VIEW},
+    **{
+        ("llmcost-reliability", title): {"model": LIMITER, "team": LIMITER}
+        for title in (
+            "App throttle rate by route",
+            "App throttle rate by user tier",
+            "Our throttling vs provider 429s",
+            "Our throttling and provider 429s per route",
+        )
+    },
+    ("llmcost-anomalies", "Flagged spend days"): {"model": NOT_IN_VIEW, "team": NOT_IN_VIEW},
+    ("llmcost-anomalies", "Daily spend against the prior 7-day mean"): {"model": NOT_IN_VIEW, "team": NOT_IN_VIEW},
+    ("llmcost-anomalies", "Expensive requests (last 7 days)"): {"team": NOT_IN_VIEW},
+    ("llmcost-anomalies", "Cache hit-rate drops"): {"team": NOT_IN_VIEW},
+    ("llmcost-anomalies", "Repeated identical requests"): {"endpoint": NOT_IN_VIEW, "team": NOT_IN_VIEW},
+    ("llmcost-anomalies", "Calls with estimated usage"): {"team": NOT_IN_VIEW},
+    **{
+        ("llmcost-budgets", title): dict.fromkeys(DIMENSION_COLUMNS, BUDGET_SCOPE)
+        for title in (
+            "Budgets at their thresholds",
+            "Spend vs limit per budget",
+            "Burn rate and projected exhaustion",
+            "Headroom per scope",
+        )
+    },
+}
+
+
+@pytest.mark.parametrize("item", PANELS, ids=_panel_id)
+def test_every_variable_is_honoured_unless_the_panel_says_why_not(item):
+    """Rate-limit panels by endpoint and team, Top users by endpoint and model, cost per task
+    by endpoint and team: every panel filters on every variable but the listed exceptions."""
+    uid, panel = item
+    referenced = gm.referenced_variables(panel["targets"][0]["rawSql"])
+    exempt = NOT_FILTERED.get((uid, panel["title"]), {})
+    ignored = {name for name in DIMENSION_COLUMNS if name not in referenced}
+    assert ignored <= set(exempt), f"{panel['title']} ignores {sorted(ignored - set(exempt))}"
+    assert not set(exempt) & referenced, f"{panel['title']}: NOT_FILTERED is stale for {set(exempt) & referenced}"
+
+
+def _source_columns(client, sql: str) -> set[str]:
+    tables = set(re.findall(r"\bFROM\s+([A-Za-z_]\w*)", sql))
+    return {row[0] for table in tables for row in client.query(f"DESCRIBE TABLE {table}").result_rows}
+
+
+def _only_empty_aggregates(rows: list[tuple]) -> bool:
+    return all(all(v is None or v == 0 or isinstance(v, str) for v in row) for row in rows)
+
+
+@pytest.mark.parametrize("item", PANELS, ids=_panel_id)
+def test_every_variable_is_honoured_where_the_panel_has_its_dimension(client, week, variables_for, item):
+    """A panel whose views carry a variable's dimension filters on it: the query references
+    the variable, and a selection that matches nothing returns no rows (or only empty totals)."""
+    uid, panel = item
+    sql = panel["targets"][0]["rawSql"]
+    available = _source_columns(client, sql)
+    checked = [name for name, columns in DIMENSION_COLUMNS.items() if available & set(columns)]
+    for name in checked:
+        assert name in gm.referenced_variables(sql), f"{panel['title']} ignores ${name}"
+        variables = variables_for(uid, {name: [NO_MATCH]})
+        _, rows = _columns_and_rows(client, expanded_panel_sql(panel, week, variables))
+        assert _only_empty_aggregates(rows), f"{panel['title']}: ${name} = {NO_MATCH} still returns {rows[:3]}"
+
+
+def _overview_panel(title: str) -> dict[str, Any]:
+    board = next(b for b in BOARDS.values() if b["uid"] == "llmcost-overview")
+    return next(p for p in iter_panels(board) if p["title"] == title)
+
+
+def test_burn_rate_is_the_last_24_complete_hours(client, week, variables_for):
+    panel = _overview_panel("Burn rate and projected month end")
+    columns, rows = run_sql(client, expanded_panel_sql(panel, week, variables_for("llmcost-overview")))
+    burn = rows[0][columns.index("BurnPerDay")]
+    ((expected, hours),) = client.query(
+        "SELECT sum(CostTotal), uniqExact(Hour) FROM v_cost_hourly"
+        " WHERE Hour >= toStartOfHour(now()) - INTERVAL 24 HOUR AND Hour < toStartOfHour(now())"
+    ).result_rows
+    assert hours <= 24 and burn == pytest.approx(expected)
+
+
+def test_top_users_cut_time_by_the_hour_and_list_no_blank_user(client, variables_for):
+    """The range starts 2 hours ago: calls earlier that day are not counted (a daily table would)."""
+    now = dt.datetime.now(dt.timezone.utc)
+    two_hours = gm.TimeRange(now - dt.timedelta(hours=2), now)
+    board = next(b for b in BOARDS.values() if b["uid"] == "llmcost-overview")
+    variables = resolve_variables(client, board, two_hours)
+    columns, rows = run_sql(client, expanded_panel_sql(_overview_panel("Top users"), two_hours, variables))
+    assert rows and all(r[columns.index("User")] != "" for r in rows)
+    start, end = int(two_hours.start.timestamp()), int(two_hours.end.timestamp())
+    expected = {
+        (user, team): spend
+        for user, team, spend in client.query(
+            "SELECT User, Team, sum(CostTotal) FROM llm_calls"
+            f" WHERE toStartOfHour(Timestamp) >= toDateTime({start}) AND toStartOfHour(Timestamp) <= toDateTime({end})"
+            " GROUP BY User, Team"
+        ).result_rows
+    }
+    for row in rows:
+        key = (row[columns.index("User")], row[columns.index("Team")])
+        assert row[columns.index("Spend")] == pytest.approx(expected[key]), key
+
+
+def test_still_unpriced_counts_only_calls_recorded_unpriced(client, variables_for):
+    """Before any `prices sync` there is no catalogue: calls priced when recorded are not
+    "still unpriced" for want of one."""
+    everything = gm.TimeRange.last(60 * 86400)
+    board = next(b for b in BOARDS.values() if b["uid"] == "llmcost-overview")
+    variables = resolve_variables(client, board, everything)
+    panel = _overview_panel("Recorded cost against the price catalogue")
+    columns, rows = run_sql(client, expanded_panel_sql(panel, everything, variables))
+    still = sum(r[columns.index("StillUnpricedCalls")] for r in rows)
+    ((unpriced, priced),) = client.query(
+        f"SELECT countIf(Unpriced = 1), countIf(Unpriced = 0) FROM llm_calls"
+        f" WHERE Timestamp >= toDateTime({int(everything.start.timestamp())})"
+    ).result_rows
+    assert priced > 0 and 0 < still <= unpriced

@@ -20,7 +20,7 @@ from typer.testing import CliRunner
 from otel_llmcost import storage
 from otel_llmcost.cli import app
 from otel_llmcost.reporting.anomalies import KINDS
-from otel_llmcost.reporting.html import CHART_TYPES, iter_panels, load_dashboards
+from otel_llmcost.reporting.html import CHART_TYPES, format_value, iter_panels, load_dashboards, write_html_report
 from tests.helpers import anomaly_fixture
 from tests.helpers.binaries import require_binary
 from tests.helpers.dashboard_db import DATABASE, dashboard_database
@@ -44,7 +44,7 @@ def page(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
-def _chromium(*args: str, profile: Path) -> subprocess.CompletedProcess[str]:
+def _chromium(*args: str, profile: Path, width: int = 1400) -> subprocess.CompletedProcess[str]:
     binary = require_binary("chromium")
     flags = [
         "--headless",
@@ -60,7 +60,7 @@ def _chromium(*args: str, profile: Path) -> subprocess.CompletedProcess[str]:
         "--enable-logging=stderr",
         "--v=0",
         "--virtual-time-budget=30000",
-        "--window-size=1400,2600",
+        f"--window-size={width},2600",
     ]
     return subprocess.run([binary, *flags, *args], capture_output=True, text=True, timeout=120)
 
@@ -139,3 +139,137 @@ def test_screenshot_is_saved_as_a_test_artifact(page, tmp_path_factory):
     run = _chromium(f"--screenshot={target}", page.as_uri(), profile=tmp_path_factory.mktemp("chromium-shot"))
     assert run.returncode == 0, run.stderr[-2000:]
     assert target.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and target.stat().st_size > 20_000
+
+
+# --- layout and content, measured in the browser ----------------------------------------------
+
+# Appended to a copy of the page by the tests only: once plotly has drawn every chart, the
+# page's panel boxes and each chart's drawn marks and x-axis span, as JSON on <body>.
+_MEASURE = """<script>
+(function () {
+  function box(el) {
+    var r = el.getBoundingClientRect();
+    return {x: r.left, y: r.top + window.scrollY, w: r.width, h: r.height};
+  }
+  function measure() {
+    if (document.body.dataset.status !== 'done') { setTimeout(measure, 50); return; }
+    var panels = Array.prototype.map.call(document.querySelectorAll('.panel'), function (p) {
+      var b = box(p); b.title = p.dataset.panel; return b;
+    });
+    var charts = Array.prototype.map.call(document.querySelectorAll('.llmcost-chart'), function (d) {
+      var xa = d._fullLayout && d._fullLayout.xaxis;
+      var span = xa ? xa.r2l(xa.range[1]) - xa.r2l(xa.range[0]) : 0;
+      var marks = d.querySelectorAll(
+        '.scatterlayer .trace path.js-line, .scatterlayer .trace .points path, .barlayer .trace .point path').length;
+      var b = box(d); b.id = d.id; b.points = Number(d.dataset.points); b.marks = marks; b.xspan_ms = span;
+      b.title = d.closest('.panel').dataset.panel; return b;
+    });
+    document.body.dataset.measure = JSON.stringify({
+      width: document.documentElement.clientWidth, scrollWidth: document.documentElement.scrollWidth,
+      panels: panels, charts: charts});
+  }
+  measure();
+})();
+</script></body>"""
+
+
+def _measure(page: Path, width: int, profile: Path) -> dict:
+    measured = page.with_name(f"{page.stem}-measured-{width}.html")
+    measured.write_text(page.read_text(encoding="utf-8").replace("</body>", _MEASURE, 1), encoding="utf-8")
+    run = _chromium("--dump-dom", measured.as_uri(), profile=profile, width=width)
+    assert run.returncode == 0, run.stderr[-2000:]
+    found = re.search(r'<body[^>]*\bdata-measure="([^"]*)"', run.stdout)
+    assert found, "the page never finished rendering"
+    return json.loads(html.unescape(found.group(1)))
+
+
+@pytest.fixture(scope="module")
+def one_hour_page(page: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The last hour only: every chart has a single time bucket (a service with one hour of data)."""
+    dsn = dashboard_database(tmp_path_factory.getbasetemp())
+    out = tmp_path_factory.mktemp("html-hour") / "hour.html"
+    with storage.open_client(dsn, database=DATABASE) as client:
+        report = write_html_report(client, out, since_hours=1)
+    assert report.charts > 0 and not report.failed
+    return out
+
+
+def _overlaps(a: dict, b: dict) -> bool:
+    dx = min(a["x"] + a["w"], b["x"] + b["w"]) - max(a["x"], b["x"])
+    dy = min(a["y"] + a["h"], b["y"] + b["h"]) - max(a["y"], b["y"])
+    return dx > 1 and dy > 1
+
+
+def _assert_laid_out_and_drawn(measure: dict) -> None:
+    width = measure["width"]
+    assert measure["scrollWidth"] <= width + 1, "the page scrolls sideways"
+    panels = measure["panels"]
+    for panel in panels:
+        assert panel["x"] >= 0 and panel["x"] + panel["w"] <= width + 1, f"{panel['title']} is cut off"
+        assert panel["h"] <= 600, f"{panel['title']} grows without bound ({panel['h']:.0f}px)"
+    for i, a in enumerate(panels):
+        for b in panels[i + 1 :]:
+            assert not _overlaps(a, b), f"{a['title']} overlaps {b['title']}"
+    for chart in measure["charts"]:
+        if chart["points"] >= 1:  # its query returned rows: something must be drawn
+            assert chart["w"] > 100 and chart["h"] > 100, f"{chart['title']} has no room"
+            assert chart["marks"] >= 1, f"{chart['title']} is drawn empty"
+            assert chart["xspan_ms"] >= 60_000, f"{chart['title']}: an x-axis of {chart['xspan_ms']} ms"
+
+
+@pytest.mark.parametrize("width", [1400, 800])
+def test_panels_do_not_overlap_and_every_chart_with_rows_is_drawn(page, width, tmp_path_factory):
+    _assert_laid_out_and_drawn(_measure(page, width, tmp_path_factory.mktemp(f"chromium-{width}")))
+
+
+@pytest.mark.parametrize("width", [1400, 800])
+def test_a_single_hour_of_data_is_drawn_on_an_hour_wide_axis(one_hour_page, width, tmp_path_factory):
+    measure = _measure(one_hour_page, width, tmp_path_factory.mktemp(f"chromium-hour-{width}"))
+    assert measure["charts"], "no chart in the last hour"
+    _assert_laid_out_and_drawn(measure)
+
+
+def _chart_specs(page: Path) -> list[dict]:
+    text = page.read_text(encoding="utf-8")
+    found = re.search(r"<script type='application/json' id='llmcost-charts'>(.*?)</script>", text, re.S)
+    assert found
+    return json.loads(found.group(1).replace("<\\/", "</"))
+
+
+def test_a_count_beside_dollars_gets_its_own_axis(page):
+    """FlaggedEndpoints (a count, drawn as bars on the right in Grafana) is never read off the $ axis."""
+    (spec,) = [s for s in _chart_specs(page) if any(t["name"] == "FlaggedEndpoints" for t in s["data"])]
+    by_name = {t["name"]: t for t in spec["data"]}
+    assert by_name["FlaggedEndpoints"]["yaxis"] == "y2" and by_name["FlaggedEndpoints"]["type"] == "bar"
+    assert "yaxis" not in by_name["Spend"] and spec["layout"]["yaxis2"]["side"] == "right"
+    assert "$" not in spec["layout"]["yaxis2"]["tickformat"]
+
+
+def test_prefix_counts_are_not_drawn_as_percentages(page):
+    ids = _chart_ids(page, "Distinct prompt prefixes per hour")
+    (spec,) = [s for s in _chart_specs(page) if s["id"] in ids]
+    assert "%" not in spec["layout"]["yaxis"]["tickformat"]
+
+
+def _chart_ids(page: Path, title: str) -> set[str]:
+    text = page.read_text(encoding="utf-8").replace("&#x27;", "'")
+    section = re.search(rf'data-panel="{re.escape(title)}".*?id="(chart-[\d-]+)"', text, re.S)
+    return {section.group(1)} if section else set()
+
+
+def test_table_cells_show_plain_numbers(page):
+    text = page.read_text(encoding="utf-8")
+    cells = re.findall(r'<td class="n">([^<]*)</td>', text)
+    assert cells
+    assert not [c for c in cells if re.search(r"\de[-+]?\d", c)], "a number in exponent notation"
+    assert not [c for c in cells if "$-" in c], "a negative amount written $-"
+
+
+def test_format_value_never_writes_an_exponent_or_a_float_residue():
+    assert format_value(1.4e-05) == "0.000014"
+    assert format_value(2.168e-19) == "0"
+    assert format_value(2.168e-19, "currencyUSD") == "$0.0000"
+    assert format_value(-0.0009, "currencyUSD") == "-$0.0009"
+    assert format_value(-1234.5, "currencyUSD") == "-$1,234.50"
+    assert format_value(0.1234567) == "0.1235"
+    assert format_value(3) == "3"

@@ -146,6 +146,31 @@ GROUP BY
     Team,
     User;
 
+-- Spend per user by hour, with every dimension a dashboard filters on (endpoint, model,
+-- team): llm_user_daily keeps neither endpoint nor model and cuts time by whole days.
+-- Calls without a user are left out: they are nobody's spend.
+CREATE VIEW IF NOT EXISTS {database}.v_cost_by_user_hourly {cluster} AS
+SELECT
+    toStartOfHour(Timestamp) AS Hour,
+    ServiceName,
+    Endpoint,
+    RequestModel,
+    Team,
+    User,
+    count() AS Calls,
+    sum(InputTokens) AS InputTokens,
+    sum(OutputTokens) AS OutputTokens,
+    sum(CostTotal) AS CostTotal
+FROM {database}.llm_calls
+WHERE User != ''
+GROUP BY
+    Hour,
+    ServiceName,
+    Endpoint,
+    RequestModel,
+    Team,
+    User;
+
 -- Calls whose model had no price: their cost is unknown, not zero.
 CREATE VIEW IF NOT EXISTS {database}.v_unpriced_calls {cluster} AS
 SELECT

@@ -92,6 +92,8 @@ SELECT
     toDate(Timestamp) AS Day,
     ServiceName,
     Feature,
+    Endpoint,
+    Team,
     count() AS Tasks,
     sum(Success) AS SuccessfulTasks,
     SuccessfulTasks / Tasks AS SuccessRate,
@@ -101,4 +103,6 @@ FROM {database}.v_task_outcomes
 GROUP BY
     Day,
     ServiceName,
-    Feature;
+    Feature,
+    Endpoint,
+    Team;

@@ -14,6 +14,8 @@ SELECT
     ServiceName,
     Provider,
     RequestModel,
+    Endpoint,
+    Team,
     count() AS Calls,
     countIf(HttpStatus = 429 OR Throttled = 1) AS ThrottledCalls,
     ThrottledCalls / Calls AS ThrottledShare,
@@ -31,7 +33,9 @@ GROUP BY
     Hour,
     ServiceName,
     Provider,
-    RequestModel;
+    RequestModel,
+    Endpoint,
+    Team;
 
 CREATE TABLE IF NOT EXISTS {database}.llm_limiter_decisions {cluster} (
     Timestamp DateTime64(9) CODEC(Delta(8), ZSTD(1)),

@@ -218,7 +218,9 @@ SELECT
     sumIf(CatalogueCost, CataloguePriced) AS CatalogueCostUsd,
     countIf(RecordedUnpriced AND CataloguePriced) AS NewlyPricedCalls,
     sumIf(CatalogueCost, RecordedUnpriced AND CataloguePriced) AS NewlyPricedCostUsd,
-    countIf(NOT CataloguePriced) AS StillUnpricedCalls,
+    -- Recorded unpriced and still without a price: before any `prices sync` there is no
+    -- catalogue, and a call priced when recorded is not "unpriced" for want of one.
+    countIf(RecordedUnpriced AND NOT CataloguePriced) AS StillUnpricedCalls,
     -- A cent-fraction tolerance: float noise must not count as a price change.
     countIf(NOT RecordedUnpriced AND CataloguePriced
             AND abs(CatalogueCost - RecordedCost) > 1e-9 + 1e-9 * RecordedCost) AS RepricedCalls,
