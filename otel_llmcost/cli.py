@@ -223,8 +223,7 @@ def report(
     html: str | None = typer.Option(None, "--html", help="write the Grafana dashboards' panels to this HTML file"),
 ) -> None:
     """Spend by endpoint and model, caching, rate limits, anomalies, unpriced calls, tasks."""
-    if fmt not in REPORT_FORMATS:
-        _fail(f"--format must be one of {', '.join(REPORT_FORMATS)}")
+    _check_format(fmt, REPORT_FORMATS)
     only = [name.strip() for item in only or [] for name in item.split(",") if name.strip()] or None
     unknown = [name for name in [*(only or []), *([section] if section else [])] if name not in reports.DEFAULT_REPORTS]
     if unknown:

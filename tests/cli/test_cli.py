@@ -160,7 +160,7 @@ def test_demo_report_summary_total_is_the_endpoint_views_sum(demo_dsn):
         " WHERE Hour >= toStartOfHour(now() - toIntervalHour(720))"
     )
     query = runner.invoke(app, ["query", "--dsn", demo_dsn, "--format", "json", sql])
-    (row,) = json.loads(query.stdout)[0]["rows"]
+    (row,) = json.loads(query.stdout)  # query --format json: a list of row objects
     assert float(total.group(1).replace(",", "")) == pytest.approx(row["usd"])
     assert int(total.group(2).replace(",", "")) == int(row["calls"])
     assert "| openrouter | acme/router-special-1 |" not in result.stdout  # only the section asked for

@@ -297,7 +297,7 @@ BAD_VALUES: list[tuple[list[str], str, str]] = [
     (["report", "--database", "bad name"], "error", "--database: invalid database name"),
     (["report", "--since-hours", "0"], "error", "--since-hours must be a positive number"),
     (["report", "--only", "nope"], "error", "--only: unknown report(s) nope"),
-    (["report", "--format", "xml"], "error", "--format must be one of table, json, csv, got 'xml'"),
+    (["report", "--format", "xml"], "error", "--format must be one of table, json, csv, markdown, got 'xml'"),
     (["report", "--html", "/nonexistent/dir/r.html"], "error", "no otel-llmcost database"),
     (["query", "SELECT 1", "--dsn", "nope://x"], "error", "--dsn: unsupported DSN"),
     (["query", "SELECT 1", "--database", "bad name"], "error", "--database: invalid database name"),

@@ -107,9 +107,11 @@ EXPECTED_COLUMNS: dict[str, dict[str, list[str]]] = {
             "PrefixHash",
             "Endpoints",
             "Writes",
+            "Reads",
+            "BreakevenReads",
             "WrittenTokens",
-            "WriteCost",
             "WritePremium",
+            "NetLoss",
             "LastWrite",
         ],
         "Missed caching: repeated prefixes never cached": [
@@ -118,8 +120,10 @@ EXPECTED_COLUMNS: dict[str, dict[str, list[str]]] = {
             "PrefixHash",
             "Endpoints",
             "Calls",
-            "TotalInputTokens",
-            "InputCost",
+            "PrefixTokens",
+            "MinCacheTokens",
+            "ExpectedReads",
+            "EstSavingsPerMonth",
             "LastSeen",
         ],
         "Distinct prompt prefixes per hour": ["time", "Endpoint", "DistinctPrefixes"],
@@ -828,13 +832,13 @@ def test_unknown_macro_and_missing_arguments_are_errors():
 COLUMN_KINDS: list[tuple[str, str]] = [
     (r"p\d+|.*Ms", "ms"),
     (
-        r"\w*(Usd|Cost|Spend)\w*|\w*(Saved|Premium|PerDay)"
+        r"\w*(Usd|Cost|Spend|Savings)\w*|\w*(Saved|Premium|PerDay|Loss)"
         r"|PriorMean|MonthToDate|ProjectedMonthEnd|ThisHour|Today|ThisMonth",
         "usd",
     ),
     (r".*(Rate|Share|Headroom)|Threshold", "share"),
     (
-        r".*(Calls|Tokens|Count|Writes|Decisions|Refused|Throttled|Retries|Attempts|Anomalies|Events|Scopes"
+        r".*(Calls|Tokens|Count|Writes|Reads|Decisions|Refused|Throttled|Retries|Attempts|Anomalies|Events|Scopes"
         r"|Repeats|Prefixes|Remaining|Limit|Succeeded|Days|Hours|Endpoints)|Tokens\w*|At[A-Z]\w*",
         "count",
     ),
@@ -921,11 +925,8 @@ NOT_FILTERED: dict[tuple[str, str], dict[str, str]] = {
             "Distinct prompt prefixes per hour",
         )
     },
-    ("llmcost-caching", "Caches that never paid back"): {"endpoint": NOT_IN_VIEW, "team": NOT_IN_VIEW},
-    ("llmcost-caching", "Missed caching: repeated prefixes never cached"): {
-        "endpoint": NOT_IN_VIEW,
-        "team": NOT_IN_VIEW,
-    },
+    ("llmcost-caching", "Caches that never paid back"): {"team": NOT_IN_VIEW},
+    ("llmcost-caching", "Missed caching: repeated prefixes never cached"): {"team": NOT_IN_VIEW},
     ("llmcost-caching", "Retrieved evidence never cited"): {"model": NOT_IN_VIEW, "team": NOT_IN_VIEW},
     **{
         ("llmcost-reliability", title): {"model": LIMITER, "team": LIMITER}
