@@ -193,6 +193,33 @@ LIMITER_LIMITS: Final = ("per-user", "per-route", "per-tier", "provider", "globa
 # retried by the caller (a client-side limiter in front of a provider).
 LIMITER_ACTIONS: Final = ("allowed", "throttled", "rejected", "queued", "retried")
 
+# --- other instrumentations' names (read, never emitted: storage/sql/015_foreign_calls.sql) ---
+# The scope names identify the source of a foreign span (otel_traces.ScopeName).
+# contrib opentelemetry-instrumentation-openai-v2: tracer = get_tracer(__name__) in
+# opentelemetry/instrumentation/openai_v2/__init__.py.
+SCOPE_CONTRIB_OPENAI_V2: Final = "opentelemetry.instrumentation.openai_v2"
+# OpenLLMetry opentelemetry-instrumentation-openai: get_tracer(__name__) in
+# opentelemetry/instrumentation/openai/v1/__init__.py (v0/ for openai<1).
+SCOPE_OPENLLMETRY_OPENAI_V1: Final = "opentelemetry.instrumentation.openai.v1"
+SCOPE_OPENLLMETRY_OPENAI_V0: Final = "opentelemetry.instrumentation.openai.v0"
+# OpenLIT: every instrumentation uses the tracer of openlit/otel/tracing.py (get_tracer(__name__)).
+SCOPE_OPENLIT: Final = "openlit.otel.tracing"
+# Provider before gen_ai.provider.name (semconv <= 1.36; contrib openai-v2, OpenLLMetry and
+# OpenLIT still set it).
+GEN_AI_SYSTEM: Final = "gen_ai.system"
+# OpenLLMetry (opentelemetry-semantic-conventions-ai SpanAttributes, releases before the
+# move to gen_ai.usage.input_tokens): LLM_USAGE_PROMPT_TOKENS / LLM_USAGE_COMPLETION_TOKENS,
+# LLM_USAGE_CACHE_READ_INPUT_TOKENS / LLM_USAGE_CACHE_CREATION_INPUT_TOKENS,
+# LLM_USAGE_REASONING_TOKENS; and llm.usage.total_tokens (SpanAttributes.LLM_USAGE_TOTAL_TOKENS).
+GEN_AI_USAGE_PROMPT_TOKENS: Final = "gen_ai.usage.prompt_tokens"
+GEN_AI_USAGE_COMPLETION_TOKENS: Final = "gen_ai.usage.completion_tokens"
+GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS_OLD: Final = "gen_ai.usage.cache_read_input_tokens"
+GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS_OLD: Final = "gen_ai.usage.cache_creation_input_tokens"
+GEN_AI_USAGE_REASONING_TOKENS_OLD: Final = "gen_ai.usage.reasoning_tokens"
+LLM_USAGE_TOTAL_TOKENS: Final = "llm.usage.total_tokens"
+# OpenLIT's own price of the call (openlit.semcov.SemanticConvention.GEN_AI_USAGE_COST), USD.
+GEN_AI_USAGE_COST: Final = "gen_ai.usage.cost"
+
 # --- metrics --------------------------------------------------------------------
 METRIC_TOKEN_USAGE: Final = "gen_ai.client.token.usage"
 METRIC_OPERATION_DURATION: Final = "gen_ai.client.operation.duration"

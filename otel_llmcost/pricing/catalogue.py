@@ -12,8 +12,9 @@ model. ``sync`` writes what SQL needs to answer them (``storage/sql/009_prices.s
     200k prompt tokens), ``[InputTokensFrom, InputTokensUntil)``, so one row applies
     to a call and the view needs only a join and the cost formula;
 ``llm_price_refs``
-    which catalogue rows price each distinct model recorded in ``llm_calls``
-    (provider, requested and answering model, price variant) and when. Matching model
+    which catalogue rows price each distinct model recorded in ``llm_calls`` and in
+    ``llm_foreign_calls`` (calls traced by other instrumentations): provider, requested
+    and answering model, price variant, and when. Matching model
     ids is genai-prices' logic (prefixes, regexes, dated aliases) and the override
     file's; SQL cannot run it, so the pricer resolves each recorded combination here,
     walking its price windows exactly as it prices a live call;
@@ -245,8 +246,13 @@ def ref_rows(sync_id: datetime, pricer: Pricer, refs: Iterable[Sequence[str]]) -
 
 
 def recorded_refs(client: Any, database: str) -> list[tuple[str, str, str, str]]:
+    """Every (price provider, requested model, answering model, variant) recorded, by us and,
+    in llm_foreign_calls, by other instrumentations (sql/015_foreign_calls.sql)."""
     result = client.query(
-        f"SELECT DISTINCT PriceProvider, RequestModel, ResponseModel, PriceVariant FROM {database}.llm_calls"
+        f"SELECT DISTINCT PriceProvider, RequestModel, ResponseModel, PriceVariant FROM {database}.llm_calls "
+        f"UNION DISTINCT "
+        f"SELECT DISTINCT PriceProvider, RequestModel, ResponseModel, '' FROM {database}.llm_foreign_calls "
+        f"WHERE RequestModel != ''"
     )
     return [tuple(row) for row in result.result_rows]
 
