@@ -157,6 +157,8 @@ SELECT ServiceName, SpanAttributes['llmcost.endpoint'] AS Endpoint,
     sum(toUInt64OrZero(SpanAttributes['gen_ai.usage.cache_read.input_tokens'])) AS CacheReadTokens,
     sum(toUInt64OrZero(SpanAttributes['gen_ai.usage.cache_creation.input_tokens'])) AS CacheWriteTokens,
     round(CacheReadTokens / nullIf(InputTokens, 0), 4) AS HitRate,
+    round(countIf(toUInt64OrZero(SpanAttributes['gen_ai.usage.cache_read.input_tokens']) > 0)
+        / nullIf(countIf(toUInt64OrZero(SpanAttributes['gen_ai.usage.input_tokens']) > 0), 0), 4) AS RequestHitRate,
     round(sum(toFloat64OrZero(SpanAttributes['llmcost.cost.savings'])), 6) AS SavingsUsd,
     round(sum(toFloat64OrZero(SpanAttributes['llmcost.cost.cache_write_premium'])), 6) AS WritePremiumUsd
 FROM {db}.otel_traces
@@ -290,7 +292,7 @@ def run_one(rows: int, repeats: int) -> dict[str, Any]:
             # name: (report, key columns, columns compared)
             "spend_by_endpoint": ("spend_by_endpoint", 2, [2, 3, 4, 5, 6]),
             "spend_by_model": ("spend_by_model", 2, [2, 3, 4, 5, 6, 7]),
-            "cache_efficiency": ("cache_efficiency", 3, [3, 4, 5, 6, 7]),
+            "cache_efficiency": ("cache_efficiency", 3, [3, 4, 5, 6, 7, 8, 9]),
             "rate_limits": ("rate_limits", 3, [3, 4, 6, 7, 8]),
             "top_users": (None, 1, [1, 2]),
         }
