@@ -13,7 +13,7 @@ import pytest
 from otel_llmcost import semconv as sc
 from otel_llmcost.storage import migrations
 from tests.helpers.chdb import chdb_dsn, insert_spans
-from tests.helpers.span_rows import priced_call_row
+from tests.helpers.span_rows import call_row, now_ns, priced_call_row
 
 FIXTURE = Path(__file__).with_name("fixtures") / "schema_a5d3197.sql"
 DB = "otel"
@@ -100,3 +100,30 @@ def test_a_ttl_past_the_datetime_range_is_refused(days):
     # toDateTime(Timestamp) + TTL wraps past 2106: ClickHouse would drop every row on insert.
     with pytest.raises(ValueError, match="ttl_days"):
         migrations.render("", database=DB, cluster=None, ttl_days=days)
+
+
+def test_old_database_gains_the_call_detail_columns_and_views(old_database):
+    """Prompt anatomy, finish reason, max_tokens and the original model (issue 20): the
+    columns are added, the materialized view fills them, rows from before keep defaults."""
+    client = old_database
+    assert "FinishReason" not in columns(client, "llm_calls")
+    ts = now_ns()
+    attrs = {f"prompt_component_{name}": n for n, name in enumerate(sc.PROMPT_COMPONENTS, start=1)}
+    insert_spans(client, [call_row("upgrade-details", ts, **attrs)])  # before the upgrade
+
+    ran = migrations.migrate(client, database=DB)
+    assert any(s.startswith("ALTER TABLE otel.llm_calls_mv MODIFY QUERY") for s in ran)
+    new = {"PromptSystemTokens", "PromptToolsTokens", "PromptContextTokens", "PromptHistoryTokens"}
+    assert new | {"PromptLatestTokens", "FinishReason", "MaxTokens", "OriginalModel"} <= columns(client, "llm_calls")
+
+    more = {"gen_ai_response_finish_reasons": '["stop"]', "gen_ai_request_max_tokens": 64}
+    insert_spans(client, [call_row("upgrade-details", ts + 1, **attrs, **more, budget_original_model="m-big")])
+    rows = client.query(
+        f"SELECT PromptSystemTokens, PromptLatestTokens, FinishReason, MaxTokens, OriginalModel FROM {DB}.llm_calls"
+        " WHERE ServiceName = 'upgrade-details' ORDER BY Timestamp"
+    ).result_rows
+    assert rows == [(0, 0, "", 0, ""), (1, 5, "stop", 64, "m-big")]  # the old row keeps defaults
+    # system 1, tools 2, context 3, history 4, latest 5: one row per component of the new call
+    assert client.query(
+        f"SELECT Component, Tokens FROM {DB}.v_prompt_component_cost(since_hours = 24) ORDER BY Tokens"
+    ).result_rows == [("system", 1), ("tools", 2), ("context", 3), ("history", 4), ("latest", 5)]

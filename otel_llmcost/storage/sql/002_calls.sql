@@ -84,6 +84,21 @@ CREATE TABLE IF NOT EXISTS {database}.llm_calls {cluster} (
     Tier LowCardinality(String),
     -- Usage beyond any plausible bound (llmcost.usage.implausible): kept as reported, never priced.
     Implausible UInt8,
+    -- Prompt anatomy (llmcost.prompt.component.*, otel_llmcost/instrumentation/anatomy.py):
+    -- the prompt's tokens per component, counted offline (an estimate that adds up to the
+    -- prompt, not to InputTokens); all 0 when anatomy was off or sampled out.
+    PromptSystemTokens UInt64 CODEC(T64, ZSTD(1)),
+    PromptToolsTokens UInt64 CODEC(T64, ZSTD(1)),
+    PromptContextTokens UInt64 CODEC(T64, ZSTD(1)),
+    PromptHistoryTokens UInt64 CODEC(T64, ZSTD(1)),
+    PromptLatestTokens UInt64 CODEC(T64, ZSTD(1)),
+    -- The first of gen_ai.response.finish_reasons as the provider spells it ('stop',
+    -- 'length', 'end_turn', 'max_tokens', ...); '' when none was recorded.
+    FinishReason LowCardinality(String),
+    -- gen_ai.request.max_tokens; 0 when the request set none.
+    MaxTokens UInt64 CODEC(T64, ZSTD(1)),
+    -- The model asked for when a budget downgraded the call (llmcost.budget.original_model); '' otherwise.
+    OriginalModel LowCardinality(String),
     INDEX idx_trace_id TraceId TYPE bloom_filter(0.001) GRANULARITY 1,
     INDEX idx_user User TYPE bloom_filter(0.01) GRANULARITY 1,
     INDEX idx_prefix_hash PrefixHash TYPE bloom_filter(0.01) GRANULARITY 1,
@@ -162,7 +177,19 @@ AS SELECT
     toUInt64OrZero(SpanAttributes['llmcost.usage.cache_image_read_tokens']) AS CacheImageReadTokens,
     toUInt64OrZero(SpanAttributes['llmcost.usage.output_image_tokens']) AS OutputImageTokens,
     SpanAttributes['llmcost.user.tier'] AS Tier,
-    lower(SpanAttributes['llmcost.usage.implausible']) IN ('true', '1') AS Implausible
+    lower(SpanAttributes['llmcost.usage.implausible']) IN ('true', '1') AS Implausible,
+    toUInt64OrZero(SpanAttributes['llmcost.prompt.component.system']) AS PromptSystemTokens,
+    toUInt64OrZero(SpanAttributes['llmcost.prompt.component.tools']) AS PromptToolsTokens,
+    toUInt64OrZero(SpanAttributes['llmcost.prompt.component.context']) AS PromptContextTokens,
+    toUInt64OrZero(SpanAttributes['llmcost.prompt.component.history']) AS PromptHistoryTokens,
+    toUInt64OrZero(SpanAttributes['llmcost.prompt.component.latest']) AS PromptLatestTokens,
+    -- A string array arrives as JSON text ('["stop"]', as the collector stores it); a
+    -- plain string is taken as it is. JSONExtractString gives '' on anything malformed.
+    if(startsWith(SpanAttributes['gen_ai.response.finish_reasons'], '['),
+       JSONExtractString(SpanAttributes['gen_ai.response.finish_reasons'], 1),
+       SpanAttributes['gen_ai.response.finish_reasons']) AS FinishReason,
+    toUInt64OrZero(SpanAttributes['gen_ai.request.max_tokens']) AS MaxTokens,
+    SpanAttributes['llmcost.budget.original_model'] AS OriginalModel
 FROM {database}.otel_traces
 -- Only otel-llmcost's own spans: other GenAI instrumentations (and SDKs that trace
 -- themselves, as anthropic 2.x does under the global tracer provider) emit a second
