@@ -27,7 +27,7 @@ nox.options.error_on_missing_interpreters = True
 nox.options.reuse_existing_virtualenvs = False
 
 # The provider suites: every test that drives a real SDK against the fake provider,
-# the contract all three providers keep, and the version guards. A suite listed here
+# the contract every provider keeps, and the version guards. A suite listed here
 # must exist: the session fails naming any that does not (a renamed file is not skipped).
 SUITES = (
     "tests/providers/test_contract.py",
@@ -35,6 +35,7 @@ SUITES = (
     "tests/providers/test_fuzz_openai.py",
     "tests/providers/test_anthropic.py",
     "tests/providers/test_google_genai.py",
+    "tests/providers/test_groq.py",
     "tests/providers/test_stream_estimates.py",
     "tests/providers/test_prompt_components.py",
     "tests/providers/test_reported_cost.py",
@@ -80,6 +81,7 @@ COMBOS: dict[str, tuple[str, tuple[str, ...]]] = {
             "openai==1.47.0",  # first release whose _build_request takes retries_taken
             "anthropic==0.43.0",  # first with the beta messages.stream helper the suite patches
             "google-genai==1.51.0",  # 1.46-1.50 close an injected httpx client when the Client is collected
+            "groq==0.13.0",  # first with retries_taken in _build_request and no proxies= for httpx 0.28
             "wrapt==1.17.0",
             *OTEL_OLDEST,
         ),
@@ -98,7 +100,14 @@ COMBOS: dict[str, tuple[str, tuple[str, ...]]] = {
     ),
     "newest": (
         "3.13",
-        ("openai==3.54.0", "anthropic==2.12.0", "google-genai==3.4.0", "wrapt==2.5.2", *OTEL_NEWEST),
+        (
+            "openai==3.54.0",
+            "anthropic==2.12.0",
+            "google-genai==3.4.0",
+            "groq==1.7.0",
+            "wrapt==2.5.2",
+            *OTEL_NEWEST,
+        ),
     ),
 }
 
@@ -117,6 +126,7 @@ _REPORTED = (
     "openai",
     "anthropic",
     "google-genai",
+    "groq",
     "wrapt",
     "opentelemetry-sdk",
     "opentelemetry-instrumentation",

@@ -366,7 +366,10 @@ OPTIONS: tuple[Option, ...] = (
 OBJECT_KEYWORDS: tuple[tuple[str, str], ...] = (
     ("tracer_provider", "the TracerProvider for every span (default: the global one)"),
     ("meter_provider", "the MeterProvider for every metric (default: the global one)"),
-    ("providers", 'instrument only these: "openai", "anthropic", "google_genai" (default: every one installed)'),
+    (
+        "providers",
+        'instrument only these: "openai", "anthropic", "google_genai", "groq" (default: every one installed)',
+    ),
     ("pricer", "an `otel_llmcost.pricing.Pricer` (default: genai-prices plus `OTEL_LLMCOST_PRICES_FILE`)"),
     ("budgets", "an `otel_llmcost.budgets.Budgets` (default: from `OTEL_LLMCOST_BUDGETS_FILE`)"),
     ("limiter_remaining", "read the requests left in the window with each limiter decision (default: true)"),

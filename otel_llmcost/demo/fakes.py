@@ -1,4 +1,4 @@
-"""A local fake of the OpenAI, Anthropic and Gemini HTTP APIs, for the demo and the tests.
+"""A local fake of the OpenAI, Anthropic, Gemini and Groq HTTP APIs, for the demo and the tests.
 
 It is an httpx/httpx2 ``MockTransport`` handler: the real SDKs build, send, retry
 and parse exactly as in production, but nothing leaves the process and no key is
@@ -99,6 +99,8 @@ class FakeLLMServer:
             return self._anthropic(payload, reply)
         if path.endswith("/responses"):
             return self._openai_responses(payload, reply)
+        if path.startswith("/openai/v1/"):  # Groq's OpenAI-compatible API
+            return self._groq_chat(payload, reply)
         return self._openai_chat(payload, reply)
 
     def _respond(self, reply: Reply, body: Any, headers: dict[str, str], events: list[Any] | None) -> Any:
@@ -254,6 +256,82 @@ class FakeLLMServer:
                 )
             events.append({"type": "response.completed", "sequence_number": 99, "response": response})
         return self._respond(reply, None, self._openai_headers(), events)
+
+    # --- Groq (api.groq.com/openai/v1) ----------------------------------------------------
+
+    def _groq_headers(self) -> dict[str, str]:
+        # Groq's requests limit is per day, its tokens limit per minute; resets are Go durations.
+        return {
+            "x-request-id": "req_01jfakegroq",
+            "x-ratelimit-limit-requests": "14400",
+            "x-ratelimit-remaining-requests": str(min(self.ratelimit_remaining, 14400)),
+            "x-ratelimit-reset-requests": "2m59.56s",
+            "x-ratelimit-limit-tokens": "6000",
+            "x-ratelimit-remaining-tokens": "5880",
+            "x-ratelimit-reset-tokens": "1.2s",
+        }
+
+    def _groq_chat(self, payload: dict[str, Any], reply: Reply) -> Any:
+        """Chat Completions as Groq answers: timings in ``usage``, ``x_groq`` with the request id,
+        and in a stream the usage in the last chunk's ``x_groq.usage``."""
+        counts, text = self._openai_usage(payload, "messages")
+        usage = reply.usage or {
+            "queue_time": 0.0375,
+            "prompt_tokens": counts["prompt_tokens"],
+            "prompt_time": 0.0007,
+            "completion_tokens": counts["completion_tokens"],
+            "completion_time": 0.0463,
+            "total_tokens": counts["prompt_tokens"] + counts["completion_tokens"],
+            "total_time": 0.047,
+        }
+        model = str(payload.get("model", "llama-3.3-70b-versatile"))
+        base = {
+            "id": "chatcmpl-fakegroq",
+            "created": 1763900000,
+            "model": model,
+            "system_fingerprint": "fp_fakegroq",
+            "service_tier": "on_demand",
+        }
+        x_groq = {"id": "req_01jfakegroq"}
+        if not payload.get("stream"):
+            body = {
+                **base,
+                "object": "chat.completion",
+                "choices": [
+                    {
+                        "index": 0,
+                        "message": {"role": "assistant", "content": text},
+                        "logprobs": None,
+                        "finish_reason": "stop",
+                    }
+                ],
+                "usage": usage,
+                "usage_breakdown": None,
+                "x_groq": x_groq,
+            }
+            return self._respond(reply, body, self._groq_headers(), None)
+        events = reply.sse
+        if events is None:
+            chunk = {**base, "object": "chat.completion.chunk"}
+            first = {"index": 0, "delta": {"role": "assistant", "content": ""}, "logprobs": None, "finish_reason": None}
+            events = [{**chunk, "choices": [first], "x_groq": x_groq}]
+            for piece in _pieces(text):
+                events.append(
+                    {
+                        **chunk,
+                        "choices": [{"index": 0, "delta": {"content": piece}, "logprobs": None, "finish_reason": None}],
+                    }
+                )
+            last: dict[str, Any] = {
+                **chunk,
+                "choices": [{"index": 0, "delta": {}, "logprobs": None, "finish_reason": "stop"}],
+                "x_groq": {**x_groq, "usage": usage},
+            }
+            if (payload.get("stream_options") or {}).get("include_usage"):
+                last["usage"] = usage
+            events.append(last)
+            events.append("[DONE]")
+        return self._respond(reply, None, self._groq_headers(), events)
 
     # --- Anthropic ----------------------------------------------------------------------
 
@@ -450,6 +528,17 @@ def anthropic_client(server: FakeLLMServer, *, is_async: bool = False, **kwargs:
     if is_async:
         return anthropic.AsyncAnthropic(http_client=http_client, **kwargs)
     return anthropic.Anthropic(http_client=http_client, **kwargs)
+
+
+def groq_client(server: FakeLLMServer, *, is_async: bool = False, **kwargs: Any) -> Any:
+    """A real ``groq`` client whose HTTP goes to ``server`` (base URL api.groq.com; the SDK uses httpx)."""
+    import groq
+
+    kwargs.setdefault("api_key", "gsk_fake")
+    http_client = _sdk_http_client(server, "groq._base_client", is_async)
+    if is_async:
+        return groq.AsyncGroq(http_client=http_client, **kwargs)
+    return groq.Groq(http_client=http_client, **kwargs)
 
 
 def genai_client(server: FakeLLMServer, *, vertexai: bool = False, **kwargs: Any) -> Any:

@@ -23,6 +23,7 @@ PROVIDERS: dict[str, ProviderInfo] = {
     "openai": ProviderInfo("otel_llmcost.providers.openai:OpenAIProvider", "openai", "openai"),
     "anthropic": ProviderInfo("otel_llmcost.providers.anthropic:AnthropicProvider", "anthropic", "anthropic"),
     "google_genai": ProviderInfo("otel_llmcost.providers.google_genai:GoogleGenAIProvider", "google-genai", "google"),
+    "groq": ProviderInfo("otel_llmcost.providers.groq:GroqProvider", "groq", "groq"),
 }
 
 __all__ = ["PROVIDERS", "ProviderInfo"]

@@ -67,6 +67,23 @@ def test_unsupported_openai_version_is_skipped_with_one_warning(monkeypatch, cap
         instrumentor.uninstrument()
 
 
+@pytest.mark.skipif(
+    not Requirement(PROVIDER_REQUIREMENTS["groq"]).specifier,
+    reason="run from a source tree installed without the groq extra: its range is unknown",
+)
+def test_groq_before_0_13_is_skipped_with_one_warning(monkeypatch, caplog, otel):
+    # groq 0.12 builds its default client with httpx's removed ``proxies=`` (httpx 0.28).
+    _reporting(monkeypatch, "groq", "0.12.0")
+    instrumentor = instrumentor_module.LLMCostInstrumentor()
+    with caplog.at_level(logging.WARNING, logger="otel_llmcost"):
+        instrumentor.instrument(tracer_provider=otel.tracer_provider, meter_provider=otel.meter_provider)
+    try:
+        assert [r.getMessage() for r in caplog.records if "groq 0.12.0" in r.getMessage()]
+        assert not any(module.startswith("groq") for module, _ in instrumentor.patched)
+    finally:
+        instrumentor.uninstrument()
+
+
 def test_too_new_major_is_skipped_too(monkeypatch, caplog, otel):
     _reporting(monkeypatch, "openai", "99.0.0")
     instrumentor = instrumentor_module.LLMCostInstrumentor()
@@ -153,6 +170,11 @@ CORE_PATCHES = {
         ("google.genai.models", "AsyncModels.generate_content_stream"),
         ("google.genai._api_client", "BaseApiClient._request_once"),
         ("google.genai._api_client", "BaseApiClient._async_request_once"),
+    },
+    "groq": {
+        ("groq.resources.chat.completions", "Completions.create"),
+        ("groq.resources.chat.completions", "AsyncCompletions.create"),
+        *_stainless_hooks("groq"),
     },
 }
 

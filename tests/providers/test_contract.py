@@ -1,5 +1,5 @@
 """The contract every provider keeps: one test per shared behaviour, run against each real SDK
-(openai, anthropic, google-genai) talking to the fake provider.
+(openai, anthropic, google-genai, groq) talking to the fake provider.
 
 A stream ends its span exactly once however it ends (exhausted, closed early, abandoned,
 broken); async calls and streams are one span each; the user's exception reaches them
@@ -21,7 +21,7 @@ import pytest
 from opentelemetry.trace import StatusCode
 
 from otel_llmcost import semconv
-from otel_llmcost.demo.fakes import FakeLLMServer, Reply, anthropic_client, genai_client, openai_client
+from otel_llmcost.demo.fakes import FakeLLMServer, Reply, anthropic_client, genai_client, groq_client, openai_client
 from otel_llmcost.providers import PROVIDERS
 from tests.helpers.providers import anthropic_usage, assert_not_raised_by_us, gemini_usage, openai_usage
 
@@ -106,7 +106,33 @@ class GoogleGenAI:
         return await genai_client(fake).aio.models.generate_content_stream(model=self.model, contents=PROMPT)
 
 
-SDKS = (OpenAI(), Anthropic(), GoogleGenAI())
+class Groq:
+    """Chat Completions through the groq SDK (usage of a stream in the last chunk's x_groq)."""
+
+    key = "groq"
+    prices_provider = "groq"
+    model = "openai/gpt-oss-120b"
+    unknown_model = "groq-private-model"
+
+    def usage_reply(self) -> Reply:
+        return Reply(usage=openai_usage(2048, 300, cached=1024, reasoning=100))
+
+    def call(self, fake: FakeLLMServer, model: str) -> None:
+        groq_client(fake).chat.completions.create(model=model, messages=MESSAGES)
+
+    async def acall(self, fake: FakeLLMServer) -> None:
+        await groq_client(fake, is_async=True).chat.completions.create(model=self.model, messages=MESSAGES)
+
+    def stream(self, fake: FakeLLMServer) -> Any:
+        client = groq_client(fake, max_retries=0)
+        return client.chat.completions.create(model=self.model, messages=MESSAGES, stream=True)
+
+    async def astream(self, fake: FakeLLMServer) -> Any:
+        client = groq_client(fake, is_async=True)
+        return await client.chat.completions.create(model=self.model, messages=MESSAGES, stream=True)
+
+
+SDKS = (OpenAI(), Anthropic(), GoogleGenAI(), Groq())
 assert sorted(sdk.key for sdk in SDKS) == sorted(PROVIDERS), "a provider without a contract run"
 
 
