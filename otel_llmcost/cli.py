@@ -209,7 +209,8 @@ def _emit(out: list[reports.Report], fmt: str) -> None:
 @app.command()
 def report(
     section: Annotated[
-        str | None, typer.Argument(help="one report, every column (default: all, fitted to the terminal)")
+        str | None,
+        typer.Argument(help="one report, every column (default: the default reports, fitted to the terminal)"),
     ] = None,
     dsn: str | None = DsnOption,
     database: str | None = DatabaseOption,
@@ -217,7 +218,8 @@ def report(
     only: list[str] | None = typer.Option(
         None,
         "--only",
-        help=f"reports to show, comma-separated or repeated: {', '.join(reports.DEFAULT_REPORTS)}",
+        help="reports to show, comma-separated or repeated: "
+        f"{', '.join(reports.DEFAULT_REPORTS)}; on request: {', '.join(reports.ON_REQUEST_REPORTS)}",
     ),
     fmt: str = typer.Option("table", "--format", "-f", help="table, json, csv or markdown"),
     html: str | None = typer.Option(None, "--html", help="write the Grafana dashboards' panels to this HTML file"),
@@ -225,9 +227,12 @@ def report(
     """Spend by endpoint and model, caching, rate limits, anomalies, unpriced calls, tasks."""
     _check_format(fmt, REPORT_FORMATS)
     only = [name.strip() for item in only or [] for name in item.split(",") if name.strip()] or None
-    unknown = [name for name in [*(only or []), *([section] if section else [])] if name not in reports.DEFAULT_REPORTS]
+    known = (*reports.DEFAULT_REPORTS, *reports.ON_REQUEST_REPORTS)
+    if section is not None and section not in known:
+        _fail(f"NAME: unknown report {section!r}; choose from {', '.join(known)}")
+    unknown = [name for name in only or [] if name not in known]
     if unknown:
-        _fail(f"--only: unknown report(s) {', '.join(unknown)}; choose from {', '.join(reports.DEFAULT_REPORTS)}")
+        _fail(f"--only: unknown report(s) {', '.join(unknown)}; choose from {', '.join(known)}")
     _check_since_hours(since_hours)
     dsn, database = _read_target(dsn, database)
     if isinstance(html, str):  # the dashboards as one static page, not tables

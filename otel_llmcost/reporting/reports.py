@@ -171,6 +171,9 @@ DEFAULT_REPORTS = (
     "repricing",
     "reported_cost",
 )
+# Shown only when asked for (`otel-llmcost report NAME` or `--only NAME`): detail that
+# would make the default report long.
+ON_REQUEST_REPORTS = ("prompt_anatomy_cost", "output_side")
 
 
 def summary(client: Any, *, database: str = "otel", since_hours: int = 24) -> dict[str, Any]:

@@ -130,6 +130,20 @@ def test_report_only_names_the_flag_for_an_unknown_report(dsn):
     assert line.startswith("error: --only: unknown report(s) nope; choose from spend_by_endpoint, ")
 
 
+@pytest.mark.parametrize("name", ["prompt_anatomy_cost", "output_side"])
+def test_on_request_reports_are_shown_by_name_and_not_by_default(dsn, name):
+    result = runner.invoke(app, ["report", name, "--dsn", dsn, "--format", "json"])
+    assert result.exit_code == 0, result.output
+    assert [r["name"] for r in json.loads(result.stdout)] == [name]
+    everything = runner.invoke(app, ["report", "--dsn", dsn, "--format", "json"])
+    assert name not in [r["name"] for r in json.loads(everything.stdout)]
+
+
+def test_report_names_the_argument_for_an_unknown_report(dsn):
+    line = one_error(runner.invoke(app, ["report", "nope", "--dsn", dsn]))
+    assert line.startswith("error: NAME: unknown report 'nope'; choose from spend_by_endpoint, ")
+
+
 def test_version_flag_prints_the_version():
     result = runner.invoke(app, ["--version"])
     assert result.exit_code == 0, result.output
