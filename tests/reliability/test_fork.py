@@ -112,15 +112,18 @@ def test_gunicorn_preload_two_workers_answer_every_request_and_every_span_is_sto
     )
     base = f"http://127.0.0.1:{port}"
     try:
+        # ready when both workers have answered: on a loaded machine the second one boots
+        # seconds after the first, which would then serve every request alone
+        seen: set[int] = set()
 
-        def healthy() -> bool:
+        def both_workers_up() -> bool:
             try:
-                _get(f"{base}/health")
-                return True
+                seen.add(_get(f"{base}/health")["pid"])
+                return len(seen) == 2
             except OSError:
                 return master.poll() is not None
 
-        assert wait_until(healthy, 60, every_s=0.1) and master.poll() is None, master.communicate(timeout=10)
+        assert wait_until(both_workers_up, 60, every_s=0.05) and master.poll() is None, master.communicate(timeout=10)
         with ThreadPoolExecutor(4) as pool:
             answers = list(pool.map(lambda n: _get(f"{base}/call?n={n}"), range(requests)))
         master.terminate()  # SIGTERM: a graceful stop, each worker runs its exit hook
