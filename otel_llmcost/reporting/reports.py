@@ -108,16 +108,22 @@ def run(
     return post(report, client, database) if post is not None else report
 
 
-# chdb returns no column names for an empty result, and DESCRIBE plans the query again
-# (0.5-1 s for the anomaly views): the columns of a query text are asked once per process.
+def _described_columns(client: Any, sql: str, **query_options: Any) -> list[str]:
+    """The column names of a query, from ``DESCRIBE``, which plans it without running it:
+    chdb returns no column names with an empty result."""
+    described = client.query(f"DESCRIBE (\n{sql.strip().rstrip(';')}\n)", **query_options)
+    return [str(row[0]) for row in described.result_rows]
+
+
+# DESCRIBE plans the query again (0.5-1 s for the anomaly views): the columns of a report's
+# query text are asked once per process.
 _COLUMNS_OF_EMPTY: dict[tuple[str, str], list[str]] = {}
 
 
 def _empty_result_columns(client: Any, sql: str, parameters: Mapping[str, Any]) -> list[str]:
     key = (sql, repr(sorted(parameters)))
     if key not in _COLUMNS_OF_EMPTY:
-        described = client.query(f"DESCRIBE ({sql})", parameters=parameters).result_rows
-        _COLUMNS_OF_EMPTY[key] = [row[0] for row in described]
+        _COLUMNS_OF_EMPTY[key] = _described_columns(client, sql, parameters=parameters)
     return list(_COLUMNS_OF_EMPTY[key])
 
 
@@ -231,11 +237,9 @@ def ad_hoc(client: Any, sql: str, *, write: bool = False) -> Report:
 
 
 def _result_columns(client: Any, sql: str) -> list[str]:
-    """The column names of a checked read that returned no rows (an empty result from the
-    embedded store carries none), from ``DESCRIBE`` of the query, which does not run it;
-    none when the statement is not a query DESCRIBE takes (SHOW, EXPLAIN ...)."""
+    """The column names of a checked read that returned no rows; none when the statement
+    is not a query DESCRIBE takes (SHOW, EXPLAIN ...)."""
     try:
-        described = client.query(f"DESCRIBE (\n{sql.strip().rstrip(';')}\n)", settings=safe_query.READONLY_SETTINGS)
+        return _described_columns(client, sql, settings=safe_query.READONLY_SETTINGS)
     except Exception:
         return []
-    return [str(row[0]) for row in described.result_rows]

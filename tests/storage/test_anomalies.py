@@ -10,34 +10,14 @@ from datetime import timedelta, timezone
 
 import pytest
 
+from tests.helpers import anomaly_fixture
 from tests.helpers.anomaly_rows import calls_in_hour, history, hour_start
 from tests.helpers.chdb import insert_spans, q
 
 H = timedelta(hours=1)
-COLUMNS = [
-    ("Kind", "LowCardinality(String)"),
-    ("Dimension", "LowCardinality(String)"),
-    ("Key", "String"),
-    ("ServiceName", "LowCardinality(String)"),
-    ("At", "DateTime('UTC')"),
-    ("DetectedAt", "DateTime('UTC')"),
-    ("LastSeen", "DateTime('UTC')"),
-    ("Expected", "Float64"),
-    ("Observed", "Float64"),
-    ("Score", "Float64"),
-    ("Open", "UInt8"),
-    ("Explanation", "String"),
-]
-CONTRIBUTOR_COLUMNS = [
-    ("Kind", "LowCardinality(String)"),
-    ("Dimension", "LowCardinality(String)"),
-    ("Key", "String"),
-    ("ServiceName", "LowCardinality(String)"),
-    ("At", "DateTime('UTC')"),
-    ("ContributorDimension", "LowCardinality(String)"),
-    ("ContributorKey", "String"),
-    ("Share", "Float64"),
-]
+# The contract, stated once for the tests (also the shape of the scripted rows).
+COLUMNS = list(anomaly_fixture.COLUMNS)
+CONTRIBUTOR_COLUMNS = list(anomaly_fixture.CONTRIBUTOR_COLUMNS)
 
 
 @pytest.fixture(scope="module")
