@@ -19,7 +19,7 @@ from typing import IO
 from rich.console import Console
 
 from .reports import Report
-from .terminal import plain, table, visible_controls
+from .terminal import is_terminal, plain, table, visible_controls
 
 QUERY_FORMATS = ("table", "json", "csv", "tsv")
 
@@ -46,5 +46,4 @@ def emit_query(result: Report, fmt: str, *, console: Console, stream: IO[str]) -
         console.print(table("", result.columns, result.rows))
         return
     text = render_data(result, fmt)
-    isatty = getattr(stream, "isatty", None)
-    stream.write(visible_controls(text) if fmt != "json" and isatty and isatty() else text)
+    stream.write(visible_controls(text) if fmt != "json" and is_terminal(stream) else text)

@@ -125,14 +125,14 @@ def emit(reports: Sequence[Report], fmt: str, *, console: Console, stream: IO[st
             for row in r.rows:
                 writer.writerow([r.name, *map(plain, row)])
         text = buffer.getvalue()
-        stream.write(visible_controls(text) if _is_terminal(stream) else text)
+        stream.write(visible_controls(text) if is_terminal(stream) else text)
     else:
         for r in reports:
             console.print(table(r.title, r.columns, r.rows, r.description))
             console.print()
 
 
-def _is_terminal(stream: IO[str]) -> bool:
+def is_terminal(stream: IO[str]) -> bool:
     isatty = getattr(stream, "isatty", None)
     return bool(isatty and isatty())
 
@@ -325,7 +325,7 @@ def emit_report(
         stream.write(json.dumps([_json_report(r) for r in reports], indent=2, default=str) + "\n")
     elif fmt == "csv":
         text = report_csv(reports)
-        stream.write(visible_controls(text) if _is_terminal(stream) else text)
+        stream.write(visible_controls(text) if is_terminal(stream) else text)
     elif fmt == "markdown":
         stream.write(visible_controls(markdown(reports, summary=summary, source=source)))
     else:
