@@ -246,7 +246,13 @@ def report(
         return
     with _reading(dsn, database) as client:
         out = [
-            reports.run(client, name, since_hours=since_hours, database=database)
+            reports.run(
+                client,
+                name,
+                since_hours=since_hours,
+                database=database,
+                limit=50 if section else reports.SUMMARY_LIMITS.get(name, 50),
+            )
             for name in ([section] if section else only or reports.DEFAULT_REPORTS)
         ]
         top = (
@@ -321,6 +327,49 @@ def anomalies(
         _emit([anomalies_module.as_report(found)], fmt)
     else:
         _emit([anomalies_module.as_report(found, columns=anomalies_module.TABLE_COLUMNS)], fmt)
+
+
+@app.command()
+def opportunities(
+    since: str = typer.Option("7d", "--since", help="items active in this window: 6h, 2d, 1w (default 7d)"),
+    kind: list[str] | None = typer.Option(
+        None, "--kind", help="only these kinds (repeat): missed_caching, routing, batch, ..."
+    ),
+    limit: int = typer.Option(20, "--limit", help="at most this many items"),
+    fmt: str = FormatOption,
+    dsn: str | None = DsnOption,
+    database: str | None = DatabaseOption,
+) -> None:
+    """What to change to spend less (v_opportunities), largest monthly saving first.
+
+    Each item names its kind, where it is (endpoint, feature or prefix), its estimated
+    saving per month, the evidence and the action. Items can overlap: rank them, do not
+    add them up. --format json prints a list of objects (kind, service, key, provider,
+    model, monthly_saving_usd, seen_saving_usd, days_seen, evidence, action), [] when none.
+    """
+    from .reporting import anomalies as anomalies_module
+    from .reporting import opportunities as opportunities_module
+
+    _check_format(fmt)
+    try:
+        window = anomalies_module.parse_duration(since)
+        kinds = opportunities_module.check_kinds(kind or [])
+    except ValueError as exc:
+        _fail(str(exc))
+    if limit <= 0:
+        _fail(f"--limit must be a positive number, got {limit}")
+    since_hours = max(1, -(-int(window.total_seconds()) // 3600))
+    dsn, database = _read_target(dsn, database)
+    with _reading(dsn, database) as client:
+        found = opportunities_module.query(client, database=database, since_hours=since_hours, kinds=kinds, limit=limit)
+        synced = opportunities_module.catalogue_synced(client, database=database)
+    if not synced and (not kinds or set(kinds) & set(opportunities_module.CATALOGUE_KINDS)):
+        _warn("routing and batch savings need the price catalogue: run `otel-llmcost prices sync`")
+    if fmt == "json":
+        sys.stdout.write(opportunities_module.to_json(found))
+    else:
+        columns = opportunities_module.JSON_KEYS if fmt == "csv" else opportunities_module.TABLE_COLUMNS
+        emit_report([opportunities_module.as_report(found, columns=columns)], fmt, console=console, stream=sys.stdout)
 
 
 @app.command()

@@ -118,6 +118,9 @@ USER: Final = "llmcost.user"
 SESSION: Final = "llmcost.session"
 USER_TIER: Final = "llmcost.user.tier"  # the user's plan (free, pro, ...): set like the user, never hashed
 TASK_ID: Final = "llmcost.task.id"
+# "true" on calls no user waits for (a nightly job, a queue worker): work the provider's
+# Batch API could do at its discount (v_batch_opportunities).
+BACKGROUND: Final = "llmcost.background"
 TASK_SUCCESS: Final = "llmcost.task.success"
 TASK_SPAN_NAME: Final = "llmcost.task"  # the outcome span of signals.outcomes.record_outcome()
 ATTRIBUTION_KEYS: Final = ("endpoint", "feature", "team", "user", "session")

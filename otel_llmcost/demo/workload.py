@@ -148,6 +148,7 @@ def run_demo(
     gateway = openai_client(fake, max_retries=2, base_url=GATEWAY_URL)
     gateway_pricer = Pricer(overrides_path="")
     gateway_rng = random.Random(seed + 2)  # its own sequence: the rest of the workload stays as it was
+    savings_rng = random.Random(seed + 3)  # the same, for the traffic the opportunities point at
     claude = anthropic_client(fake, max_retries=2)
     users = [f"user-{i:03d}" for i in range(40)]
     calls = 0
@@ -190,6 +191,12 @@ def run_demo(
             gateway.chat.completions.create(
                 model=model, messages=[{"role": "user", "content": "Summarize this ticket thread."}]
             )
+
+    def background_job(user: str, **kwargs: Any) -> None:
+        nonlocal calls
+        calls += 1
+        with llmcost.attributes(feature="nightly-digest", team="growth", user=user, background=True):
+            oai.chat.completions.create(**kwargs)
 
     def one_day(day: int) -> None:
         nonlocal limiting
@@ -342,6 +349,28 @@ def run_demo(
                 rng.choice(users),
                 model="acme-finetune-7b",
                 messages=[{"role": "user", "content": "hello"}],
+            )
+
+        # Routing: one-line ticket labels sent to gpt-4o; gpt-4o-mini answers such small
+        # requests for a fraction of the price (the routing opportunity).
+        for _ in range(savings_rng.randint(8, 10)):
+            chat(
+                "POST /classify",
+                "triage",
+                "support",
+                savings_rng.choice(users),
+                model="gpt-4o",
+                messages=[
+                    {"role": "user", "content": f"Label ticket {savings_rng.randint(1, 9999)}: billing, bug or other?"}
+                ],
+            )
+        # A nightly digest no user waits for, marked background: the Batch API would run it
+        # at half price (the batch opportunity).
+        for user in savings_rng.sample(users, 6):
+            background_job(
+                user,
+                model="gpt-4o",
+                messages=[{"role": "user", "content": f"Write the daily digest for {user}: " + POLICY_DOC}],
             )
 
     try:

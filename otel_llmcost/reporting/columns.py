@@ -51,6 +51,7 @@ _EXPLICIT_KINDS = {
     "MinCacheTokens": "tokens",
     "MinTokensRemaining": "tokens",
     "ItemsCited": "count",
+    "DaysSeen": "number",
 }
 _TIME_NAMES = frozenset({"At", "Hour", "Day", "Timestamp", "Time"})
 _COUNT_WORDS = ("Calls", "Errors", "Retries", "Items", "Tasks", "Remaining")
@@ -94,10 +95,16 @@ _PRIORITY_BY_NAME = {
     "Why": 5,
     "Explanation": 5,
     "CostUsd": 5,
+    "MonthlySavingUsd": 5,
+    "Action": 5,
+    "Model": 4,
+    "Evidence": 2,
+    "SeenSavingUsd": 1,
+    "DaysSeen": 0,
 }
 _PRIORITY_BY_KIND = {"money": 4, "share": 3, "count": 2, "tokens": 1, "ms": 1, "time": 1, "number": 2, "text": 3}
 # Long sentences: wrapped at word boundaries rather than cut.
-PROSE = frozenset({"Why", "Explanation", "Endpoints", "explanation"})
+PROSE = frozenset({"Why", "Explanation", "Endpoints", "explanation", "Evidence", "Action"})
 
 _WORD = re.compile(r"[A-Z]+(?=[A-Z][a-z]|\d|\b|_|$)|[A-Z]?[a-z]+|\d+|[A-Z]+")
 

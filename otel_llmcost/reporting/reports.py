@@ -89,6 +89,7 @@ def run(
     report_query = query(name)
     check_identifier("database", database)
     values: dict[str, Any] = {
+        **_DEFAULT_PARAMETERS.get(name, {}),
         **(parameters or {}),
         "since_hours": _positive("since_hours", since_hours),
         "limit": _positive("limit", limit),
@@ -161,11 +162,20 @@ _POST_PROCESSING: dict[str, Callable[[Report, Any, str], Report]] = {
     "anomalies": _with_contributors,
 }
 
+# Filters a report's SQL takes beyond the window and limit, with the value that means "all",
+# so the report runs in `otel-llmcost report` as well as in its own command.
+_DEFAULT_PARAMETERS: dict[str, dict[str, Any]] = {"opportunities": {"kinds": []}}
+
+# Rows a report shows in the full `otel-llmcost report` (its own section, `report NAME`,
+# shows up to the usual limit): the ranked list is read from the top.
+SUMMARY_LIMITS: dict[str, int] = {"opportunities": 6}
+
 # `otel-llmcost report` shows these, in this order (what_if, budget_status and anomalies_list have
 # their own commands: prices whatif, budgets, anomalies).
 DEFAULT_REPORTS = (
     "spend_by_endpoint",
     "spend_by_model",
+    "opportunities",
     "cache_efficiency",
     "missed_caching",
     "rate_limits",

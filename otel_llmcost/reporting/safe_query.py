@@ -12,7 +12,9 @@ chdb, ``readonly=1`` still lets these through, so they are checked here first:
 - the scalar function ``file('/etc/hostname')``, which returns the file's contents;
 - ``INTO OUTFILE``, which chdb writes to the local disk;
 - table functions that ClickHouse allows in read-only mode but that reach other hosts
-  (``cluster``, ``clusterAllReplicas``) or are not needed for reading our tables.
+  (``cluster``, ``clusterAllReplicas``) or are not needed for reading our tables; a
+  parameterized view of this server (``v_unit_cost(since_hours = 24)``) is a view, not a
+  table function, and is allowed.
 
 Every check reads the query as ClickHouse's parser sees it, never with a hand-written
 tokenizer: ``formatQuery`` (with the SQL passed as a query parameter, so it is never
@@ -97,11 +99,33 @@ def check_read_only(client: Any, sql: str) -> None:
     root = nodes[0].kind if nodes else ""
     if root not in _READ_KINDS and not root.startswith(_READ_KIND_PREFIXES):
         raise QueryRefused(f"read-only: a {root or 'statement'} is not a read (use --write for maintenance)")
+    views = _parameterized_views(client, nodes)
     for node in nodes:
-        _check_node(node)
+        _check_node(node, views)
 
 
-def _check_node(node: _Node) -> None:
+def _parameterized_views(client: Any, nodes: list[_Node]) -> frozenset[str]:
+    """The table-function names of ``nodes`` that are views of this server (lower-cased):
+    ``v_unit_cost(since_hours = 24)`` calls a parameterized view, which reads this
+    server's own tables like any view. An unqualified name is looked up in the current
+    database, as ClickHouse resolves it."""
+    calls = {n.name for n in nodes if n.kind == "Function" and n.parent == "TableExpression"}
+    calls = {name for name in calls if name.lower() not in _ALLOWED}
+    if not calls:
+        return frozenset()
+    rows = client.query(
+        "SELECT database, name FROM system.tables WHERE engine = 'View'"
+        " AND (database IN {dbs:Array(String)} OR database = currentDatabase())",
+        parameters={"dbs": sorted({name.split(".", 1)[0] for name in calls if "." in name})},
+        settings=READONLY_SETTINGS,
+    ).result_rows
+    current = client.query("SELECT currentDatabase()", settings=READONLY_SETTINGS).result_rows[0][0]
+    known = {f"{db}.{name}".lower() for db, name in rows}
+    known |= {name.lower() for db, name in rows if db == current}
+    return frozenset(name.lower() for name in calls if name.lower() in known)
+
+
+def _check_node(node: _Node, views: frozenset[str] = frozenset()) -> None:
     if node.depth == 1 and node.kind == "Literal":
         # The only literals directly under a statement are INTO OUTFILE's file name and
         # its compression: the result would be written to the local disk.
@@ -109,7 +133,7 @@ def _check_node(node: _Node) -> None:
     if node.kind != "Function":
         return
     name = node.name.lower()
-    if node.parent == "TableExpression" and name not in _ALLOWED:
+    if node.parent == "TableExpression" and name not in _ALLOWED and name not in views:
         allowed = ", ".join(ALLOWED_TABLE_FUNCTIONS)
         raise QueryRefused(f"read-only: table function {node.name}() is not allowed (allowed: {allowed})")
     if name in REFUSED_FUNCTIONS:

@@ -277,6 +277,9 @@ def summary_lines(summary: Mapping[str, Any], source: str) -> list[tuple[str, st
     for n, (service, endpoint, cost) in enumerate(top):
         name = f"{service} {endpoint}" if len(services) > 1 else str(endpoint)
         lines.append(("Top endpoints" if n == 0 else "", f"{kinds.money(float(cost))}  {name}"))
+    for n, (kind, key, saving) in enumerate(summary.get("TopOpportunities") or []):
+        what = f"{str(kind).replace('_', ' ')}: {key}"
+        lines.append(("Top savings" if n == 0 else "", f"{kinds.money(float(saving))}/month  {what}"))
     return lines
 
 

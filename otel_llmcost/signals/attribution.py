@@ -42,10 +42,11 @@ except ImportError:  # pragma: no cover
 from .. import semconv
 from ..runtime import ServerSpans
 
-_KEYS = semconv.ATTRIBUTION_KEYS + ("tier", "task")
+_KEYS = semconv.ATTRIBUTION_KEYS + ("tier", "task", "background")
 _ATTRIBUTES = {key: semconv.attribution_attribute(key) for key in semconv.ATTRIBUTION_KEYS}
 _ATTRIBUTES["tier"] = semconv.USER_TIER  # llmcost.user.tier: a property of the user, not llmcost.tier
 _ATTRIBUTES["task"] = semconv.TASK_ID
+_ATTRIBUTES["background"] = semconv.BACKGROUND
 _BAGGAGE_KEYS = tuple((key, _ATTRIBUTES[key]) for key in _KEYS)
 
 _current: contextvars.ContextVar[Mapping[str, str] | None] = contextvars.ContextVar(
@@ -75,6 +76,7 @@ class attributes:  # noqa: N801 - used like a function: ``with llmcost.attribute
         session: str | None = None,
         task: str | None = None,
         tier: str | None = None,
+        background: bool | None = None,
     ) -> None:
         given = {
             "endpoint": endpoint,
@@ -84,9 +86,17 @@ class attributes:  # noqa: N801 - used like a function: ``with llmcost.attribute
             "session": session,
             "tier": tier,
             "task": task,
+            "background": None if background is None else ("true" if background else "false"),
         }
         self._values = {k: str(v) for k, v in given.items() if v is not None}
         self._tokens: list[contextvars.Token[Any]] = []
+
+    def _copy(self) -> attributes:
+        # A fresh block per call of a decorated function: its tokens are its own, so
+        # recursive and concurrent calls each restore what they replaced.
+        block = attributes()
+        block._values = self._values
+        return block
 
     def __enter__(self) -> attributes:
         merged = dict(_current.get() or {})
@@ -108,14 +118,14 @@ class attributes:  # noqa: N801 - used like a function: ``with llmcost.attribute
 
             @functools.wraps(func)
             async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
-                with attributes(**self._values):
+                with self._copy():
                     return await func(*args, **kwargs)
 
             return async_wrapper  # type: ignore[return-value]
 
         @functools.wraps(func)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
-            with attributes(**self._values):
+            with self._copy():
                 return func(*args, **kwargs)
 
         return wrapper  # type: ignore[return-value]

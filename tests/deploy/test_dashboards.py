@@ -86,6 +86,7 @@ EXPECTED_COLUMNS: dict[str, dict[str, list[str]]] = {
             "UnpricedCalls",
             "DifferenceUsd",
         ],
+        "Savings opportunities": ["Kind", "ServiceName", "Key", "Model", "MonthlySavingUsd", "Evidence", "Action"],
     },
     "llmcost-caching": {
         "Caching: hit rate, saved, write premium": ["HitRate", "Saved", "WritePremium"],
@@ -909,12 +910,16 @@ BUDGET_SCOPE = "budgets are per scope (user, tier, team...), not per call dimens
 TASK = "a task spans calls of several models"
 LIMITER = "app limiter decisions carry a route and a tier, no model or team"
 NOT_IN_VIEW = "the view does not carry this dimension yet (issue 21 follow-up)"
+OPPORTUNITY_KEY = "an opportunity is keyed by where to act (endpoint, feature or prefix), not by every dimension"
 NOT_FILTERED: dict[tuple[str, str], dict[str, str]] = {
     ("llmcost-overview", "Unpriced calls (cost unknown)"): {"endpoint": NOT_IN_VIEW, "team": NOT_IN_VIEW},
     ("llmcost-overview", "Cost per successful task"): {"model": TASK},
     ("llmcost-overview", "Unpriced models"): {"endpoint": NOT_IN_VIEW, "team": NOT_IN_VIEW},
     ("llmcost-overview", "Recorded cost against the price catalogue"): {"endpoint": NOT_IN_VIEW, "team": NOT_IN_VIEW},
     ("llmcost-overview", "Cost the provider reported vs ours"): {"endpoint": NOT_IN_VIEW, "team": NOT_IN_VIEW},
+    # Key is an endpoint for most kinds but a feature for batch: filtering it by endpoint
+    # would hide the batch items; no item is per team.
+    ("llmcost-overview", "Savings opportunities"): {"endpoint": OPPORTUNITY_KEY, "team": OPPORTUNITY_KEY},
     **{
         ("llmcost-caching", title): {"team": NOT_IN_VIEW}
         for title in (
@@ -968,8 +973,10 @@ def test_every_variable_is_honoured_unless_the_panel_says_why_not(item):
 
 
 def _source_columns(client, sql: str) -> set[str]:
-    tables = set(re.findall(r"\bFROM\s+([A-Za-z_]\w*)", sql))
-    return {row[0] for table in tables for row in client.query(f"DESCRIBE TABLE {table}").result_rows}
+    found = set(re.findall(r"\bFROM\s+([A-Za-z_]\w*)(\()?", sql))
+    # A parameterized view (every one of ours takes since_hours) is described with a value.
+    sources = [f"(SELECT * FROM {table}(since_hours = 24))" if call else f"TABLE {table}" for table, call in found]
+    return {row[0] for source in sources for row in client.query(f"DESCRIBE {source}").result_rows}
 
 
 def _only_empty_aggregates(rows: list[tuple]) -> bool:

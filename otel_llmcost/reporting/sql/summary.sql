@@ -1,7 +1,8 @@
 -- title: Summary
 -- The window asked for and what it holds: spend and calls (v_cost_by_endpoint_hourly, the sum of
 -- the spend_by_endpoint report), cache savings, unpriced calls (v_cost_hourly), open anomalies
--- (v_anomalies) and the three endpoints that cost most.
+-- (v_anomalies), the three endpoints that cost most and the three largest savings
+-- opportunities (v_opportunities).
 SELECT
     toStartOfHour(now() - toIntervalHour({since_hours:UInt32})) AS WindowStart,
     now() AS WindowEnd,
@@ -16,7 +17,16 @@ SELECT
         WHERE Hour >= toStartOfHour(now() - toIntervalHour({since_hours:UInt32}))
     ) AS UnpricedCalls,
     (SELECT count() FROM {db}.v_anomalies WHERE Open = 1) AS OpenAnomalies,
-    e.TopEndpoints AS TopEndpoints
+    e.TopEndpoints AS TopEndpoints,
+    (
+        SELECT groupArray((Kind, Key, MonthlySavingUsd))
+        FROM (
+            SELECT Kind, Key, MonthlySavingUsd
+            FROM {db}.v_opportunities(since_hours = {since_hours:UInt32})
+            ORDER BY MonthlySavingUsd DESC
+            LIMIT 3
+        )
+    ) AS TopOpportunities
 FROM (
     SELECT
         sum(EndpointCalls) AS Calls,

@@ -99,6 +99,9 @@ CREATE TABLE IF NOT EXISTS {database}.llm_calls {cluster} (
     MaxTokens UInt64 CODEC(T64, ZSTD(1)),
     -- The model asked for when a budget downgraded the call (llmcost.budget.original_model); '' otherwise.
     OriginalModel LowCardinality(String),
+    -- Whether the app marked the call as work no user waits for (llmcost.background, set
+    -- by llmcost.attributes(background=...)): 1 or 0, NULL when it said nothing.
+    Background Nullable(UInt8),
     INDEX idx_trace_id TraceId TYPE bloom_filter(0.001) GRANULARITY 1,
     INDEX idx_user User TYPE bloom_filter(0.01) GRANULARITY 1,
     INDEX idx_prefix_hash PrefixHash TYPE bloom_filter(0.01) GRANULARITY 1,
@@ -189,7 +192,10 @@ AS SELECT
        JSONExtractString(SpanAttributes['gen_ai.response.finish_reasons'], 1),
        SpanAttributes['gen_ai.response.finish_reasons']) AS FinishReason,
     toUInt64OrZero(SpanAttributes['gen_ai.request.max_tokens']) AS MaxTokens,
-    SpanAttributes['llmcost.budget.original_model'] AS OriginalModel
+    SpanAttributes['llmcost.budget.original_model'] AS OriginalModel,
+    CAST(multiIf(SpanAttributes['llmcost.background'] IN ('true', '1'), 1,
+                 SpanAttributes['llmcost.background'] IN ('false', '0'), 0,
+                 NULL) AS Nullable(UInt8)) AS Background
 FROM {database}.otel_traces
 -- Only otel-llmcost's own spans: other GenAI instrumentations (and SDKs that trace
 -- themselves, as anthropic 2.x does under the global tracer provider) emit a second

@@ -1,0 +1,173 @@
+-- One ranked list of what to change to spend less (issue 20, item 7): every savings view
+-- as rows of one shape, each with its size in dollars per month, the evidence behind it
+-- and the action, for `otel-llmcost opportunities`, the report, the HTML report and the
+-- Opportunities dashboard section.
+--
+-- v_opportunities(since_hours = N): items active in the last N hours (their last call,
+-- write or repeat within the window). MonthlySavingUsd is each source view's estimate
+-- scaled to 30 days from the span its evidence covers (at least one day); SeenSavingUsd
+-- is the unscaled figure over that span. Items can overlap (a repeated request may also
+-- be a missed cache hit, a background job may also be routable): rank them, do not add
+-- them up. Only positive savings are listed.
+--
+-- Kinds, their source and the evidence each carries:
+--   missed_caching       v_missed_caching         a shared prefix above the provider's minimum, never cached
+--   cache_not_paid_back  v_cache_never_paid_back  cache writes read fewer times than their breakeven
+--   duplicate_requests   v_duplicate_requests     identical requests, per endpoint and model
+--   routing              v_routing_opportunities  small requests on a model with a cheaper sibling
+--   batch                v_batch_opportunities    work no user waits for, at the Batch API discount
+--   unused_evidence      v_evidence_waste_hourly  retrieved evidence no answer cited
+CREATE VIEW IF NOT EXISTS {database}.v_opportunities {cluster} AS
+SELECT
+    Kind,
+    ServiceName,
+    Key,
+    Provider,
+    Model,
+    MonthlySavingUsd,
+    SeenSavingUsd,
+    DaysSeen,
+    Evidence,
+    Action
+FROM (
+    SELECT
+        'missed_caching' AS Kind,
+        ServiceName,
+        arrayStringConcat(Endpoints, ', ') AS Key,
+        Provider,
+        RequestModel AS Model,
+        EstSavingsPerMonth AS MonthlySavingUsd,
+        EstSavings AS SeenSavingUsd,
+        DaysSeen,
+        format(
+            '{} calls share a {}-token prompt prefix (cacheable from {} tokens); {} came within 5 minutes of the previous one, and none read from cache',
+            Calls, PrefixTokens, MinCacheTokens, ExpectedReads
+        ) AS Evidence,
+        multiIf(
+            Provider = 'anthropic', 'mark the end of the shared prefix with cache_control',
+            Provider = 'openai', 'keep the shared prefix first and byte-identical, with one prompt_cache_key',
+            Provider IN ('google', 'gcp.gemini', 'gcp.vertex_ai'), 'put the shared prefix in a context cache (client.caches.create)',
+            'enable prompt caching for the shared prefix'
+        ) AS Action
+    FROM {database}.v_missed_caching
+    WHERE LastSeen >= now() - toIntervalHour({since_hours:UInt32})
+      AND EstSavingsPerMonth > 0
+
+    UNION ALL
+
+    SELECT
+        'cache_not_paid_back' AS Kind,
+        ServiceName,
+        if(Endpoint != '', Endpoint, arrayStringConcat(Endpoints, ', ')) AS Key,
+        Provider,
+        RequestModel AS Model,
+        NetLoss * 30 / greatest(1, dateDiff('second', FirstWrite, LastWrite) / 86400) AS MonthlySavingUsd,
+        NetLoss AS SeenSavingUsd,
+        greatest(1, dateDiff('second', FirstWrite, LastWrite) / 86400) AS DaysSeen,
+        format(
+            '{} cache writes{} read {} times in all against a breakeven of {} reads each',
+            Writes, if(Writes1h > 0, format(' ({} with a 1-hour TTL)', Writes1h), ''), Reads,
+            if(BreakevenReads > 0, toString(round(BreakevenReads, 2)), 'unknown')
+        ) AS Evidence,
+        if(
+            Writes1h > 0,
+            'use the 5-minute cache TTL, or drop cache_control here',
+            'drop cache_control from this prompt'
+        ) AS Action
+    FROM {database}.v_cache_never_paid_back
+    WHERE LastWrite >= now() - toIntervalHour({since_hours:UInt32})
+      AND NetLoss > 0
+
+    UNION ALL
+
+    SELECT
+        'duplicate_requests' AS Kind,
+        ServiceName,
+        if(Endpoints[1] != '', Endpoints[1], '(no endpoint)') AS Key,
+        '' AS Provider,
+        RequestModel AS Model,
+        sum(RepeatSpend) * 30 / greatest(1, dateDiff('second', min(FirstSeen), max(LastSeen)) / 86400) AS MonthlySavingUsd,
+        sum(RepeatSpend) AS SeenSavingUsd,
+        greatest(1, dateDiff('second', min(FirstSeen), max(LastSeen)) / 86400) AS DaysSeen,
+        format(
+            '{} distinct request{} sent more than once ({} repeats in all), each answered anew',
+            count(), if(count() = 1, '', 's'), sum(Repeats)
+        ) AS Evidence,
+        'cache answers to identical requests, or stop the caller repeating them' AS Action
+    FROM {database}.v_duplicate_requests
+    WHERE LastSeen >= now() - toIntervalHour({since_hours:UInt32})
+    GROUP BY
+        ServiceName,
+        Key,
+        RequestModel
+    HAVING SeenSavingUsd > 0
+
+    UNION ALL
+
+    SELECT
+        'routing' AS Kind,
+        ServiceName,
+        if(Endpoint != '', Endpoint, Feature) AS Key,
+        Provider,
+        RequestModel AS Model,
+        EstSavingsPerMonth AS MonthlySavingUsd,
+        EstSavings AS SeenSavingUsd,
+        DaysSeen,
+        format(
+            '{} of {} calls are small (at most {} input and {} output tokens) and cost ${}; on {} about ${}',
+            SmallCalls, Calls, MaxInputTokens, MaxOutputTokens, toString(round(SmallSpend, 4)), ToModel,
+            toString(round(EstSmallSpendOnTarget, 4))
+        ) AS Evidence,
+        format(
+            'route small requests of {} from {} to {}, after comparing task success per model',
+            Key, RequestModel, ToModel
+        ) AS Action
+    FROM {database}.v_routing_opportunities(since_hours = {since_hours:UInt32})
+    WHERE TargetPriced = 1
+      AND EstSavings > 0
+
+    UNION ALL
+
+    SELECT
+        'batch' AS Kind,
+        ServiceName,
+        if(Feature != '', Feature, '(no feature)') AS Key,
+        Provider,
+        RequestModel AS Model,
+        EstSavingsPerMonth AS MonthlySavingUsd,
+        EstSavings AS SeenSavingUsd,
+        DaysSeen,
+        format(
+            '{} calls {} cost ${}; the {} Batch API price is {}% lower',
+            Calls, if(Reason = 'marked background', 'marked background', 'made outside any request'),
+            toString(round(Spend, 4)), Provider, toString(round(100 * BatchDiscount))
+        ) AS Evidence,
+        format('move {} to the {} Batch API', Key, Provider) AS Action
+    FROM {database}.v_batch_opportunities(since_hours = {since_hours:UInt32})
+    WHERE EstSavings > 0
+
+    UNION ALL
+
+    SELECT
+        'unused_evidence' AS Kind,
+        ServiceName,
+        Endpoint AS Key,
+        '' AS Provider,
+        '' AS Model,
+        sum(NeverCitedUsd) * 30 / greatest(1, dateDiff('second', min(Hour), max(Hour)) / 86400) AS MonthlySavingUsd,
+        sum(NeverCitedUsd) AS SeenSavingUsd,
+        greatest(1, dateDiff('second', min(Hour), max(Hour)) / 86400) AS DaysSeen,
+        format(
+            '{}% of the retrieved evidence tokens of {} calls were never cited by the answer',
+            toString(round(100 * sum(EvidenceTokensNeverCited) / nullIf(sum(EvidenceTokensCited) + sum(EvidenceTokensNeverCited), 0))),
+            sum(CallsWithCitations)
+        ) AS Evidence,
+        'retrieve fewer or shorter chunks, or rerank them' AS Action
+    FROM {database}.v_evidence_waste_hourly
+    WHERE Hour >= toStartOfHour(now() - toIntervalHour({since_hours:UInt32}))
+    GROUP BY
+        ServiceName,
+        Endpoint
+    HAVING SeenSavingUsd > 0
+)
+ORDER BY MonthlySavingUsd DESC;
