@@ -27,6 +27,7 @@ GEN_AI_REQUEST_TEMPERATURE: Final = "gen_ai.request.temperature"
 GEN_AI_REQUEST_TOP_P: Final = "gen_ai.request.top_p"
 GEN_AI_REQUEST_STREAM: Final = "gen_ai.request.stream"
 GEN_AI_REQUEST_SERVICE_TIER: Final = "openai.request.service_tier"
+GEN_AI_EMBEDDINGS_DIMENSION_COUNT: Final = "gen_ai.embeddings.dimension.count"
 GEN_AI_RESPONSE_MODEL: Final = "gen_ai.response.model"
 GEN_AI_RESPONSE_ID: Final = "gen_ai.response.id"
 GEN_AI_RESPONSE_FINISH_REASONS: Final = "gen_ai.response.finish_reasons"
@@ -60,6 +61,10 @@ GEN_AI_OUTPUT_MESSAGES: Final = "gen_ai.output.messages"
 # Values of gen_ai.operation.name.
 OPERATION_CHAT: Final = "chat"
 OPERATION_GENERATE_CONTENT: Final = "generate_content"
+OPERATION_EMBEDDINGS: Final = "embeddings"
+# The spend of an OpenAI Batch API output file, recorded when the application reads it
+# (otel_llmcost.instrumentation.batches): one span per model in the file.
+OPERATION_BATCH: Final = "batch"
 
 # --- llmcost extras -------------------------------------------------------------
 COST_TOTAL: Final = "llmcost.cost.total"
@@ -91,6 +96,8 @@ USAGE_OUTPUT_AUDIO_TOKENS: Final = "llmcost.usage.output_audio_tokens"
 USAGE_INPUT_IMAGE_TOKENS: Final = "llmcost.usage.input_image_tokens"
 USAGE_CACHE_IMAGE_READ_TOKENS: Final = "llmcost.usage.cache_image_read_tokens"
 USAGE_OUTPUT_IMAGE_TOKENS: Final = "llmcost.usage.output_image_tokens"
+# Vertex AI embeddings: the characters the request is billed by (metadata.billable_character_count).
+USAGE_BILLABLE_CHARACTERS: Final = "llmcost.usage.billable_characters"
 UNPRICED: Final = "llmcost.unpriced"
 USAGE_ESTIMATED: Final = "llmcost.usage.estimated"
 # Reported tokens beyond belief (OTEL_LLMCOST_MAX_PLAUSIBLE_TOKENS): recorded, never priced or charged.
@@ -158,6 +165,32 @@ PROMPT_COMPONENT_TOOLS: Final = "llmcost.prompt.component.tools"
 PROMPT_COMPONENT_CONTEXT: Final = "llmcost.prompt.component.context"
 PROMPT_COMPONENT_HISTORY: Final = "llmcost.prompt.component.history"
 PROMPT_COMPONENT_LATEST: Final = "llmcost.prompt.component.latest"
+
+# --- batch jobs (OpenAI Batch API; otel_llmcost.instrumentation.batches) -------------
+# The spans of batches.create / batches.retrieve are named BATCH_CREATE_SPAN_NAME /
+# BATCH_RETRIEVE_SPAN_NAME and carry no gen_ai.operation.name: they cost nothing, and
+# llm_calls (which keys on gen_ai.operation.name) must not count them as calls. The
+# spend is on the OPERATION_BATCH spans of the output file, priced at the batch price
+# variant (llmcost.price.variant "processing=batch").
+BATCH_CREATE_SPAN_NAME: Final = "batch.create"
+BATCH_RETRIEVE_SPAN_NAME: Final = "batch.retrieve"
+BATCH_OUTPUT_SPAN_NAME: Final = "batch.output"  # an output file that could not be read (see BATCH_UNUSABLE)
+BATCH_ID: Final = "llmcost.batch.id"
+BATCH_ENDPOINT: Final = "llmcost.batch.endpoint"  # /v1/chat/completions, /v1/embeddings, /v1/responses
+BATCH_STATUS: Final = "llmcost.batch.status"  # validating, in_progress, completed, failed, expired, ...
+BATCH_INPUT_FILE_ID: Final = "llmcost.batch.input_file_id"
+BATCH_OUTPUT_FILE_ID: Final = "llmcost.batch.output_file_id"
+BATCH_REQUESTS_TOTAL: Final = "llmcost.batch.requests.total"  # the batch's request_counts
+BATCH_REQUESTS_COMPLETED: Final = "llmcost.batch.requests.completed"
+BATCH_REQUESTS_FAILED: Final = "llmcost.batch.requests.failed"
+# On an output span: the file read (the key that counts a file once), and the lines of this
+# model summed into its usage (requests that succeeded; a failed one is not billed).
+BATCH_FILE_ID: Final = "llmcost.batch.file_id"
+BATCH_LINES: Final = "llmcost.batch.lines"
+# A batch output file whose lines could not all be read: nothing priced, nothing counted.
+BATCH_UNUSABLE: Final = "llmcost.batch.unusable"
+PRICE_CONTEXT_PROCESSING: Final = "processing"  # genai-prices' price-variant key for batch prices
+PROCESSING_BATCH: Final = "batch"
 
 # --- app-side signals: evidence, citations, prefix length ----------------------------
 # Tokens of the cacheable prefix (system, tools, every message but the last: what

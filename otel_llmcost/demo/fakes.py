@@ -68,6 +68,9 @@ class FakeLLMServer:
         self._lock = threading.Lock()
         self.ratelimit_remaining = 10_000
         self.anthropic_reset = "2030-01-01T00:00:00Z"
+        # OpenAI Batch API: file id -> content (GET /files/{id}/content), batch id -> batch.
+        self.files: dict[str, bytes] = {}
+        self.batches: dict[str, dict[str, Any]] = {}
 
     # --- scripting ------------------------------------------------------------------
 
@@ -95,6 +98,12 @@ class FakeLLMServer:
         path = request.url.path
         if ":generateContent" in path or ":streamGenerateContent" in path:
             return self._gemini(path, payload, reply)
+        if path.endswith((":batchEmbedContents", ":embedContent", ":predict")):
+            return self._gemini_embed(path, payload, reply)
+        if path.endswith("/embeddings"):
+            return self._openai_embeddings(payload, reply)
+        if "/batches" in path or "/files/" in path:
+            return self._openai_batches(request.method, path, payload, reply)
         if path.endswith("/messages"):
             return self._anthropic(payload, reply)
         if path.endswith("/responses"):
@@ -257,6 +266,52 @@ class FakeLLMServer:
             events.append({"type": "response.completed", "sequence_number": 99, "response": response})
         return self._respond(reply, None, self._openai_headers(), events)
 
+    def _openai_embeddings(self, payload: dict[str, Any], reply: Reply) -> Any:
+        """``POST /embeddings``: one vector per input; usage counts the input (no output)."""
+        inputs = payload.get("input")
+        items = inputs if isinstance(inputs, list) and inputs and not isinstance(inputs[0], int) else [inputs]
+        tokens = sum(len(item) if isinstance(item, list) else _tokens(str(item or "")) for item in items)
+        body = {
+            "object": "list",
+            "data": [{"object": "embedding", "index": i, "embedding": [0.0, 0.5, 1.0]} for i in range(len(items))],
+            "model": str(payload.get("model", "")),
+            "usage": reply.usage or {"prompt_tokens": tokens, "total_tokens": tokens},
+        }
+        return self._respond(reply, body, self._openai_headers(), None)
+
+    def _openai_batches(self, method: str, path: str, payload: dict[str, Any], reply: Reply) -> Any:
+        """``POST /batches``, ``GET /batches/{id}`` (completed, with its output file), and
+        ``GET /files/{id}/content`` (the bytes of ``self.files[id]``)."""
+        if "/files/" in path:
+            file_id = path.split("/files/", 1)[1].split("/", 1)[0]
+            content = self.files.get(file_id, b"")
+            headers = {**self._openai_headers(), "content-type": "application/octet-stream"}
+            return self._respond(Reply(status=reply.status, headers=reply.headers, raw=content), None, headers, None)
+        if method == "POST":
+            batch_id = f"batch_fake{len(self.batches) + 1}"
+            batch = {
+                "id": batch_id,
+                "object": "batch",
+                "endpoint": payload.get("endpoint", "/v1/chat/completions"),
+                "input_file_id": payload.get("input_file_id", ""),
+                "completion_window": payload.get("completion_window", "24h"),
+                "status": "validating",
+                "created_at": 1714508499,
+                "request_counts": {"total": 0, "completed": 0, "failed": 0},
+            }
+            self.batches[batch_id] = batch
+        else:
+            batch_id = path.rsplit("/", 1)[-1]
+            known = self.batches.get(batch_id)
+            batch = known or {"id": batch_id, "object": "batch", "endpoint": "/v1/chat/completions"}
+            batch = {
+                **batch,
+                "status": "completed",
+                "output_file_id": f"file-out-{batch_id}",
+                "request_counts": {"total": 2, "completed": 2, "failed": 0},
+            }
+        return self._respond(reply, batch, self._openai_headers(), None)
+
     # --- Groq (api.groq.com/openai/v1) ----------------------------------------------------
 
     def _groq_headers(self) -> dict[str, str]:
@@ -411,6 +466,29 @@ class FakeLLMServer:
 
     # --- Google Gemini (generativelanguage.googleapis.com / Vertex AI) -------------------
 
+    def _gemini_embed(self, path: str, payload: dict[str, Any], reply: Reply) -> Any:
+        """``:batchEmbedContents`` (Gemini API: vectors only, no token count), Vertex
+        ``:embedContent`` (``usageMetadata``) and ``:predict`` (per-embedding ``statistics``)."""
+        texts = _gemini_embed_texts(payload)
+        vector = [0.0, 0.5, 1.0]
+        if path.endswith(":batchEmbedContents"):
+            body: dict[str, Any] = {"embeddings": [{"values": vector} for _ in texts]}
+        elif path.endswith(":embedContent"):
+            tokens = sum(_tokens(text) for text in texts)
+            body = {
+                "embedding": {"values": vector},
+                "usageMetadata": reply.usage or {"promptTokenCount": tokens, "totalTokenCount": tokens},
+            }
+        else:
+            body = {
+                "predictions": [
+                    {"embeddings": {"values": vector, "statistics": {"token_count": _tokens(t), "truncated": False}}}
+                    for t in texts
+                ],
+                "metadata": {"billableCharacterCount": sum(len(t) for t in texts)},
+            }
+        return self._respond(reply, body, {}, None)
+
     def _gemini(self, path: str, payload: dict[str, Any], reply: Reply) -> Any:
         """``models/{model}:generateContent`` and ``:streamGenerateContent?alt=sse``."""
         model = path.rsplit("/", 1)[-1].split(":", 1)[0]
@@ -460,6 +538,16 @@ class FakeLLMServer:
                 }
                 events.append({"candidates": [candidate], "usageMetadata": usage if last else running, **base})
         return self._respond(reply, None, {}, events)
+
+
+def _gemini_embed_texts(payload: dict[str, Any]) -> list[str]:
+    """The texts of an embed request: Gemini API ``requests[].content``, Vertex ``content``
+    (embedContent) or ``instances[].content`` (predict)."""
+    if "requests" in payload:
+        return [_text_of((item.get("content") or {}).get("parts") or []) for item in payload["requests"]]
+    if "content" in payload:
+        return [_text_of((payload.get("content") or {}).get("parts") or [])]
+    return [str(item.get("content", "")) for item in payload.get("instances") or []]
 
 
 def _pieces(text: str, size: int = 8) -> list[str]:

@@ -38,7 +38,7 @@ from ..pricing import Cost, Pricer, Usage
 from ..providers.base import Attempt, Provider, Request, ResponseRecord
 from . import attributes
 from .metrics import Instruments
-from .tokens import count_parts, count_prompt
+from .tokens import count_parts, count_prompt, count_texts
 
 logger = logging.getLogger(__name__)
 
@@ -82,6 +82,7 @@ class LLMCall:
         "hops",
         "metric_dimensions",
         "reservation",
+        "answered",
         "ended",
         "_context_token",
     )
@@ -117,6 +118,7 @@ class LLMCall:
         self.hops = 0
         self.metric_dimensions: dict[str, str] | None = None
         self.reservation: Reservation | None = None  # held against budgets until finish
+        self.answered = False  # a complete response was read (not a stream that may never start)
         self.ended = False
         self._context_token: object | None = None
 
@@ -339,6 +341,8 @@ class LLMCall:
         reasoning itself. A usage that already covers it is returned as it is.
         """
         record = self.record
+        if self.request.operation == semconv.OPERATION_EMBEDDINGS:
+            return self._estimate_input(usage)
         if usage is not None and usage.output_tokens and not record.output_partial:
             return usage  # the provider's count: the common case, nothing to count
         parts = record.output_parts
@@ -364,6 +368,18 @@ class LLMCall:
             if raised <= 0:
                 return usage
             return counted.plus(Usage(output_tokens=raised, reasoning_tokens=reasoning, estimated=True))
+        except Exception:
+            logger.debug("otel-llmcost: token estimate failed", exc_info=True)
+            return usage
+
+    def _estimate_input(self, usage: Usage | None) -> Usage | None:
+        """An embeddings response that reported no tokens (the Gemini API's): every text of
+        the input counted, with no chat-format overhead. Nothing to generate, so no output."""
+        if usage is not None or not self.answered:
+            return usage
+        try:
+            model = self.record.model or self.request.model
+            return Usage(input_tokens=count_texts(self.request.prompt.messages, model), estimated=True)
         except Exception:
             logger.debug("otel-llmcost: token estimate failed", exc_info=True)
             return usage

@@ -22,6 +22,7 @@ from ..providers import PROVIDERS
 from ..providers.base import Provider
 from ..signals import attribution, limiter_adapters
 from . import package
+from .batches import BatchLedger, batch_wrapper
 from .patching import Patch, PatchEngine
 from .telemetry import Telemetry
 from .wrappers import call_wrapper, hook_wrapper
@@ -46,9 +47,15 @@ def _warn_unknown(kwargs: dict[str, Any]) -> None:
 
 
 def provider_patches(telemetry: Telemetry, provider: Provider) -> list[Patch]:
-    """Every patch of one provider: its call methods and its SDK-internal hooks."""
+    """Every patch of one provider: its call methods, its SDK-internal hooks and its batch methods."""
     patches = [Patch(api.module, api.attribute, call_wrapper(telemetry, provider, api)) for api in provider.apis]
     patches += [Patch(hook.module, hook.attribute, hook_wrapper(hook)) for hook in provider.hooks]
+    if provider.batch_apis:
+        ledger = BatchLedger()
+        patches += [
+            Patch(api.module, api.attribute, batch_wrapper(telemetry, provider, api, ledger))
+            for api in provider.batch_apis
+        ]
     return patches
 
 

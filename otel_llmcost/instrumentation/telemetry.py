@@ -121,7 +121,8 @@ class Telemetry:
         if evidence is not None:
             attrs.update(evidence[1])
         anatomy = self.anatomy
-        if anatomy is not None and anatomy.sampled():
+        # An embeddings input is no conversation: it has no system, tools or history to break down.
+        if anatomy is not None and request.operation != semconv.OPERATION_EMBEDDINGS and anatomy.sampled():
             try:
                 attrs.update(anatomy.attributes(request.prompt, model, evidence[2] if evidence else 0))
             except Exception:
@@ -194,6 +195,7 @@ class Telemetry:
                     return result
             if kind is not ResultKind.PLAIN:
                 return PROXIES[kind](result, call)
+            call.answered = True
             provider.read_response(call.record, result)
         except Exception:
             logger.debug("otel-llmcost: unreadable %s response", provider.name, exc_info=True)

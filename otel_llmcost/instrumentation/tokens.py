@@ -118,6 +118,12 @@ def count_parts(parts: list[str] | None, model: str) -> int:
     return count_text("".join(parts), model) if parts else 0
 
 
+def count_texts(value: Any, model: str) -> int:
+    """Tokens of every string inside ``value`` (an embeddings input), without chat overhead."""
+    encoding = get_encoding(encoding_name_for_model(model))
+    return sum(len(encoding.encode(text, disallowed_special=())) for text in _texts(value))
+
+
 def count_prompt(system: Any, messages: Iterable[Any], model: str) -> int:
     """Prompt tokens of a request: its messages (:func:`count_messages`) and the strings of a
     system prompt given apart from them (Anthropic ``system=``, ``instructions``, Gemini's

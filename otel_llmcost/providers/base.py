@@ -11,7 +11,10 @@ and nothing else (it never sees the span or the call record):
   (:meth:`Provider.read_response`, :meth:`Provider.read_chunk` fill a
   :class:`ResponseRecord`; :meth:`Provider.read_headers` -> :class:`HeaderReport`);
 - what kind of object an SDK method returned (:meth:`Provider.classify`), so the
-  instrumentation knows how to see it to its end.
+  instrumentation knows how to see it to its end;
+- for batch jobs (:class:`BatchApi`): what a batch object says (:meth:`Provider.read_batch`
+  -> :class:`BatchJob`) and what a batch's output file billed
+  (:meth:`Provider.read_batch_output` -> :class:`BatchOutput`).
 
 The call lifecycle, spans, pricing and metrics live in ``otel_llmcost.instrumentation``.
 Every reader here tolerates any shape: a field of the wrong type is skipped, never an
@@ -50,6 +53,56 @@ class Attempt:
     hop_usage: Usage | None = None  # one billed request of a call that sends several
     failed: bool = False  # this attempt raised; counted as a retry only if another follows
     starting: bool = False  # an attempt is about to be sent
+
+
+BATCH_CREATE = "create"
+BATCH_RETRIEVE = "retrieve"
+BATCH_OUTPUT = "output"
+
+
+@dataclass(frozen=True, slots=True)
+class BatchApi:
+    """One patched SDK method about batch jobs, which is not an LLM call itself: ``kind`` is
+    :data:`BATCH_CREATE` or :data:`BATCH_RETRIEVE` (returns a batch object) or
+    :data:`BATCH_OUTPUT` (reads a file, which may be a batch's output)."""
+
+    module: str
+    attribute: str
+    kind: str
+    is_async: bool
+
+
+@dataclass(frozen=True, slots=True)
+class BatchJob:
+    """What a batch object says (every field may be missing)."""
+
+    id: str | None = None
+    endpoint: str | None = None
+    status: str | None = None
+    input_file_id: str | None = None
+    output_file_id: str | None = None
+    requests_total: int | None = None
+    requests_completed: int | None = None
+    requests_failed: int | None = None
+
+
+@dataclass(slots=True)
+class BatchModelUsage:
+    """The summed usage of one model's lines in a batch output file."""
+
+    model: str
+    usage: Usage
+    endpoint: str | None = None
+    lines: int = 0  # lines whose request succeeded (billed); failed ones are not counted
+
+
+@dataclass(frozen=True, slots=True)
+class BatchOutput:
+    """A batch output file's spend by model; ``usable`` False: the file looked like a batch
+    output but a line could not be read, so nothing in it is priced."""
+
+    models: tuple[BatchModelUsage, ...]
+    usable: bool = True
 
 
 # A hook reader: (args, kwargs, result or error or None) -> what it saw, or None.
@@ -195,6 +248,7 @@ class Provider:
 
     name = ""  # gen_ai.provider.name of the provider's own API
     apis: tuple[Api, ...] = ()
+    batch_apis: tuple[BatchApi, ...] = ()
     hooks: tuple[Hook, ...] = ()
     header_specs: tuple[HeaderSpec, ...] = ()
     # Statuses that mean "throttled": 429 everywhere, 529 ("overloaded") at Anthropic.
@@ -251,4 +305,18 @@ class Provider:
 
     def stream_snapshot(self, entered: Any) -> Any:
         """What the helper accumulated so far (a final message), or None."""
+        return None
+
+    # Batch jobs (only providers that declare ``batch_apis``).
+    def read_batch(self, batch: Any) -> BatchJob | None:
+        """What a batch object (create/retrieve's result) says, or None when it is not one."""
+        return None
+
+    def file_content(self, result: Any) -> bytes | str | None:
+        """The body a file read returned, only when it is already in memory (never read here:
+        a lazily read or streamed body is left to the application), else None."""
+        return None
+
+    def read_batch_output(self, content: bytes | str) -> BatchOutput | None:
+        """A batch output file's spend; None when ``content`` is not a batch output file."""
         return None

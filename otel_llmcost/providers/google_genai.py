@@ -1,8 +1,14 @@
 """Google Gen AI (the ``google-genai`` SDK: Gemini Developer API and Vertex AI).
 
-Patched: ``models.generate_content`` and ``models.generate_content_stream``, sync
-(``client.models``) and async (``client.aio.models``). ``chats`` sessions call these
-same methods, so they are covered too.
+Patched: ``models.generate_content``, ``models.generate_content_stream`` and
+``models.embed_content``, sync (``client.models``) and async (``client.aio.models``).
+``chats`` sessions call these same methods, so they are covered too.
+
+``embed_content`` reports its input tokens where the API says them: ``usage_metadata``
+(``prompt_token_count``) when present, else Vertex AI's per-embedding
+``statistics.token_count``. The Gemini API's ``batchEmbedContents`` returns no count at
+all: the contents' text is then counted offline (``llmcost.usage.estimated``). Vertex's
+``metadata.billable_character_count`` is recorded as it is (characters, not tokens).
 
 ``generate_content_stream`` is a generator function: calling it sends nothing, the
 request goes out on the first ``next()``, so its result is classified as a generator
@@ -42,6 +48,7 @@ _MODELS = "google.genai.models"
 _API_CLIENT = "google.genai._api_client"
 _GENERATE = "generate"
 _STREAM = "stream"
+_EMBED = "embed"
 _OPERATION = semconv.OPERATION_GENERATE_CONTENT
 GEMINI = "gcp.gemini"
 VERTEX = "gcp.vertex_ai"
@@ -127,6 +134,8 @@ class GoogleGenAIProvider(Provider):
         Api(_MODELS, "Models.generate_content_stream", _OPERATION, False, _STREAM),
         Api(_MODELS, "AsyncModels.generate_content", _OPERATION, True, _GENERATE),
         Api(_MODELS, "AsyncModels.generate_content_stream", _OPERATION, True, _STREAM),
+        Api(_MODELS, "Models.embed_content", semconv.OPERATION_EMBEDDINGS, False, _EMBED),
+        Api(_MODELS, "AsyncModels.embed_content", semconv.OPERATION_EMBEDDINGS, True, _EMBED),
     )
     hooks = (
         Hook(_API_CLIENT, "BaseApiClient._request_once", False, before=_attempt_starting, on_error=_attempt_failed),
@@ -143,16 +152,21 @@ class GoogleGenAIProvider(Provider):
         client = getattr(instance, "_api_client", None)
         config = kwargs.get("config")
         contents = kwargs.get("contents")
-        if contents is None:
-            contents = []
-        elif not isinstance(contents, (list, tuple)):
-            contents = [contents]
-        prompt = PromptView(
-            system=plain(field(config, "system_instruction")),
-            tools=plain(field(config, "tools")),
-            messages=[plain(item) for item in contents],
-            temperature=field(config, "temperature"),
-        )
+        embed = api.kind == _EMBED
+        if embed:
+            # The whole input is one message: hashed for repeats, no prefix, no anatomy.
+            prompt = PromptView(messages=[plain(contents)])
+        else:
+            if contents is None:
+                contents = []
+            elif not isinstance(contents, (list, tuple)):
+                contents = [contents]
+            prompt = PromptView(
+                system=plain(field(config, "system_instruction")),
+                tools=plain(field(config, "tools")),
+                messages=[plain(item) for item in contents],
+                temperature=field(config, "temperature"),
+            )
         max_tokens = field(config, "max_output_tokens")
         request = Request(
             operation=api.operation,
@@ -167,6 +181,11 @@ class GoogleGenAIProvider(Provider):
         )
         if request.stream:  # keep what is generated, to count it if the usage lacks the output
             request.collect_output = request.estimate_usage = True
+        if embed:
+            request.estimate_usage = True  # the Gemini API reports no tokens: count the input then
+            dimensions = field(config, "output_dimensionality")
+            if type(dimensions) is int:
+                request.attributes = {semconv.GEN_AI_EMBEDDINGS_DIMENSION_COUNT: dimensions}
         base_url = field(getattr(client, "_http_options", None), "base_url")
         if isinstance(base_url, str) and base_url:
             _name, host, port = describe_base_url(base_url, request.provider_name)
@@ -177,6 +196,10 @@ class GoogleGenAIProvider(Provider):
     # --- response -----------------------------------------------------------------
 
     def read_response(self, record: ResponseRecord, response: Any) -> None:
+        embeddings = field(response, "embeddings")
+        if isinstance(embeddings, list):
+            _read_embeddings(record, response, embeddings)
+            return
         usage_metadata = field(response, "usage_metadata")
         usage = parse_usage(usage_metadata)
         if usage is not None:
@@ -222,6 +245,21 @@ class GoogleGenAIProvider(Provider):
         if request.stream and hasattr(result, "__next__"):
             return ResultKind.GENERATOR
         return ResultKind.PLAIN
+
+
+def _read_embeddings(record: ResponseRecord, response: Any, embeddings: list[Any]) -> None:
+    """An EmbedContentResponse: usage_metadata, else the sum of Vertex's per-embedding
+    ``statistics.token_count``; neither (the Gemini API): no usage, counted offline."""
+    usage = parse_usage(field(response, "usage_metadata"))
+    if usage is None:
+        counts = [field(field(item, "statistics"), "token_count") for item in embeddings]
+        if any(count is not None for count in counts):
+            usage = Usage(input_tokens=sum(as_int(count) for count in counts))
+    if usage is not None:
+        record.usage = Usage(input_tokens=usage.input_tokens, cache_read_tokens=usage.cache_read_tokens)
+    characters = field(field(response, "metadata"), "billable_character_count")
+    if type(characters) is int:
+        record.set_attribute(semconv.USAGE_BILLABLE_CHARACTERS, characters)
 
 
 def _read_function_call(record: ResponseRecord, call: Any) -> None:

@@ -1,9 +1,14 @@
 """OpenAI (and OpenAI-compatible endpoints reached through the ``openai`` SDK).
 
-Patched: Chat Completions and Responses ``create``, sync and async. Everything else in
-the SDK that produces a completion (``with_raw_response``, ``with_streaming_response``,
-``chat.completions.stream``) goes through these same ``create`` methods, so it yields
-exactly one span too.
+Patched: Chat Completions, Responses and Embeddings ``create``, sync and async. Everything
+else in the SDK that produces a completion or embeddings (``with_raw_response``,
+``with_streaming_response``, ``chat.completions.stream``) goes through these same
+``create`` methods, so it yields exactly one span too. Embeddings report
+``usage.prompt_tokens`` only (no output); the input is hashed like a prompt (one
+"message", so there is no prefix) and has no prompt anatomy.
+
+The Batch API (:mod:`.openai_batch`): ``batches.create`` / ``retrieve`` and the file reads
+that may return a batch's output file, whose usage is priced at the batch price.
 
 Usage lives in ``ChatCompletion.usage`` (stream: the last chunk, only when the request
 set ``stream_options.include_usage``) and in ``Response.usage`` (stream: the
@@ -23,13 +28,15 @@ from typing import Any
 
 from .. import semconv
 from ..pricing.usage import Usage
+from . import openai_batch
 from ._stainless import StainlessProvider, base_client_hooks
-from .base import Api, PromptView, Request, ResponseRecord
+from .base import Api, BatchJob, BatchOutput, PromptView, Request, ResponseRecord
 from .fields import as_int, field, fields_of
 from .headers import cost_amount, parse_go_duration, parse_int, ratelimit_specs
 
 _CHAT = "chat"
 _RESPONSES = "responses"
+_EMBEDDINGS = "embeddings"
 _TERMINAL_RESPONSE_EVENTS = frozenset({"response.completed", "response.incomplete", "response.failed"})
 # Responses API stream events whose ``delta`` is text the model generated, by where a stream
 # keeps it for a local estimate: the answer's text (also captured as content), other
@@ -124,7 +131,10 @@ class OpenAIProvider(StainlessProvider):
         Api("openai.resources.chat.completions", "AsyncCompletions.create", semconv.OPERATION_CHAT, True, _CHAT),
         Api("openai.resources.responses", "Responses.create", semconv.OPERATION_CHAT, False, _RESPONSES),
         Api("openai.resources.responses", "AsyncResponses.create", semconv.OPERATION_CHAT, True, _RESPONSES),
+        Api("openai.resources.embeddings", "Embeddings.create", semconv.OPERATION_EMBEDDINGS, False, _EMBEDDINGS),
+        Api("openai.resources.embeddings", "AsyncEmbeddings.create", semconv.OPERATION_EMBEDDINGS, True, _EMBEDDINGS),
     )
+    batch_apis = openai_batch.APIS
     hooks = base_client_hooks("openai")
     header_specs = HEADERS
     raw_classes = ("openai._legacy_response:LegacyAPIResponse", "openai._response:BaseAPIResponse")
@@ -134,6 +144,8 @@ class OpenAIProvider(StainlessProvider):
     # --- request ------------------------------------------------------------------
 
     def read_request(self, api: Api, instance: Any, kwargs: dict[str, Any], *, inject_include_usage: bool) -> Request:
+        if api.kind == _EMBEDDINGS:
+            return self._embeddings_request(api, instance, kwargs)
         chat = api.kind == _CHAT
         messages = kwargs.get("messages") if chat else kwargs.get("input")
         prompt = PromptView(
@@ -157,6 +169,28 @@ class OpenAIProvider(StainlessProvider):
         if isinstance(tier, str):
             request.attributes = {semconv.GEN_AI_REQUEST_SERVICE_TIER: tier}
         return request
+
+    def _embeddings_request(self, api: Api, instance: Any, kwargs: dict[str, Any]) -> Request:
+        # The whole input (a string, strings, token ids or lists of them) is one message:
+        # the request hash finds repeated inputs, and no prefix is claimed to be cacheable.
+        request = self.base_request(api, instance, kwargs, PromptView(messages=[kwargs.get("input")]))
+        dimensions = kwargs.get("dimensions")
+        if type(dimensions) is int:
+            request.attributes = {semconv.GEN_AI_EMBEDDINGS_DIMENSION_COUNT: dimensions}
+        return request
+
+    # --- batch jobs ------------------------------------------------------------------
+
+    def read_batch(self, batch: Any) -> BatchJob | None:
+        if hasattr(batch, "http_response"):  # with_raw_response
+            batch = self.raw_body(batch)
+        return openai_batch.read_batch(batch)
+
+    def file_content(self, result: Any) -> bytes | str | None:
+        return openai_batch.file_content(result)
+
+    def read_batch_output(self, content: bytes | str) -> BatchOutput | None:
+        return openai_batch.read_output(content, parse_usage)
 
     # --- response -----------------------------------------------------------------
 

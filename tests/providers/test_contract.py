@@ -156,10 +156,10 @@ def _own_attribute(module: str, attribute: str) -> Any:
 
 
 def _declared_patches(key: str) -> list[tuple[str, str]]:
-    """(module, attribute) of every callable and SDK-internal hook the provider declares."""
+    """(module, attribute) of every callable, SDK-internal hook and batch method the provider declares."""
     module, _, name = PROVIDERS[key].target.partition(":")
     provider = getattr(importlib.import_module(module), name)
-    return [(patch.module, patch.attribute) for patch in (*provider.apis, *provider.hooks)]
+    return [(patch.module, patch.attribute) for patch in (*provider.apis, *provider.hooks, *provider.batch_apis)]
 
 
 def _snapshot(key: str) -> dict[tuple[str, str], Any]:

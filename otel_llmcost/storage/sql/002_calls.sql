@@ -102,6 +102,11 @@ CREATE TABLE IF NOT EXISTS {database}.llm_calls {cluster} (
     -- Whether the app marked the call as work no user waits for (llmcost.background, set
     -- by llmcost.attributes(background=...)): 1 or 0, NULL when it said nothing.
     Background Nullable(UInt8),
+    -- The OpenAI Batch API output file whose spend an Operation = 'batch' row records
+    -- (llmcost.batch.file_id; otel_llmcost/instrumentation/batches.py); '' for every other call.
+    -- One process records a file once; a file read in two processes is two rows per model:
+    -- `LIMIT 1 BY BatchFileId, RequestModel` over the batch rows keeps one.
+    BatchFileId String CODEC(ZSTD(1)),
     INDEX idx_trace_id TraceId TYPE bloom_filter(0.001) GRANULARITY 1,
     INDEX idx_user User TYPE bloom_filter(0.01) GRANULARITY 1,
     INDEX idx_prefix_hash PrefixHash TYPE bloom_filter(0.01) GRANULARITY 1,
@@ -195,7 +200,8 @@ AS SELECT
     SpanAttributes['llmcost.budget.original_model'] AS OriginalModel,
     CAST(multiIf(SpanAttributes['llmcost.background'] IN ('true', '1'), 1,
                  SpanAttributes['llmcost.background'] IN ('false', '0'), 0,
-                 NULL) AS Nullable(UInt8)) AS Background
+                 NULL) AS Nullable(UInt8)) AS Background,
+    SpanAttributes['llmcost.batch.file_id'] AS BatchFileId
 FROM {database}.otel_traces
 -- Only otel-llmcost's own spans: other GenAI instrumentations (and SDKs that trace
 -- themselves, as anthropic 2.x does under the global tracer provider) emit a second
