@@ -189,7 +189,7 @@ OPTIONS: tuple[Option, ...] = (
         "hash_prompts",
         "OTEL_LLMCOST_PROMPT_HASH",
         "true",
-        "record `llmcost.prompt.prefix_hash` and `.request_hash` (hashes, never content)",
+        "record `llmcost.prompt.prefix_hash`, `.request_hash` and `.simhash` (hashes, never content)",
         "instrumentation",
         parse=_flag,
     ),

@@ -107,6 +107,9 @@ CACHE_WRITE_TTL: Final = "llmcost.cache.write_ttl"
 CACHE_BREAKEVEN_READS: Final = "llmcost.cache.breakeven_reads"
 PROMPT_PREFIX_HASH: Final = "llmcost.prompt.prefix_hash"
 PROMPT_REQUEST_HASH: Final = "llmcost.prompt.request_hash"
+# 64-bit SimHash (16 hex digits) of the normalized last user message: near-duplicate requests
+# without content (otel_llmcost.instrumentation.similarity); recorded with the prompt hashes.
+PROMPT_SIMHASH: Final = "llmcost.prompt.simhash"
 PROMPT_COMPONENT_PREFIX: Final = "llmcost.prompt.component."
 
 RATELIMIT_PREFIX: Final = "llmcost.ratelimit."

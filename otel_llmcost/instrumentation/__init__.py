@@ -8,6 +8,7 @@
 - :mod:`.call`: one call from start to its single end; :mod:`.attributes` what it records;
 - :mod:`.streams`: the proxies that see streams and raw responses to their end;
 - :mod:`.anatomy`, :mod:`.tokens`, :mod:`.hashing`: the prompt's components, tokens and hashes;
+- :mod:`.similarity`: the last user message's similarity sketch (near-duplicate requests);
 - :mod:`.metrics`: the metric instruments.
 """
 

@@ -3,11 +3,12 @@ meter), metric instruments, the pricer, prompt anatomy and budgets; and the two 
 around an SDK call: :meth:`Telemetry.start_call` and :meth:`Telemetry.complete`.
 
 ``start_call`` asks the provider what the request says, adds attribution, prompt
-hashes, declared evidence and the prompt's anatomy, checks budgets, and starts the
-span; ``start_call_async`` does the same for async SDK methods, awaiting the budget
-store. ``complete`` reads a finished result and ends the span, or returns the proxy
-that ends it later (streams, raw responses, stream helpers). Nothing here may raise
-into user code, except :class:`~otel_llmcost.budgets.BudgetExceeded` on purpose.
+hashes and the similarity sketch, declared evidence and the prompt's anatomy, checks
+budgets, and starts the span; ``start_call_async`` does the same for async SDK
+methods, awaiting the budget store. ``complete`` reads a finished result and ends the
+span, or returns the proxy that ends it later (streams, raw responses, stream
+helpers). Nothing here may raise into user code, except
+:class:`~otel_llmcost.budgets.BudgetExceeded` on purpose.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from .attributes import request_attributes
 from .call import CURRENT_CALL, LLMCall
 from .hashing import prompt_hashes
 from .metrics import Instruments
+from .similarity import prompt_simhash
 from .streams import PROXIES
 from .tokens import count_text
 
@@ -114,6 +116,9 @@ class Telemetry:
                 if prefix_hash:
                     attrs[semconv.PROMPT_PREFIX_HASH] = prefix_hash
                 attrs[semconv.PROMPT_REQUEST_HASH] = request_hash
+                sketch = prompt_simhash(request.prompt.messages)
+                if sketch:
+                    attrs[semconv.PROMPT_SIMHASH] = sketch
             except Exception:
                 logger.debug("otel-llmcost: could not hash the prompt", exc_info=True)
         model = request.model

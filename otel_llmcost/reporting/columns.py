@@ -52,6 +52,7 @@ _EXPLICIT_KINDS = {
     "MinTokensRemaining": "tokens",
     "ItemsCited": "count",
     "DaysSeen": "number",
+    "Requests": "count",
 }
 _TIME_NAMES = frozenset({"At", "Hour", "Day", "Timestamp", "Time"})
 _COUNT_WORDS = ("Calls", "Errors", "Retries", "Items", "Tasks", "Remaining")
@@ -71,6 +72,7 @@ _EXPLICIT_HEADERS = {
     "SavingsPerDayUsd": "Savings per day",
     "TopPrefixShare": "Top prefix share",
     "PrefixHash": "Prefix",
+    "RequestHash": "Request",
     "CallsWithCitations": "Calls citing",
     "ReportedSource": "Reported by",
     "MaxAbsDifferenceUsd": "Max difference",
@@ -82,6 +84,8 @@ _PRIORITY_BY_NAME = {
     "ServiceName": 0,
     "Provider": 1,
     "PrefixHash": 1,
+    "RequestHash": 1,
+    "Cluster": 1,
     "ResponseModel": 1,
     "Dimension": 4,
     "Calls": 3,

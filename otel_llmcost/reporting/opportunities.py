@@ -22,6 +22,7 @@ KINDS = (
     "missed_caching",
     "cache_not_paid_back",
     "duplicate_requests",
+    "near_duplicates",
     "routing",
     "batch",
     "unused_evidence",

@@ -107,6 +107,10 @@ CREATE TABLE IF NOT EXISTS {database}.llm_calls {cluster} (
     -- One process records a file once; a file read in two processes is two rows per model:
     -- `LIMIT 1 BY BatchFileId, RequestModel` over the batch rows keeps one.
     BatchFileId String CODEC(ZSTD(1)),
+    -- SimHash of the normalized last user message (llmcost.prompt.simhash, 16 hex digits;
+    -- otel_llmcost/instrumentation/similarity.py): near-duplicate requests by Hamming
+    -- distance (018_near_duplicates.sql). 0 when there is none or it is malformed.
+    SimHash UInt64,
     INDEX idx_trace_id TraceId TYPE bloom_filter(0.001) GRANULARITY 1,
     INDEX idx_user User TYPE bloom_filter(0.01) GRANULARITY 1,
     INDEX idx_prefix_hash PrefixHash TYPE bloom_filter(0.01) GRANULARITY 1,
@@ -201,7 +205,9 @@ AS SELECT
     CAST(multiIf(SpanAttributes['llmcost.background'] IN ('true', '1'), 1,
                  SpanAttributes['llmcost.background'] IN ('false', '0'), 0,
                  NULL) AS Nullable(UInt8)) AS Background,
-    SpanAttributes['llmcost.batch.file_id'] AS BatchFileId
+    SpanAttributes['llmcost.batch.file_id'] AS BatchFileId,
+    if(match(SpanAttributes['llmcost.prompt.simhash'], '^[0-9a-fA-F]{16}$'),
+       reinterpretAsUInt64(reverse(unhex(SpanAttributes['llmcost.prompt.simhash']))), 0) AS SimHash
 FROM {database}.otel_traces
 -- Only otel-llmcost's own spans: other GenAI instrumentations (and SDKs that trace
 -- themselves, as anthropic 2.x does under the global tracer provider) emit a second

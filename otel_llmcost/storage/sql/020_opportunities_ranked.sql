@@ -4,7 +4,8 @@
 -- Opportunities dashboard section.
 --
 -- v_opportunities(since_hours = N): items active in the last N hours (their last call,
--- write or repeat within the window). MonthlySavingUsd is each source view's estimate
+-- write or repeat within the window; duplicates, routing, batch and evidence read only the
+-- window's calls). MonthlySavingUsd is each source view's estimate
 -- scaled to 30 days from the span its evidence covers (at least one day); SeenSavingUsd
 -- is the unscaled figure over that span. Items can overlap (a repeated request may also
 -- be a missed cache hit, a background job may also be routable): rank them, do not add
@@ -13,7 +14,8 @@
 -- Kinds, their source and the evidence each carries:
 --   missed_caching       v_missed_caching         a shared prefix above the provider's minimum, never cached
 --   cache_not_paid_back  v_cache_never_paid_back  cache writes read fewer times than their breakeven
---   duplicate_requests   v_duplicate_requests     identical requests, per endpoint and model
+--   duplicate_requests   v_exact_duplicates       identical requests, per endpoint and model
+--   near_duplicates      v_near_duplicates        near-identical requests, only what an exact cache misses
 --   routing              v_routing_opportunities  small requests on a model with a cheaper sibling
 --   batch                v_batch_opportunities    work no user waits for, at the Batch API discount
 --   unused_evidence      v_evidence_waste_hourly  retrieved evidence no answer cited
@@ -94,8 +96,32 @@ FROM (
             count(), if(count() = 1, '', 's'), sum(Repeats)
         ) AS Evidence,
         'cache answers to identical requests, or stop the caller repeating them' AS Action
-    FROM {database}.v_duplicate_requests
-    WHERE LastSeen >= now() - toIntervalHour({since_hours:UInt32})
+    FROM {database}.v_exact_duplicates(since_hours = {since_hours:UInt32})
+    GROUP BY
+        ServiceName,
+        Key,
+        RequestModel
+    HAVING SeenSavingUsd > 0
+
+    UNION ALL
+
+    SELECT
+        'near_duplicates' AS Kind,
+        ServiceName,
+        if(Endpoints[1] != '', Endpoints[1], '(no endpoint)') AS Key,
+        '' AS Provider,
+        RequestModel AS Model,
+        sum(NearOnlyRepeatSpend) * 30 / greatest(1, dateDiff('second', min(FirstSeen), max(LastSeen)) / 86400)
+            AS MonthlySavingUsd,
+        sum(NearOnlyRepeatSpend) AS SeenSavingUsd,
+        greatest(1, dateDiff('second', min(FirstSeen), max(LastSeen)) / 86400) AS DaysSeen,
+        format(
+            '{} calls in {} group{} of near-identical requests ({} distinct texts differing in case, spacing or a word)',
+            sum(Calls), count(), if(count() = 1, '', 's'), sum(DistinctRequests)
+        ) AS Evidence,
+        'cache answers by normalized text (a semantic cache), beyond exact matches' AS Action
+    FROM {database}.v_near_duplicates(since_hours = {since_hours:UInt32})
+    WHERE DistinctRequests > 1
     GROUP BY
         ServiceName,
         Key,
