@@ -36,6 +36,7 @@ SUITES = (
     "tests/providers/test_anthropic.py",
     "tests/providers/test_google_genai.py",
     "tests/providers/test_groq.py",
+    "tests/providers/test_bedrock.py",
     "tests/providers/test_stream_estimates.py",
     "tests/providers/test_prompt_components.py",
     "tests/providers/test_reported_cost.py",
@@ -82,6 +83,8 @@ COMBOS: dict[str, tuple[str, tuple[str, ...]]] = {
             "anthropic==0.43.0",  # first with the beta messages.stream helper the suite patches
             "google-genai==1.51.0",  # 1.46-1.50 close an injected httpx client when the Client is collected
             "groq==0.13.0",  # first with retries_taken in _build_request and no proxies= for httpx 0.28
+            "boto3==1.34.116",  # first with Converse / ConverseStream (no cache tokens in its model yet)
+            "botocore==1.34.116",
             "wrapt==1.17.0",
             *OTEL_OLDEST,
         ),
@@ -105,6 +108,8 @@ COMBOS: dict[str, tuple[str, tuple[str, ...]]] = {
             "anthropic==2.12.0",
             "google-genai==3.4.0",
             "groq==1.7.0",
+            "boto3==1.44.8",
+            "botocore==1.44.8",
             "wrapt==2.5.2",
             *OTEL_NEWEST,
         ),
@@ -127,6 +132,8 @@ _REPORTED = (
     "anthropic",
     "google-genai",
     "groq",
+    "boto3",
+    "botocore",
     "wrapt",
     "opentelemetry-sdk",
     "opentelemetry-instrumentation",

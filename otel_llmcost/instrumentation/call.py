@@ -215,6 +215,8 @@ class LLMCall:
         try:
             report = self.provider.read_error(error)
             self.on_headers(report.headers, report.status)
+            if report.throttled and report.status not in self.provider.throttle_statuses:
+                self.throttled_attempts += 1
         except Exception:
             logger.debug("otel-llmcost: could not read error %r", type(error), exc_info=True)
         self.finish(error)

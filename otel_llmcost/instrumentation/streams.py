@@ -81,6 +81,57 @@ class SyncStreamProxy(CallProxy):
             self._self_call.finish()
 
 
+class EventStreamProxy(SyncStreamProxy):
+    """An iterable whose ``__iter__`` makes the iterator (botocore's EventStream, a generator
+    method): the proxy iterates that one iterator, and ends the call as its twin does."""
+
+    def __init__(self, wrapped: Any, call: LLMCall) -> None:
+        super().__init__(wrapped, call)
+        self._self_events: Any = None
+
+    def __iter__(self) -> EventStreamProxy:
+        if self._self_events is None:
+            self._self_events = iter(self.__wrapped__)
+        return self
+
+    def __next__(self) -> Any:
+        events = self._self_events
+        if events is None:
+            events = self._self_events = iter(self.__wrapped__)
+        try:
+            chunk = next(events)
+        except StopIteration:
+            self._self_call.finish()
+            raise
+        except BaseException as error:
+            self._self_call.fail(error)
+            raise
+        self._self_call.on_chunk(chunk)
+        return chunk
+
+
+def observe_field_stream(result: Any, call: LLMCall) -> Any:
+    """A result that holds its event stream in a field (:attr:`ResultKind.FIELD_STREAM`): read
+    what the result itself says, then let the provider swap the field for an observed stream.
+    With no stream found the call ends now."""
+    provider = call.provider
+    observed = False
+
+    def wrap(events: Any) -> Any:
+        nonlocal observed
+        observed = True
+        return events if isinstance(events, CallProxy) else EventStreamProxy(events, call)
+
+    try:
+        provider.read_response(call.record, result)
+        provider.observe_stream(result, wrap)
+    except Exception:
+        logger.debug("otel-llmcost: could not observe the stream", exc_info=True)
+    if not observed:
+        call.finish()
+    return result
+
+
 class AsyncStreamProxy(CallProxy):
     def __aiter__(self) -> AsyncStreamProxy:
         return self
@@ -309,7 +360,7 @@ class AsyncStreamManagerProxy(CallProxy):
 
 
 # The proxy each kind of result gets (PLAIN and RAW are read at once when they can be).
-PROXIES: dict[ResultKind, type[CallProxy]] = {
+PROXIES: dict[ResultKind, Callable[[Any, LLMCall], Any]] = {
     ResultKind.RAW: RawResponseProxy,
     ResultKind.STREAM: SyncStreamProxy,
     ResultKind.ASYNC_STREAM: AsyncStreamProxy,
@@ -317,4 +368,5 @@ PROXIES: dict[ResultKind, type[CallProxy]] = {
     ResultKind.ASYNC_GENERATOR: AsyncGeneratorProxy,
     ResultKind.STREAM_MANAGER: StreamManagerProxy,
     ResultKind.ASYNC_STREAM_MANAGER: AsyncStreamManagerProxy,
+    ResultKind.FIELD_STREAM: observe_field_stream,
 }

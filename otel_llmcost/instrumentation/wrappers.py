@@ -67,19 +67,49 @@ def call_wrapper(telemetry: Telemetry, provider: Provider, api: Api) -> Wrapper:
 
         return async_wrapper
 
+    if provider.dispatches:
+        return _dispatch_wrapper(telemetry, provider, api)
+
     def wrapper(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         call = _start(telemetry, provider, api, instance, kwargs)
         if call is None:
             return wrapped(*args, **kwargs)
-        token = call.attach()
-        try:
-            result = wrapped(*args, **kwargs)
-        except BaseException as error:
-            call.detach(token)
-            call.fail(error)
-            raise
+        return _run(telemetry, call, wrapped, args, kwargs)
+
+    return wrapper
+
+
+def _run(
+    telemetry: Telemetry, call: LLMCall, wrapped: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> Any:
+    token = call.attach()
+    try:
+        result = wrapped(*args, **kwargs)
+    except BaseException as error:
         call.detach(token)
-        return telemetry.complete(call, result)
+        call.fail(error)
+        raise
+    call.detach(token)
+    return telemetry.complete(call, result)
+
+
+def _dispatch_wrapper(telemetry: Telemetry, provider: Provider, api: Api) -> Wrapper:
+    """The wrapper of a method that makes every call of an SDK (botocore's ``_make_api_call``):
+    the provider selects the LLM calls; any other call costs one lookup and passes untouched."""
+    select = provider.select
+
+    def wrapper(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        try:
+            selected = select(api, instance, args, kwargs)
+        except Exception:
+            logger.debug("otel-llmcost: could not select a %s call", provider.name, exc_info=True)
+            selected = None
+        if selected is None:
+            return wrapped(*args, **kwargs)
+        call = _start(telemetry, provider, selected[0], instance, selected[1])
+        if call is None:
+            return wrapped(*args, **kwargs)
+        return _run(telemetry, call, wrapped, args, kwargs)
 
     return wrapper
 

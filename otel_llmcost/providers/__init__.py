@@ -24,6 +24,8 @@ PROVIDERS: dict[str, ProviderInfo] = {
     "anthropic": ProviderInfo("otel_llmcost.providers.anthropic:AnthropicProvider", "anthropic", "anthropic"),
     "google_genai": ProviderInfo("otel_llmcost.providers.google_genai:GoogleGenAIProvider", "google-genai", "google"),
     "groq": ProviderInfo("otel_llmcost.providers.groq:GroqProvider", "groq", "groq"),
+    # boto3 calls through botocore, which is what is patched: its range is the guard.
+    "bedrock": ProviderInfo("otel_llmcost.providers.bedrock:BedrockProvider", "botocore", "bedrock"),
 }
 
 __all__ = ["PROVIDERS", "ProviderInfo"]

@@ -105,6 +105,9 @@ class BatchOutput:
     usable: bool = True
 
 
+# What a dispatching provider selected: the call's Api and its request parameters.
+Selected = tuple[Api, dict[str, Any]]
+
 # A hook reader: (args, kwargs, result or error or None) -> what it saw, or None.
 HookReader = Callable[[tuple[Any, ...], dict[str, Any], Any], "Attempt | None"]
 
@@ -137,6 +140,9 @@ class ResultKind(enum.Enum):
     ASYNC_GENERATOR = "async_generator"
     STREAM_MANAGER = "stream_manager"  # a context manager that sends on enter
     ASYNC_STREAM_MANAGER = "async_stream_manager"
+    # A plain result holding an event stream in one of its fields (botocore's EventStream
+    # under converse_stream's ``stream``): the field is swapped for an observed stream.
+    FIELD_STREAM = "field_stream"
 
 
 @dataclass(slots=True)
@@ -241,6 +247,7 @@ class ErrorReport:
 
     status: int | None
     headers: Any
+    throttled: bool = False  # the error says "throttled" without a throttling status (an error event mid-stream)
 
 
 class Provider:
@@ -253,6 +260,14 @@ class Provider:
     header_specs: tuple[HeaderSpec, ...] = ()
     # Statuses that mean "throttled": 429 everywhere, 529 ("overloaded") at Anthropic.
     throttle_statuses: frozenset[int] = frozenset({429})
+    # The patched method serves more than LLM calls (botocore's ``_make_api_call`` makes every
+    # AWS call): :meth:`select` picks the calls to instrument; the others pass untouched.
+    dispatches = False
+
+    def select(self, api: Api, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Selected | None:
+        """For a dispatching method: the :class:`Api` this call is and its request parameters
+        (the dict the SDK sends, so that a budget downgrade reaches it), or None to pass it on."""
+        return None
 
     def read_request(self, api: Api, instance: Any, kwargs: dict[str, Any], *, inject_include_usage: bool) -> Request:
         raise NotImplementedError
@@ -299,9 +314,11 @@ class Provider:
         """Send the request with another model (a budget downgrade)."""
         kwargs["model"] = model
 
-    # The messages.stream()-style helpers: a manager that sends the request on enter.
+    # The messages.stream()-style helpers: a manager that sends the request on enter; and
+    # results that hold their stream in a field (ResultKind.FIELD_STREAM).
     def observe_stream(self, entered: Any, wrap: Callable[[Any], Any]) -> None:
-        """Put ``wrap(event iterator)`` under the object a stream manager's enter returned."""
+        """Put ``wrap(event iterator)`` under the object a stream manager's enter returned,
+        or in the field of a result that holds the stream."""
 
     def stream_snapshot(self, entered: Any) -> Any:
         """What the helper accumulated so far (a final message), or None."""

@@ -84,6 +84,23 @@ def test_groq_before_0_13_is_skipped_with_one_warning(monkeypatch, caplog, otel)
         instrumentor.uninstrument()
 
 
+@pytest.mark.skipif(
+    not Requirement(PROVIDER_REQUIREMENTS["bedrock"]).specifier,
+    reason="run from a source tree installed without the bedrock extra: its range is unknown",
+)
+def test_botocore_before_converse_is_skipped_with_one_warning(monkeypatch, caplog, otel):
+    # botocore 1.34.115 has no Converse / ConverseStream: nothing to instrument on Bedrock.
+    _reporting(monkeypatch, "botocore", "1.34.115")
+    instrumentor = instrumentor_module.LLMCostInstrumentor()
+    with caplog.at_level(logging.WARNING, logger="otel_llmcost"):
+        instrumentor.instrument(tracer_provider=otel.tracer_provider, meter_provider=otel.meter_provider)
+    try:
+        assert [r.getMessage() for r in caplog.records if "bedrock 1.34.115" in r.getMessage()]
+        assert not any(module.startswith("botocore") for module, _ in instrumentor.patched)
+    finally:
+        instrumentor.uninstrument()
+
+
 def test_too_new_major_is_skipped_too(monkeypatch, caplog, otel):
     _reporting(monkeypatch, "openai", "99.0.0")
     instrumentor = instrumentor_module.LLMCostInstrumentor()
@@ -175,6 +192,10 @@ CORE_PATCHES = {
         ("groq.resources.chat.completions", "Completions.create"),
         ("groq.resources.chat.completions", "AsyncCompletions.create"),
         *_stainless_hooks("groq"),
+    },
+    "bedrock": {
+        ("botocore.client", "BaseClient._make_api_call"),
+        ("botocore.endpoint", "Endpoint._needs_retry"),
     },
 }
 

@@ -1,5 +1,6 @@
 """The contract every provider keeps: one test per shared behaviour, run against each real SDK
-(openai, anthropic, google-genai, groq) talking to the fake provider.
+(openai, anthropic, google-genai, groq, boto3's bedrock-runtime) talking to the fake provider
+(for boto3, which speaks urllib3 rather than httpx, a local fake Bedrock).
 
 A stream ends its span exactly once however it ends (exhausted, closed early, abandoned,
 broken); async calls and streams are one span each; the user's exception reaches them
@@ -23,13 +24,43 @@ from opentelemetry.trace import StatusCode
 from otel_llmcost import semconv
 from otel_llmcost.demo.fakes import FakeLLMServer, Reply, anthropic_client, genai_client, groq_client, openai_client
 from otel_llmcost.providers import PROVIDERS
+from tests.helpers.bedrock import (
+    BedrockReply,
+    FakeBedrock,
+    bedrock_client,
+    converse_body,
+    converse_reports_cache,
+    converse_stream_events,
+    converse_usage,
+    exception_event,
+)
 from tests.helpers.providers import anthropic_usage, assert_not_raised_by_us, gemini_usage, openai_usage
 
 PROMPT = "What does a cached token cost?"
 MESSAGES = [{"role": "user", "content": PROMPT}]
 
 
-class OpenAI:
+class ContractSdk:
+    """What a provider's run does the same way for most SDKs (the fake provider's replies)."""
+
+    is_async = True  # the SDK has an async client
+
+    def usage_reply(self) -> Reply:
+        raise NotImplementedError
+
+    def stream(self, fake: FakeLLMServer) -> Any:
+        raise NotImplementedError
+
+    def enqueue_usage(self, fake: FakeLLMServer) -> None:
+        fake.enqueue(self.usage_reply())
+
+    def broken_stream(self, fake: FakeLLMServer) -> Any:
+        """A stream that the provider cuts after two events."""
+        fake.enqueue(Reply(break_after=2))
+        return self.stream(fake)
+
+
+class OpenAI(ContractSdk):
     """Chat Completions through the openai SDK."""
 
     key = "openai"
@@ -55,7 +86,7 @@ class OpenAI:
         return await client.chat.completions.create(model=self.model, messages=MESSAGES, stream=True)
 
 
-class Anthropic:
+class Anthropic(ContractSdk):
     """The Messages API through the anthropic SDK."""
 
     key = "anthropic"
@@ -82,7 +113,7 @@ class Anthropic:
         return await client.messages.create(model=self.model, max_tokens=500, messages=MESSAGES, stream=True)
 
 
-class GoogleGenAI:
+class GoogleGenAI(ContractSdk):
     """generate_content through the google-genai SDK (no retries unless asked)."""
 
     key = "google_genai"
@@ -106,7 +137,7 @@ class GoogleGenAI:
         return await genai_client(fake).aio.models.generate_content_stream(model=self.model, contents=PROMPT)
 
 
-class Groq:
+class Groq(ContractSdk):
     """Chat Completions through the groq SDK (usage of a stream in the last chunk's x_groq)."""
 
     key = "groq"
@@ -132,7 +163,47 @@ class Groq:
         return await client.chat.completions.create(model=self.model, messages=MESSAGES, stream=True)
 
 
-SDKS = (OpenAI(), Anthropic(), GoogleGenAI(), Groq())
+_FAKE_BEDROCK: list[FakeBedrock] = []
+BEDROCK_MESSAGES = [{"role": "user", "content": [{"text": PROMPT}]}]
+
+
+def _fake_bedrock() -> FakeBedrock:
+    """One fake Bedrock for the module's runs (a daemon thread; it goes with the process)."""
+    if not _FAKE_BEDROCK:
+        _FAKE_BEDROCK.append(FakeBedrock())
+    fake = _FAKE_BEDROCK[0]
+    fake.requests.clear()
+    return fake
+
+
+class Bedrock(ContractSdk):
+    """Converse through boto3's bedrock-runtime client; botocore has no async client."""
+
+    key = "bedrock"
+    prices_provider = "aws"
+    model = "us.anthropic.claude-3-5-sonnet-20240620-v1:0"
+    unknown_model = "acme.private-model-v1:0"
+    is_async = False
+
+    def enqueue_usage(self, fake: FakeLLMServer) -> None:
+        if not converse_reports_cache():  # an older botocore drops the cache counts it has no field for
+            pytest.skip("this botocore's Converse model has no cache token fields")
+        _fake_bedrock().enqueue(BedrockReply(body=converse_body(converse_usage(200, 300, read=2048, write=1024))))
+
+    def call(self, fake: FakeLLMServer, model: str) -> None:
+        bedrock_client(_fake_bedrock()).converse(modelId=model, messages=BEDROCK_MESSAGES)
+
+    def stream(self, fake: FakeLLMServer) -> Any:
+        return bedrock_client(_fake_bedrock()).converse_stream(modelId=self.model, messages=BEDROCK_MESSAGES)["stream"]
+
+    def broken_stream(self, fake: FakeLLMServer) -> Any:
+        """Bedrock ends a failing stream with an error event (botocore's EventStreamError)."""
+        events = [*converse_stream_events()[:2], exception_event("modelStreamErrorException", "model stream error")]
+        _fake_bedrock().enqueue(BedrockReply(events=events))
+        return self.stream(fake)
+
+
+SDKS = (OpenAI(), Anthropic(), GoogleGenAI(), Groq(), Bedrock())
 assert sorted(sdk.key for sdk in SDKS) == sorted(PROVIDERS), "a provider without a contract run"
 
 
@@ -188,8 +259,7 @@ def sdk(request: pytest.FixtureRequest, instrument: Any) -> Any:
 
 def _broken_stream_error(sdk: Any, fake: FakeLLMServer) -> BaseException:
     """What iterating a stream that the provider cuts after two events raises."""
-    fake.enqueue(Reply(break_after=2))
-    stream = sdk.stream(fake)
+    stream = sdk.broken_stream(fake)
     with pytest.raises(Exception) as raised:
         for _ in stream:
             pass
@@ -252,6 +322,8 @@ def test_stream_broken_mid_way_ends_span_once_with_error_type_and_reraises_uncha
 
 
 def test_async_call_produces_one_span(sdk, otel, fake):
+    if not sdk.is_async:
+        pytest.skip(f"{sdk.key} has no async client")
     asyncio.run(sdk.acall(fake))
 
     span = otel.only_span()
@@ -260,6 +332,9 @@ def test_async_call_produces_one_span(sdk, otel, fake):
 
 
 def test_async_stream_produces_one_span(sdk, otel, fake):
+    if not sdk.is_async:
+        pytest.skip(f"{sdk.key} has no async client")
+
     async def consume() -> list[Any]:
         stream = await sdk.astream(fake)
         return [event async for event in stream]
@@ -304,7 +379,7 @@ def test_unknown_model_is_recorded_unpriced_never_zero(sdk, otel, fake):
 
 
 def test_cost_matches_published_prices_for_the_spans_own_tokens(sdk, otel, fake):
-    fake.enqueue(sdk.usage_reply())
+    sdk.enqueue_usage(fake)
     sdk.call(fake, sdk.model)
 
     attrs = otel.only_span().attributes
