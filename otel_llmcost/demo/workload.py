@@ -364,6 +364,25 @@ def run_demo(
                     {"role": "user", "content": f"Label ticket {savings_rng.randint(1, 9999)}: billing, bug or other?"}
                 ],
             )
+        if day == 1:
+            # Yesterday's one-off welcome packs, each with its own cache breakpoint: written,
+            # never read before they expired (a cache that did not pay back).
+            for i in range(3):
+                claude_call(
+                    "POST /onboarding",
+                    "onboarding",
+                    "growth",
+                    savings_rng.choice(users),
+                    model="claude-3-5-haiku-latest",
+                    system=[
+                        {
+                            "type": "text",
+                            "text": LONG_SYSTEM + f" Welcome pack {i} " + POLICY_DOC[: 300 + i],
+                            "cache_control": {"type": "ephemeral"},
+                        }
+                    ],
+                    messages=[{"role": "user", "content": "Write the welcome email."}],
+                )
         # A nightly digest no user waits for, marked background: the Batch API would run it
         # at half price (the batch opportunity).
         for user in savings_rng.sample(users, 6):

@@ -31,12 +31,15 @@ SimHash is written here rather than taken from a library: ``datasketch`` (MinHas
 no SimHash) pulls numpy and scipy into the app process, and the app-side install is meant
 to stay light (docs/architecture.md); 64 bits over a few hundred features need neither.
 
-What it does not catch: paraphrases that use other words, and most one-word changes in a
-short question: in a 15-word question one word is 3 of 29 features, which moved the
-sketch 2 or 5 bits in the tests, as far as a different question with the same template
-("capital of France" / "capital of Spain": 8 bits). :data:`NEAR_BITS` = 3 keeps those
-apart: the view stays quiet rather than merge different questions. The distances are
-pinned in ``tests/instrumentation/test_similarity.py``.
+What it does not catch: paraphrases that use other words, and any word changed in a short
+message. In a 15-word question one word is 3 of 29 features, which moved the SimHash 2 or
+5 bits in the tests, as far as a different question with the same template ("capital of
+France" / "capital of Spain": 8 bits; "Label ticket 1234" / "Label ticket 5678": within
+3). So a message of fewer than :data:`MIN_NEAR_WORDS` words is sketched by its normalized
+text alone: the same words up to case, punctuation and spacing share the sketch, anything
+else lands far away. :data:`NEAR_BITS` = 3 applies to longer messages, where a changed
+word or two stays within it. The view stays quiet rather than merge different requests;
+the distances are pinned in ``tests/instrumentation/test_similarity.py``.
 
 Privacy: the sketch is a hash, never content, and is recorded only when the prompt
 hashes are (``OTEL_LLMCOST_PROMPT_HASH``). Like any unkeyed hash of a short text, a
@@ -61,6 +64,10 @@ from typing import Any
 from ..providers.fields import plain
 
 NEAR_BITS = 3  # near duplicates: at most this many of the 64 bits differ (v_near_duplicates)
+# Below this many words a message is sketched by its normalized text alone (equal or far):
+# one word is then more than 6% of the features and moves the SimHash as far as another
+# question does ("Label ticket 1234" / "Label ticket 5678": different requests, 2-5 bits).
+MIN_NEAR_WORDS = 24
 MAX_CHARS = 2_000  # characters of the normalized message that are sketched
 MAX_RAW_CHARS = 8_000  # characters of the message that are read at all
 _CACHE_MAX = 8192
@@ -95,7 +102,8 @@ def simhash(text: str) -> int:
     key = (hash(text), len(text))  # an exact repeat is one lookup
     sketch = _sketches.get(key)
     if sketch is None:
-        sketch = _sketch(normalize(text[:MAX_RAW_CHARS])[:MAX_CHARS].split())
+        words = normalize(text[:MAX_RAW_CHARS])[:MAX_CHARS].split()
+        sketch = _sketch(words) if len(words) >= MIN_NEAR_WORDS else _exact(words)
         if len(_sketches) >= _CACHE_MAX:
             _sketches.clear()  # crude but bounded, as anatomy's counts
         _sketches[key] = sketch
@@ -171,6 +179,16 @@ def _word_hashes_of(words: list[str]) -> bytes:
                 _word_hashes[key] = digest
             digests[index] = digest
     return b"".join(digests)  # type: ignore[arg-type]  # no None left
+
+
+def _exact(words: list[str]) -> int:
+    """A short message's sketch: a hash of its normalized text, so only the same words in
+    the same order (up to case, punctuation and spacing) share it; 0 when it has no words."""
+    if not words:
+        return 0
+    return int.from_bytes(
+        hashlib.blake2b(" ".join(words).encode("utf-8", "surrogatepass"), digest_size=8).digest(), "big"
+    )
 
 
 def _sketch(words: list[str]) -> int:

@@ -54,6 +54,33 @@ def test_demo_shows_evidence_waste_and_why_caching_pays_or_not(demo_dsn):
     assert "cache_control" in why["POST /translate"]
 
 
+def test_demo_shows_every_kind_of_savings_opportunity_with_its_action(demo_dsn):
+    """otel-llmcost opportunities --format json: the demo's traffic has one of each kind, each
+    with a positive saving, a sentence of evidence and an action; largest first."""
+    result = runner.invoke(app, ["opportunities", "--dsn", demo_dsn, "--since", "30d", "--limit", "100", "-f", "json"])
+    assert result.exit_code == 0, result.output
+    items = json.loads(result.stdout)
+    assert {item["kind"] for item in items} == {
+        "missed_caching",
+        "cache_not_paid_back",
+        "duplicate_requests",
+        "near_duplicates",
+        "routing",
+        "batch",
+        "unused_evidence",
+    }
+    assert all(item["monthly_saving_usd"] > 0 and item["evidence"] and item["action"] for item in items)
+    savings = [item["monthly_saving_usd"] for item in items]
+    assert savings == sorted(savings, reverse=True)
+    by_kind = {item["kind"]: item for item in items}
+    assert (by_kind["routing"]["key"], by_kind["routing"]["model"]) == ("POST /classify", "gpt-4o")
+    assert "gpt-4o-mini" in by_kind["routing"]["action"]
+    assert by_kind["batch"]["key"] == "nightly-digest" and "50% lower" in by_kind["batch"]["evidence"]
+    assert (
+        by_kind["missed_caching"]["key"] == "POST /translate" and "cache_control" in by_kind["missed_caching"]["action"]
+    )
+
+
 def test_query_runs_sql_against_the_database(demo_dsn):
     result = runner.invoke(
         app,

@@ -21,10 +21,10 @@ SECOND_NS = 10**9
 QUESTION = "How do I reset my password if I no longer have access to my email account?"
 DIFFERENT = [
     QUESTION,
-    "How do I reset my password if I no longer have access to my phone?",  # 6 bits from QUESTION
+    "How do I reset my password if I no longer have access to my phone?",  # 35 bits from QUESTION
     "How do I cancel my subscription?",
     "What is the capital of France?",
-    "What is the capital of Spain?",  # 8 bits from France
+    "What is the capital of Spain?",  # 31 bits from France
     "Write a haiku about autumn leaves.",
 ]
 
@@ -75,10 +75,10 @@ def test_six_paraphrases_of_one_question(chdb_module_client):
     t = now_ns()
     spaced, shouted = QUESTION + " ", QUESTION.upper()
     hyphen = "How do I reset my password, if I no longer have access to my e-mail account??"
-    address = QUESTION.replace("email account", "email address")  # 2 bits away
-    reworded = QUESTION.replace("How do", "How can")  # 5 bits away: not near
+    address = QUESTION.replace("email account", "email address")  # a word changed in a short question
+    reworded = QUESTION.replace("How do", "How can")
     distances = [hamming(simhash(QUESTION), simhash(x)) for x in (spaced, shouted, hyphen, address, reworded)]
-    assert distances == [0, 0, 0, 2, 5]
+    assert distances == [0, 0, 0, 27, 31]
     rows = [
         call(svc, t + 1 * SECOND_NS, simhash(QUESTION), 0.10, "rq0"),
         call(svc, t + 2 * SECOND_NS, simhash(spaced), 0.20, "rq1"),
@@ -98,12 +98,19 @@ def test_six_paraphrases_of_one_question(chdb_module_client):
         call(svc, t, None, 0.05, "rq10"),
     ]
     insert_spans(chdb_module_client, rows)
-    # One cluster: the 4 identical sketches (rq0 twice, rq1-rq3) and the one 2 bits away
-    # (rq4); the reworded question (5 bits) stays out. Spend 0.1+0.2+0.3+0.4+0.5+0.7 = 2.2;
-    # RepeatSpend = 2.2 - 0.1 (the first call) = 2.1. Anchor: the smaller sketch.
-    anchor = f"{min(simhash(QUESTION), simhash(address)):016x}"
-    assert anchor == f"{simhash(QUESTION):016x}"
-    assert near(chdb_module_client, svc) == [("m1", "sys1", anchor, 6, 5, 2, 5, 2.2, 2.1)]
+    # One cluster: the 5 calls with the identical sketch (rq0 twice, rq1-rq3); the short
+    # question with a word changed (rq4, rq5) is another request. Spend 0.1+0.2+0.3+0.4+0.7
+    # = 1.7; RepeatSpend = 1.7 - 0.1 (the first call) = 1.6, of which an exact-match cache
+    # saves rq0's repeat (0.7) and only a normalizing one the other 0.9.
+    anchor = f"{simhash(QUESTION):016x}"
+    assert near(chdb_module_client, svc) == [("m1", "sys1", anchor, 5, 4, 1, 4, 1.7, 1.6)]
+    split = q(
+        chdb_module_client,
+        "SELECT round(ExactRepeatSpend, 6), round(NearOnlyRepeatSpend, 6)"
+        " FROM otel.v_near_duplicates(since_hours = 24) WHERE ServiceName = {s:String}",
+        s=svc,
+    )
+    assert split == [(0.7, 0.9)]
     # Exact matching sees only rq0 twice: 0.1 + 0.7 = 0.8, of which 0.7 repeats.
     assert exact(chdb_module_client, svc) == [("rq0", 2, 1, 0.8, 0.7)]
     endpoints = q(
@@ -113,8 +120,8 @@ def test_six_paraphrases_of_one_question(chdb_module_client):
         s=svc,
     )
     assert endpoints == [(["/faq", "/help"], True)]
-    # A window of 48 hours reaches the old call: 7 calls, 7.2 spent, the old one first.
-    assert near(chdb_module_client, svc, since_hours=48) == [("m1", "sys1", anchor, 7, 6, 2, 5, 7.2, 2.2)]
+    # A window of 48 hours reaches the old call: 6 calls, 6.7 spent, the old one first.
+    assert near(chdb_module_client, svc, since_hours=48) == [("m1", "sys1", anchor, 6, 5, 1, 4, 6.7, 1.7)]
 
 
 def test_within_three_bits_of_the_anchor_is_near_four_is_not(chdb_module_client):
@@ -152,7 +159,7 @@ def test_different_questions_never_group(chdb_module_client):
     svc = "near-quiet"
     t = now_ns()
     sketches = [simhash(text) for text in DIFFERENT]
-    assert min(hamming(x, y) for i, x in enumerate(sketches) for y in sketches[i + 1 :]) == 6
+    assert min(hamming(x, y) for i, x in enumerate(sketches) for y in sketches[i + 1 :]) == 25
     insert_spans(chdb_module_client, [call(svc, t + i, s, 1.0, f"r{i}") for i, s in enumerate(sketches)])
     assert near(chdb_module_client, svc) == []
     assert exact(chdb_module_client, svc) == []

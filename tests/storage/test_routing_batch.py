@@ -249,3 +249,39 @@ def test_cost_per_successful_task_per_model(synced: Any) -> None:
         ("POST /triage", "gpt-4o", 4, 3, 0.00704, round(0.00704 / 3, 9)),
         ("POST /triage", "gpt-4o-mini", 4, 2, 0.00144, 0.00072),
     ]
+
+
+def test_the_ranked_list_gives_each_saving_its_evidence_and_action(synced: Any) -> None:
+    """v_opportunities carries the routing and batch figures above, per month, with the
+    sentence and the action a reader acts on; the batch items rank by their own saving."""
+    mini_in, mini_out = catalogue_rates(synced, "gpt-4o-mini", "")
+    on_mini = 10 * (500 * mini_in + 50 * mini_out)
+    ((kind, key, model, monthly, evidence, action),) = q(
+        synced,
+        "SELECT Kind, Key, Model, round(MonthlySavingUsd, 9), Evidence, Action"
+        f" FROM {DB}.v_opportunities(since_hours = 24) WHERE ServiceName = 'routing'",
+    )
+    assert (kind, key, model, monthly) == ("routing", "POST /classify", "gpt-4o", round((0.0175 - on_mini) * 30, 9))
+    prefix = (
+        "10 of 15 calls are small (at most 1000 input and 250 output tokens) and cost $0.0175; on gpt-4o-mini about $"
+    )
+    assert evidence.startswith(prefix)
+    assert float(evidence.removeprefix(prefix)) == pytest.approx(on_mini, abs=0.00006)  # shown to 4 decimals
+    assert (
+        action
+        == "route small requests of POST /classify from gpt-4o to gpt-4o-mini, after comparing task success per model"
+    )
+    batch_items = q(
+        synced,
+        "SELECT Key, Evidence, Action"
+        f" FROM {DB}.v_opportunities(since_hours = 24) WHERE ServiceName = 'batchy' AND Kind = 'batch'",
+    )
+    assert [key for key, _, _ in batch_items] == ["digest", "reindex"]  # $0.009 before $0.006 a day
+    assert batch_items[0][1:] == (
+        "4 calls marked background cost $0.018; the openai Batch API price is 50% lower",
+        "move digest to the openai Batch API",
+    )
+    assert batch_items[1][1].startswith("2 calls made outside any request cost $0.012;")
+    # Quiet: no batch item for the service whose calls carry no endpoint at all.
+    quiet = f"SELECT count() FROM {DB}.v_opportunities(since_hours = 24) WHERE ServiceName = 'batch-noendpoints'"
+    assert q(synced, quiet + " AND Kind = 'batch'") == [(0,)]

@@ -60,25 +60,33 @@ FROM (
     SELECT
         'cache_not_paid_back' AS Kind,
         ServiceName,
-        if(Endpoint != '', Endpoint, arrayStringConcat(Endpoints, ', ')) AS Key,
+        if(Endpoint != '', Endpoint, arrayStringConcat(arraySort(arrayDistinct(arrayFlatten(groupArray(Endpoints)))), ', ')) AS Key,
         Provider,
         RequestModel AS Model,
-        NetLoss * 30 / greatest(1, dateDiff('second', FirstWrite, LastWrite) / 86400) AS MonthlySavingUsd,
-        NetLoss AS SeenSavingUsd,
-        greatest(1, dateDiff('second', FirstWrite, LastWrite) / 86400) AS DaysSeen,
+        sum(NetLoss) * 30 / greatest(1, dateDiff('second', min(FirstWrite), max(LastWrite)) / 86400) AS MonthlySavingUsd,
+        sum(NetLoss) AS SeenSavingUsd,
+        greatest(1, dateDiff('second', min(FirstWrite), max(LastWrite)) / 86400) AS DaysSeen,
         format(
-            '{} cache writes{} read {} times in all against a breakeven of {} reads each',
-            Writes, if(Writes1h > 0, format(' ({} with a 1-hour TTL)', Writes1h), ''), Reads,
-            if(BreakevenReads > 0, toString(round(BreakevenReads, 2)), 'unknown')
+            '{} cache write{}{} read {} time{} in all, against a breakeven of {} reads each',
+            sum(Writes), if(sum(Writes) = 1, '', 's'),
+            if(sum(Writes1h) > 0, format(' ({} with a 1-hour TTL)', toString(sum(Writes1h))), ''),
+            sum(Reads), if(sum(Reads) = 1, '', 's'),
+            if(avgIf(BreakevenReads, BreakevenReads > 0) > 0, toString(round(avgIf(BreakevenReads, BreakevenReads > 0), 2)), 'unknown')
         ) AS Evidence,
         if(
-            Writes1h > 0,
+            sum(Writes1h) > 0,
             'use the 5-minute cache TTL, or drop cache_control here',
             'drop cache_control from this prompt'
         ) AS Action
     FROM {database}.v_cache_never_paid_back
     WHERE LastWrite >= now() - toIntervalHour({since_hours:UInt32})
       AND NetLoss > 0
+    GROUP BY
+        ServiceName,
+        Endpoint,
+        Provider,
+        RequestModel
+    HAVING SeenSavingUsd > 0
 
     UNION ALL
 
@@ -92,8 +100,8 @@ FROM (
         sum(RepeatSpend) AS SeenSavingUsd,
         greatest(1, dateDiff('second', min(FirstSeen), max(LastSeen)) / 86400) AS DaysSeen,
         format(
-            '{} distinct request{} sent more than once ({} repeats in all), each answered anew',
-            count(), if(count() = 1, '', 's'), sum(Repeats)
+            '{} distinct request{} sent more than once ({} repeat{} in all), each answered anew',
+            count(), if(count() = 1, '', 's'), sum(Repeats), if(sum(Repeats) = 1, '', 's')
         ) AS Evidence,
         'cache answers to identical requests, or stop the caller repeating them' AS Action
     FROM {database}.v_exact_duplicates(since_hours = {since_hours:UInt32})
