@@ -898,9 +898,9 @@ def test_every_field_override_targets_a_column_the_panel_returns(item):
 # Each dashboard variable and the columns that carry its dimension in a view.
 DIMENSION_COLUMNS = {
     "service": ("ServiceName",),
-    "endpoint": ("Endpoint", "Route"),
+    "endpoint": ("Endpoint", "Route", "Endpoints"),
     "model": ("RequestModel", "Model"),
-    "team": ("Team",),
+    "team": ("Team", "Teams"),
 }
 NO_MATCH = "no-such-value-in-the-demo"
 
@@ -909,30 +909,17 @@ NO_MATCH = "no-such-value-in-the-demo"
 BUDGET_SCOPE = "budgets are per scope (user, tier, team...), not per call dimension"
 TASK = "a task spans calls of several models"
 LIMITER = "app limiter decisions carry a route and a tier, no model or team"
-NOT_IN_VIEW = "the view does not carry this dimension yet (issue 21 follow-up)"
+PROMPT_STABILITY = "a prompt prefix's stability is a property of the endpoint and model, whoever's team sends it"
+ENDPOINT_SERIES = (
+    "one daily spend series per endpoint, flagged against its own past: a model's or team's part is not that series"
+)
 OPPORTUNITY_KEY = "an opportunity is keyed by where to act (endpoint, feature or prefix), not by every dimension"
 NOT_FILTERED: dict[tuple[str, str], dict[str, str]] = {
-    ("llmcost-overview", "Unpriced calls (cost unknown)"): {"endpoint": NOT_IN_VIEW, "team": NOT_IN_VIEW},
     ("llmcost-overview", "Cost per successful task"): {"model": TASK},
-    ("llmcost-overview", "Unpriced models"): {"endpoint": NOT_IN_VIEW, "team": NOT_IN_VIEW},
-    ("llmcost-overview", "Recorded cost against the price catalogue"): {"endpoint": NOT_IN_VIEW, "team": NOT_IN_VIEW},
-    ("llmcost-overview", "Cost the provider reported vs ours"): {"endpoint": NOT_IN_VIEW, "team": NOT_IN_VIEW},
     # Key is an endpoint for most kinds but a feature for batch: filtering it by endpoint
     # would hide the batch items; no item is per team.
     ("llmcost-overview", "Savings opportunities"): {"endpoint": OPPORTUNITY_KEY, "team": OPPORTUNITY_KEY},
-    **{
-        ("llmcost-caching", title): {"team": NOT_IN_VIEW}
-        for title in (
-            "Caching: hit rate, saved, write premium",
-            "Cache hit rate by endpoint",
-            "Dollars saved and write premium",
-            "Cache efficiency by endpoint and model",
-            "Distinct prompt prefixes per hour",
-        )
-    },
-    ("llmcost-caching", "Caches that never paid back"): {"team": NOT_IN_VIEW},
-    ("llmcost-caching", "Missed caching: repeated prefixes never cached"): {"team": NOT_IN_VIEW},
-    ("llmcost-caching", "Retrieved evidence never cited"): {"model": NOT_IN_VIEW, "team": NOT_IN_VIEW},
+    ("llmcost-caching", "Distinct prompt prefixes per hour"): {"team": PROMPT_STABILITY},
     **{
         ("llmcost-reliability", title): {"model": LIMITER, "team": LIMITER}
         for title in (
@@ -942,12 +929,11 @@ NOT_FILTERED: dict[tuple[str, str], dict[str, str]] = {
             "Our throttling and provider 429s per route",
         )
     },
-    ("llmcost-anomalies", "Flagged spend days"): {"model": NOT_IN_VIEW, "team": NOT_IN_VIEW},
-    ("llmcost-anomalies", "Daily spend against the prior 7-day mean"): {"model": NOT_IN_VIEW, "team": NOT_IN_VIEW},
-    ("llmcost-anomalies", "Expensive requests (last 7 days)"): {"team": NOT_IN_VIEW},
-    ("llmcost-anomalies", "Cache hit-rate drops"): {"team": NOT_IN_VIEW},
-    ("llmcost-anomalies", "Repeated identical requests"): {"endpoint": NOT_IN_VIEW, "team": NOT_IN_VIEW},
-    ("llmcost-anomalies", "Calls with estimated usage"): {"team": NOT_IN_VIEW},
+    ("llmcost-anomalies", "Flagged spend days"): {"model": ENDPOINT_SERIES, "team": ENDPOINT_SERIES},
+    ("llmcost-anomalies", "Daily spend against the prior 7-day mean"): {
+        "model": ENDPOINT_SERIES,
+        "team": ENDPOINT_SERIES,
+    },
     **{
         ("llmcost-budgets", title): dict.fromkeys(DIMENSION_COLUMNS, BUDGET_SCOPE)
         for title in (

@@ -179,6 +179,8 @@ SELECT
     Provider,
     RequestModel,
     ResponseModel,
+    Endpoint,
+    Team,
     count() AS Calls,
     sum(InputTokens) AS InputTokens,
     sum(OutputTokens) AS OutputTokens,
@@ -191,7 +193,9 @@ GROUP BY
     ServiceName,
     Provider,
     RequestModel,
-    ResponseModel;
+    ResponseModel,
+    Endpoint,
+    Team;
 
 -- Calls whose tokens were counted locally because the provider returned no usage.
 CREATE VIEW IF NOT EXISTS {database}.v_estimated_usage {cluster} AS
@@ -201,6 +205,7 @@ SELECT
     Provider,
     RequestModel,
     Endpoint,
+    Team,
     count() AS Calls,
     sum(InputTokens) AS InputTokens,
     sum(OutputTokens) AS OutputTokens,
@@ -212,7 +217,8 @@ GROUP BY
     ServiceName,
     Provider,
     RequestModel,
-    Endpoint;
+    Endpoint,
+    Team;
 
 -- Failed calls by error type and HTTP status, hourly: the "what is failing" view.
 -- A call counts when its span status is Error or it carries error.type (a call

@@ -14,6 +14,7 @@ SELECT
     Endpoint,
     Provider,
     RequestModel,
+    Team,
     sum(Calls) AS Calls,
     sum(InputTokens) AS InputTokens,
     sum(CacheReadTokens) AS CacheReadTokens,
@@ -29,7 +30,8 @@ GROUP BY
     ServiceName,
     Endpoint,
     Provider,
-    RequestModel;
+    RequestModel,
+    Team;
 
 -- Cache writes that never paid back: v_cache_never_paid_back in 014_caching_opportunities.sql.
 

@@ -213,6 +213,8 @@ SELECT
     ServiceName,
     Provider,
     RequestModel,
+    Endpoint,
+    Team,
     count() AS Calls,
     sum(RecordedCost) AS RecordedCostUsd,
     sumIf(CatalogueCost, CataloguePriced) AS CatalogueCostUsd,
@@ -228,7 +230,7 @@ SELECT
     groupUniqArray(RecordedVersion) AS RecordedVersions,
     any(CatalogueVersion) AS CatalogueVersion
 FROM {database}.v_calls_repriced(target_provider = '', target_model = '')
-GROUP BY Day, ServiceName, Provider, RequestModel;
+GROUP BY Day, ServiceName, Provider, RequestModel, Endpoint, Team;
 
 -- What the host says it billed (llmcost.cost.reported) against our price, per call.
 -- Tolerance, in one place: 2% of the reported amount, and never less than $0.000001
@@ -243,6 +245,7 @@ SELECT
     RequestModel,
     ResponseModel,
     Endpoint,
+    Team,
     CostReportedSource AS ReportedSource,
     assumeNotNull(CostReported) AS ReportedUsd,
     CostTotal AS ComputedUsd,
@@ -259,6 +262,8 @@ SELECT
     Provider,
     RequestModel,
     ReportedSource,
+    Endpoint,
+    Team,
     count() AS Calls,
     sum(ReportedUsd) AS ReportedCostUsd,
     sumIf(ComputedUsd, NOT Unpriced) AS ComputedCostUsd,
@@ -268,4 +273,4 @@ SELECT
     sumIf(DifferenceUsd, NOT Unpriced) AS TotalDifferenceUsd,
     maxIf(abs(DifferenceUsd), NOT Unpriced) AS MaxAbsDifferenceUsd
 FROM {database}.v_cost_reported_vs_computed
-GROUP BY Day, ServiceName, Provider, RequestModel, ReportedSource;
+GROUP BY Day, ServiceName, Provider, RequestModel, ReportedSource, Endpoint, Team;

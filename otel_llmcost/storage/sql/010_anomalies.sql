@@ -53,8 +53,8 @@ FROM (
     )
 );
 
--- Hourly cache hit rate against the token-weighted hit rate of the 24 hours
--- before it (hours with input only). Flagged when it fell by half or more,
+-- Hourly cache hit rate per endpoint, model and team against the token-weighted hit
+-- rate of the 24 hours before it (hours with input only). Flagged when it fell by half or more,
 -- the hour had at least 10000 input tokens and at least 3 prior hours exist.
 -- Bounded to the last 35 days (+ the 24 hours before them), whatever the range asked.
 CREATE VIEW IF NOT EXISTS {database}.v_cache_hit_drops_hourly {cluster} AS
@@ -63,6 +63,7 @@ SELECT
     ServiceName,
     Endpoint,
     RequestModel,
+    Team,
     InputTokens,
     CacheReadTokens,
     HitRate,
@@ -78,6 +79,7 @@ FROM (
         ServiceName,
         Endpoint,
         RequestModel,
+        Team,
         InputTokens,
         CacheReadTokens,
         CacheReadTokens / InputTokens AS HitRate,
@@ -89,6 +91,7 @@ FROM (
             ServiceName,
             Endpoint,
             RequestModel,
+            Team,
             sum(InputTokens) AS InputTokens,
             sum(CacheReadTokens) AS CacheReadTokens
         FROM {database}.llm_cost_hourly
@@ -97,11 +100,12 @@ FROM (
             Hour,
             ServiceName,
             Endpoint,
-            RequestModel
+            RequestModel,
+            Team
         HAVING InputTokens > 0
     )
     WINDOW w AS (
-        PARTITION BY ServiceName, Endpoint, RequestModel
+        PARTITION BY ServiceName, Endpoint, RequestModel, Team
         ORDER BY toRelativeHourNum(Hour)
         RANGE BETWEEN 24 PRECEDING AND 1 PRECEDING
     )
@@ -120,6 +124,7 @@ SELECT
     c.Provider AS Provider,
     c.RequestModel AS RequestModel,
     c.Feature AS Feature,
+    c.Team AS Team,
     c.User AS User,
     c.TraceId AS TraceId,
     c.SpanId AS SpanId,

@@ -115,6 +115,7 @@ SELECT
     c.Endpoint AS Endpoint,
     c.Provider AS Provider,
     c.RequestModel AS RequestModel,
+    c.Team AS Team,
     e.TraceId AS TraceId,
     e.SpanId AS SpanId,
     e.SetId AS SetId,
@@ -142,6 +143,7 @@ LEFT JOIN (
         Endpoint,
         Provider,
         RequestModel,
+        Team,
         Unpriced,
         InputTokens,
         UncachedInputTokens,
@@ -159,7 +161,7 @@ LEFT JOIN (
     GROUP BY SetId
 ) AS k ON k.SetId = e.SetId;
 
--- Evidence tokens sent vs cited per endpoint and hour, and the dollars spent on
+-- Evidence tokens sent vs cited per endpoint, model, team and hour, and the dollars spent on
 -- evidence no answer cited. CitedShare is over the calls whose citations were
 -- recorded (Unreported tokens are the rest).
 CREATE VIEW IF NOT EXISTS {database}.v_evidence_waste_hourly {cluster} AS
@@ -167,6 +169,8 @@ SELECT
     toStartOfHour(Timestamp) AS Hour,
     ServiceName,
     Endpoint,
+    RequestModel,
+    Team,
     count() AS Calls,
     countIf(CitationsRecorded) AS CallsWithCitations,
     sum(Items) AS ItemsSent,
@@ -181,4 +185,6 @@ FROM {database}.v_evidence_calls
 GROUP BY
     Hour,
     ServiceName,
-    Endpoint;
+    Endpoint,
+    RequestModel,
+    Team;

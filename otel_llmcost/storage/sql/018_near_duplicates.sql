@@ -17,6 +17,7 @@ SELECT
     RequestModel,
     RequestHash,
     groupUniqArray(10)(Endpoint) AS Endpoints,
+    groupUniqArray(10)(Team) AS Teams,
     count() AS Calls,
     Calls - 1 AS Repeats,
     sum(CostTotal) AS Spend,
