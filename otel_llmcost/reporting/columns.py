@@ -218,7 +218,16 @@ def unknown_cost(columns: Sequence[str], row: Mapping[str, Any]) -> frozenset[st
     return frozenset(c for c in columns if kind(c) == "money" and not c.startswith("Reported"))
 
 
+# Attribution columns: an empty value is a call that carried none (a background job has no
+# endpoint), shown so rather than as a blank cell that reads like a rendering fault.
+_ATTRIBUTION = frozenset({"Endpoint", "Feature", "Team", "User", "Session"})
+NOT_SET = "(not set)"
+
+
 def display_row(columns: Sequence[str], row: Sequence[Any]) -> list[str]:
     """``row`` formatted column by column (the unknown-cost rule applied)."""
     unknown = unknown_cost(columns, dict(zip(columns, row, strict=True)))
-    return [UNKNOWN if c in unknown else format_value(kind(c), v) for c, v in zip(columns, row, strict=True)]
+    return [
+        UNKNOWN if c in unknown else NOT_SET if c in _ATTRIBUTION and v == "" else format_value(kind(c), v)
+        for c, v in zip(columns, row, strict=True)
+    ]

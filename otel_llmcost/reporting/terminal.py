@@ -275,6 +275,7 @@ def summary_lines(summary: Mapping[str, Any], source: str) -> list[tuple[str, st
     top = list(summary.get("TopEndpoints") or [])
     services = {service for service, _, _ in top}
     for n, (service, endpoint, cost) in enumerate(top):
+        endpoint = endpoint or kinds.NOT_SET
         name = f"{service} {endpoint}" if len(services) > 1 else str(endpoint)
         lines.append(("Top endpoints" if n == 0 else "", f"{kinds.money(float(cost))}  {name}"))
     for n, (kind, key, saving) in enumerate(summary.get("TopOpportunities") or []):

@@ -1,5 +1,5 @@
 -- title: Prompt cache efficiency
--- Share of input tokens read from cache (HitRate) and of requests that read from it (RequestHitRate), savings, and the write premium paid.
+-- Share of input tokens read from cache (HitRate) and of requests that read from it (RequestHitRate), savings, and the write premium paid (unknown for models without a price).
 SELECT
     t.ServiceName AS ServiceName,
     t.Endpoint AS Endpoint,
@@ -9,8 +9,9 @@ SELECT
     t.CacheWriteTokens AS CacheWriteTokens,
     round(t.CacheReadTokens / nullIf(t.InputTokens, 0), 4) AS HitRate,
     round(r.HitCalls / nullIf(r.InputCalls, 0), 4) AS RequestHitRate,
-    round(t.Savings, 6) AS SavingsUsd,
-    round(t.WritePremium, 6) AS WritePremiumUsd
+    -- A model without a price saved and paid an unknown amount, never $0.
+    if(t.UnpricedCalls = t.Calls, NULL, round(t.Savings, 6)) AS SavingsUsd,
+    if(t.UnpricedCalls = t.Calls, NULL, round(t.WritePremium, 6)) AS WritePremiumUsd
 FROM (
     SELECT
         ServiceName,
@@ -19,6 +20,8 @@ FROM (
         sum(InputTokens) AS InputTokens,
         sum(CacheReadTokens) AS CacheReadTokens,
         sum(CacheWriteTokens) AS CacheWriteTokens,
+        sum(Calls) AS Calls,
+        sum(UnpricedCalls) AS UnpricedCalls,
         sum(CostSavings) AS Savings,
         sum(CostCacheWritePremium) AS WritePremium
     FROM {db}.v_cache_efficiency

@@ -5,8 +5,10 @@ SELECT
     Provider,
     RequestModel,
     sum(Calls) AS Calls,
-    sum(RecordedCostUsd) AS RecordedCostUsd,
-    sum(CatalogueCostUsd) AS CatalogueCostUsd,
+    -- Unknown, never $0: recorded when every call was recorded unpriced, catalogue when
+    -- the catalogue still prices none of them.
+    if(NewlyPricedCalls + StillUnpricedCalls = Calls, NULL, sum(RecordedCostUsd)) AS RecordedCostUsd,
+    if(StillUnpricedCalls = Calls, NULL, sum(CatalogueCostUsd)) AS CatalogueCostUsd,
     sum(NewlyPricedCalls) AS NewlyPricedCalls,
     sum(NewlyPricedCostUsd) AS NewlyPricedCostUsd,
     sum(StillUnpricedCalls) AS StillUnpricedCalls,

@@ -16,6 +16,7 @@ SELECT
     RequestModel,
     Team,
     sum(Calls) AS Calls,
+    sum(Unpriced) AS UnpricedCalls,
     sum(InputTokens) AS InputTokens,
     sum(CacheReadTokens) AS CacheReadTokens,
     sum(CacheWriteTokens) AS CacheWriteTokens,
