@@ -28,7 +28,7 @@ from ..config import Settings
 from .grafana_macros import ALL, TimeRange, Variable, expand, interval_seconds
 
 # Page order; dashboards not listed here follow, by title.
-DASHBOARD_ORDER = ("llmcost-overview", "llmcost-caching", "llmcost-reliability", "llmcost-anomalies")
+DASHBOARD_ORDER = ("llmcost-overview", "llmcost-savings", "llmcost-caching", "llmcost-reliability", "llmcost-anomalies")
 CHART_TYPES = ("timeseries", "barchart")
 MAX_DATA_POINTS = 1000
 

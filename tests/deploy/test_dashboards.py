@@ -88,6 +88,74 @@ EXPECTED_COLUMNS: dict[str, dict[str, list[str]]] = {
         ],
         "Savings opportunities": ["Kind", "ServiceName", "Key", "Model", "MonthlySavingUsd", "Evidence", "Action"],
     },
+    "llmcost-savings": {
+        "Routing: small requests on an expensive model": [
+            "ServiceName",
+            "Endpoint",
+            "RequestModel",
+            "ToModel",
+            "Calls",
+            "SmallCalls",
+            "SmallShare",
+            "SmallSpend",
+            "EstSmallSpendOnTarget",
+            "EstSavingsPerMonth",
+        ],
+        "Cost per successful task by model": [
+            "ServiceName",
+            "Endpoint",
+            "Model",
+            "Tasks",
+            "SuccessfulTasks",
+            "SuccessRate",
+            "CostTotal",
+            "CostPerSuccessfulTask",
+        ],
+        "Batch-eligible background work": [
+            "ServiceName",
+            "Feature",
+            "RequestModel",
+            "Reason",
+            "Calls",
+            "Spend",
+            "EstSpendAtBatchPrice",
+            "BatchDiscount",
+            "EstSavingsPerMonth",
+        ],
+        "Near-duplicate requests": [
+            "ServiceName",
+            "RequestModel",
+            "Endpoints",
+            "Calls",
+            "DistinctRequests",
+            "Spend",
+            "RepeatSpend",
+            "NearOnlyRepeatSpend",
+            "LastSeen",
+        ],
+        "Input dollars per prompt component": [
+            "ServiceName",
+            "Endpoint",
+            "Component",
+            "Calls",
+            "TokensPerCall",
+            "TokenShare",
+            "CostUsd",
+            "CostShare",
+        ],
+        "Output: truncation and verbosity": [
+            "ServiceName",
+            "Endpoint",
+            "Calls",
+            "TruncationRate",
+            "AvgOutputTokens",
+            "P95OutputTokens",
+            "MaxTokensUsedShare",
+            "OutputCostUsd",
+            "OutputCostShare",
+        ],
+        "Tail concentration": ["ServiceName", "Endpoint", "Calls", "TopCalls", "CostUsd", "TopCostUsd", "TopShare"],
+    },
     "llmcost-caching": {
         "Caching: hit rate, saved, write premium": ["HitRate", "Saved", "WritePremium"],
         "Cache hit rate by endpoint": ["time", "Endpoint", "HitRate"],
@@ -425,9 +493,16 @@ def _datasource_uid() -> str:
 # --- structure ------------------------------------------------------------------------------
 
 
-def test_there_are_the_five_dashboards():
+def test_there_are_the_six_dashboards():
     titles = {board["title"] for board in BOARDS.values()}
-    assert titles == {"LLM cost overview", "Prompt caching", "Rate limits and reliability", "Anomalies", "Budgets"}
+    assert titles == {
+        "LLM cost overview",
+        "Savings",
+        "Prompt caching",
+        "Rate limits and reliability",
+        "Anomalies",
+        "Budgets",
+    }
     assert {board["uid"] for board in BOARDS.values()} == set(EXPECTED_COLUMNS)
 
 
@@ -832,14 +907,15 @@ def test_unknown_macro_and_missing_arguments_are_errors():
 # column that no rule names fails test_panel_units_match_what_each_column_holds: say what it is.
 COLUMN_KINDS: list[tuple[str, str]] = [
     (r"p\d+|.*Ms", "ms"),
+    # Before the dollars: a share of cost (CostShare) is a share.
+    (r".*(Rate|Share|Headroom|Discount)|Threshold", "share"),
     (
         r"\w*(Usd|Cost|Spend|Savings)\w*|\w*(Saved|Premium|PerDay|Loss)"
         r"|PriorMean|MonthToDate|ProjectedMonthEnd|ThisHour|Today|ThisMonth",
         "usd",
     ),
-    (r".*(Rate|Share|Headroom)|Threshold", "share"),
     (
-        r".*(Calls|Tokens|Count|Writes|Reads|Decisions|Refused|Throttled|Retries|Attempts|Anomalies|Events|Scopes"
+        r".*(Calls|Tokens|Count|Writes|Reads|Decisions|Refused|Throttled|Retries|Attempts|Anomalies|Events|Scopes|Tasks|Requests"
         r"|Repeats|Prefixes|Remaining|Limit|Succeeded|Days|Hours|Endpoints)|Tokens\w*|At[A-Z]\w*",
         "count",
     ),
@@ -909,6 +985,8 @@ NO_MATCH = "no-such-value-in-the-demo"
 BUDGET_SCOPE = "budgets are per scope (user, tier, team...), not per call dimension"
 TASK = "a task spans calls of several models"
 LIMITER = "app limiter decisions carry a route and a tier, no model or team"
+BACKGROUND = "batch-eligible work is the work outside any request: it has no endpoint"
+PER_ENDPOINT = "an endpoint's profile (prompt parts, output, the tail of its costs), whatever model or team"
 PROMPT_STABILITY = "a prompt prefix's stability is a property of the endpoint and model, whoever's team sends it"
 ENDPOINT_SERIES = (
     "one daily spend series per endpoint, flagged against its own past: a model's or team's part is not that series"
@@ -920,6 +998,11 @@ NOT_FILTERED: dict[tuple[str, str], dict[str, str]] = {
     # would hide the batch items; no item is per team.
     ("llmcost-overview", "Savings opportunities"): {"endpoint": OPPORTUNITY_KEY, "team": OPPORTUNITY_KEY},
     ("llmcost-caching", "Distinct prompt prefixes per hour"): {"team": PROMPT_STABILITY},
+    ("llmcost-savings", "Batch-eligible background work"): {"endpoint": BACKGROUND},
+    **{
+        ("llmcost-savings", title): {"model": PER_ENDPOINT, "team": PER_ENDPOINT}
+        for title in ("Input dollars per prompt component", "Output: truncation and verbosity", "Tail concentration")
+    },
     **{
         ("llmcost-reliability", title): {"model": LIMITER, "team": LIMITER}
         for title in (

@@ -91,6 +91,7 @@ SELECT
     ServiceName,
     Endpoint,
     Feature,
+    Team,
     Provider,
     RequestModel,
     FromModel,
@@ -116,6 +117,7 @@ FROM (
         c.ServiceName AS ServiceName,
         c.Endpoint AS Endpoint,
         c.Feature AS Feature,
+        c.Team AS Team,
         c.PriceProvider AS Provider,
         c.RequestModel AS RequestModel,
         c.CostTotal AS CostTotal,
@@ -180,6 +182,7 @@ GROUP BY
     ServiceName,
     Endpoint,
     Feature,
+    Team,
     Provider,
     RequestModel,
     FromModel,
@@ -200,6 +203,7 @@ SELECT
     o.ServiceName AS ServiceName,
     if(o.Feature != '', o.Feature, c.Feature) AS Feature,
     if(o.Endpoint != '', o.Endpoint, c.Endpoint) AS Endpoint,
+    if(o.Team != '', o.Team, c.Team) AS Team,
     c.Model AS Model,
     count() AS Tasks,
     sum(o.Success) AS SuccessfulTasks,
@@ -212,7 +216,8 @@ FROM (
         argMax(ServiceName, Timestamp) AS ServiceName,
         argMax(Success, Timestamp) AS Success,
         argMax(Feature, Timestamp) AS Feature,
-        argMax(Endpoint, Timestamp) AS Endpoint
+        argMax(Endpoint, Timestamp) AS Endpoint,
+        argMax(Team, Timestamp) AS Team
     FROM {database}.llm_task_outcomes
     WHERE Timestamp >= now() - toIntervalHour({since_hours:UInt32})
     GROUP BY TaskKey
@@ -223,14 +228,16 @@ INNER JOIN (
         argMax(RequestModel, ModelCost) AS Model,
         sum(ModelCost) AS CostTotal,
         any(Feature) AS Feature,
-        any(Endpoint) AS Endpoint
+        any(Endpoint) AS Endpoint,
+        any(Team) AS Team
     FROM (
         SELECT
             if(TaskId != '', TaskId, TraceId) AS TaskKey,
             RequestModel,
             sum(CostTotal) AS ModelCost,
             any(Feature) AS Feature,
-            any(Endpoint) AS Endpoint
+            any(Endpoint) AS Endpoint,
+            any(Team) AS Team
         FROM {database}.llm_calls
         WHERE Timestamp >= now() - toIntervalHour({since_hours:UInt32} + 24)
         GROUP BY
@@ -243,6 +250,7 @@ GROUP BY
     ServiceName,
     Feature,
     Endpoint,
+    Team,
     Model;
 
 -- Batch opportunity: calls no user waits for, priced at the provider's Batch API
@@ -260,6 +268,7 @@ CREATE VIEW IF NOT EXISTS {database}.v_batch_opportunities {cluster} AS
 SELECT
     ServiceName,
     Feature,
+    Team,
     Provider,
     RequestModel,
     Reason,
@@ -277,6 +286,7 @@ FROM (
         c.Timestamp AS Timestamp,
         c.ServiceName AS ServiceName,
         c.Feature AS Feature,
+        c.Team AS Team,
         c.PriceProvider AS Provider,
         c.RequestModel AS RequestModel,
         if(c.Background = 1, 'marked background', 'outside any request') AS Reason,
@@ -354,6 +364,7 @@ WHERE BatchCost IS NOT NULL
 GROUP BY
     ServiceName,
     Feature,
+    Team,
     Provider,
     RequestModel,
     Reason;
