@@ -65,6 +65,23 @@ OPERATION_EMBEDDINGS: Final = "embeddings"
 # The spend of an OpenAI Batch API output file, recorded when the application reads it
 # (otel_llmcost.instrumentation.batches): one span per model in the file.
 OPERATION_BATCH: Final = "batch"
+# OpenAI's image and audio endpoints (no GenAI semconv value names them yet).
+OPERATION_IMAGE_GENERATION: Final = "image_generation"
+OPERATION_IMAGE_EDIT: Final = "image_edit"
+OPERATION_TRANSCRIPTION: Final = "transcription"
+OPERATION_TRANSLATION: Final = "translation"
+OPERATION_SPEECH: Final = "speech"
+# Operations whose request is no conversation: no prompt anatomy is taken of them.
+NON_CONVERSATION_OPERATIONS: Final = frozenset(
+    {
+        OPERATION_EMBEDDINGS,
+        OPERATION_IMAGE_GENERATION,
+        OPERATION_IMAGE_EDIT,
+        OPERATION_TRANSCRIPTION,
+        OPERATION_TRANSLATION,
+        OPERATION_SPEECH,
+    }
+)
 
 # --- llmcost extras -------------------------------------------------------------
 COST_TOTAL: Final = "llmcost.cost.total"
@@ -98,6 +115,11 @@ USAGE_CACHE_IMAGE_READ_TOKENS: Final = "llmcost.usage.cache_image_read_tokens"
 USAGE_OUTPUT_IMAGE_TOKENS: Final = "llmcost.usage.output_image_tokens"
 # Vertex AI embeddings: the characters the request is billed by (metadata.billable_character_count).
 USAGE_BILLABLE_CHARACTERS: Final = "llmcost.usage.billable_characters"
+# Image and audio calls, in the units some of their models are billed by (recorded as the
+# response or request states them; such calls are priced only from tokens, see providers.openai_media).
+USAGE_IMAGES: Final = "llmcost.usage.images"  # images returned
+USAGE_AUDIO_SECONDS: Final = "llmcost.usage.audio_seconds"  # input audio the response billed (whisper-1)
+USAGE_INPUT_CHARACTERS: Final = "llmcost.usage.input_characters"  # text sent to speech
 UNPRICED: Final = "llmcost.unpriced"
 USAGE_ESTIMATED: Final = "llmcost.usage.estimated"
 # Reported tokens beyond belief (OTEL_LLMCOST_MAX_PLAUSIBLE_TOKENS): recorded, never priced or charged.

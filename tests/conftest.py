@@ -25,6 +25,9 @@ from tests.helpers.chdb import chdb_dsn, migrated_client
 # when it is created (the CLI's, at import): tests that set COLUMNS for one command
 # would then get 80 under -n and their own width without it.
 os.environ.pop("COLUMNS", None)
+# LiteLLM (optional) fetches its model price map from GitHub when imported unless told to use its
+# bundled copy: tests never touch the network.
+os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

@@ -102,6 +102,13 @@ class FakeLLMServer:
             return self._gemini_embed(path, payload, reply)
         if path.endswith("/embeddings"):
             return self._openai_embeddings(payload, reply)
+        if path.endswith(("/images/generations", "/images/edits")):
+            return self._openai_images(path, payload or _form_fields(request.content), reply)
+        if path.endswith(("/audio/transcriptions", "/audio/translations")):
+            return self._openai_transcription(_form_fields(request.content), reply)
+        if path.endswith("/audio/speech"):
+            audio = reply.raw if reply.raw is not None else b"ID3\x04fake-mp3-audio"
+            return self.httpx.Response(reply.status, content=audio, headers={**self._openai_headers(), **reply.headers})
         if "/batches" in path or "/files/" in path:
             return self._openai_batches(request.method, path, payload, reply)
         if path.endswith("/messages"):
@@ -278,6 +285,61 @@ class FakeLLMServer:
             "usage": reply.usage or {"prompt_tokens": tokens, "total_tokens": tokens},
         }
         return self._respond(reply, body, self._openai_headers(), None)
+
+    def _openai_images(self, path: str, payload: dict[str, Any], reply: Reply) -> Any:
+        """``POST /images/generations`` and ``/images/edits`` (form fields): GPT Image models
+        report token usage (output tokens by quality, as for 1024x1024), DALL-E none."""
+        model = str(payload.get("model") or "dall-e-2")
+        n = int(payload.get("n") or 1)
+        body: dict[str, Any] = {"created": 1763900000, "data": [{"b64_json": "ZmFrZQ=="} for _ in range(n)]}
+        usage = reply.usage
+        if usage is None and model.startswith("gpt-image"):
+            text = _tokens(str(payload.get("prompt") or ""))
+            output = {"low": 272, "medium": 1056, "high": 4160}.get(str(payload.get("quality")), 1056) * n
+            usage = {
+                "input_tokens": text,
+                "input_tokens_details": {"text_tokens": text, "image_tokens": 0},
+                "output_tokens": output,
+                "total_tokens": text + output,
+            }
+        if usage is not None:
+            body["usage"] = usage
+        if str(payload.get("stream")).lower() != "true":
+            return self._respond(reply, body, self._openai_headers(), None)
+        kind = "image_edit" if path.endswith("/edits") else "image_generation"
+        events = reply.sse or [
+            {"type": f"{kind}.partial_image", "b64_json": "ZmFr", "partial_image_index": 0},
+            {"type": f"{kind}.completed", "b64_json": "ZmFrZQ==", "usage": usage},
+        ]
+        return self._respond(reply, None, self._openai_headers(), events)
+
+    def _openai_transcription(self, form: dict[str, str], reply: Reply) -> Any:
+        """``POST /audio/transcriptions`` and ``/audio/translations`` (multipart): gpt-4o
+        transcribe models report token usage, whisper-1 the audio's duration; a text format
+        answers with bare text."""
+        model = form.get("model", "whisper-1")
+        text = self.reply_text
+        if model == "whisper-1":
+            usage = reply.usage or {"type": "duration", "seconds": 12.5}
+        else:
+            output = _tokens(text)
+            usage = reply.usage or {
+                "type": "tokens",
+                "input_tokens": 120,
+                "input_token_details": {"text_tokens": 0, "audio_tokens": 120},
+                "output_tokens": output,
+                "total_tokens": 120 + output,
+            }
+        if form.get("response_format") in ("text", "srt", "vtt"):
+            headers = {**self._openai_headers(), "content-type": "text/plain", **reply.headers}
+            return self.httpx.Response(reply.status, text=text, headers=headers)
+        if form.get("stream") == "true":
+            events = reply.sse or [
+                *({"type": "transcript.text.delta", "delta": piece} for piece in _pieces(text)),
+                {"type": "transcript.text.done", "text": text, "usage": usage},
+            ]
+            return self._respond(reply, None, self._openai_headers(), events)
+        return self._respond(reply, {"text": text, "usage": usage}, self._openai_headers(), None)
 
     def _openai_batches(self, method: str, path: str, payload: dict[str, Any], reply: Reply) -> Any:
         """``POST /batches``, ``GET /batches/{id}`` (completed, with its output file), and
@@ -538,6 +600,18 @@ class FakeLLMServer:
                 }
                 events.append({"candidates": [candidate], "usageMetadata": usage if last else running, **base})
         return self._respond(reply, None, {}, events)
+
+
+def _form_fields(content: bytes) -> dict[str, str]:
+    """The text fields of a multipart form body (the file parts are skipped)."""
+    fields: dict[str, str] = {}
+    for part in (content or b"").split(b"\r\n--"):
+        head, sep, value = part.partition(b"\r\n\r\n")
+        if not sep or b"filename=" in head or b'name="' not in head:
+            continue
+        name = head.split(b'name="', 1)[1].split(b'"', 1)[0].decode(errors="replace")
+        fields[name] = value.split(b"\r\n--", 1)[0].rstrip(b"\r\n").decode(errors="replace")
+    return fields
 
 
 def _gemini_embed_texts(payload: dict[str, Any]) -> list[str]:

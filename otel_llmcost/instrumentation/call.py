@@ -93,6 +93,7 @@ class LLMCall:
         self.request = request
         estimate = request.estimate_usage
         self.record = ResponseRecord(
+            operation=request.operation,
             output_parts=[] if collect_output else None,
             generated_parts=[] if estimate else None,
             reasoning_parts=[] if estimate else None,
@@ -260,6 +261,7 @@ class LLMCall:
         if self.status_code is not None:
             attrs[semconv.HTTP_RESPONSE_STATUS_CODE] = self.status_code
         cost: Cost | None = None
+        unpriced_without_usage = False
         if usage is not None:
             attributes.put_usage(attrs, usage)
             cost = self._price(usage)
@@ -270,6 +272,10 @@ class LLMCall:
                 attributes.put_cost(attrs, cost, usage)
             if record.price_context:
                 attributes.put_price_variant(attrs, record.price_context)
+        elif error is None and self.request.unpriced_without_usage:
+            unpriced_without_usage = True
+            provider_id = telemetry.pricer.provider_for(self.request.pricing_provider, self.request.api_url)
+            attributes.put_unpriced(attrs, provider_id)
         reported = record.reported_cost or self.header_cost
         if reported is not None:
             attributes.put_reported_cost(attrs, reported)
@@ -296,7 +302,7 @@ class LLMCall:
             output_tokens=usage.output_tokens if usage is not None else None,
             cost=cost.total if cost is not None else None,
             savings=cost.savings if cost is not None else None,
-            unpriced=usage is not None and cost is None,
+            unpriced=(usage is not None and cost is None) or unpriced_without_usage,
             throttled_attempts=self.throttled_attempts,
             ttfc_s=ttfc,
         )

@@ -132,8 +132,10 @@ def observe_field_stream(result: Any, call: LLMCall) -> Any:
     return result
 
 
-class AsyncStreamProxy(CallProxy):
-    def __aiter__(self) -> AsyncStreamProxy:
+class _AsyncIterating(CallProxy):
+    """``async for`` and ``async with`` over a stream; how it closes is the subclass's."""
+
+    def __aiter__(self) -> _AsyncIterating:
         return self
 
     async def __anext__(self) -> Any:
@@ -148,7 +150,7 @@ class AsyncStreamProxy(CallProxy):
         self._self_call.on_chunk(chunk)
         return chunk
 
-    async def __aenter__(self) -> AsyncStreamProxy:
+    async def __aenter__(self) -> _AsyncIterating:
         await self.__wrapped__.__aenter__()
         return self
 
@@ -158,9 +160,30 @@ class AsyncStreamProxy(CallProxy):
         finally:
             self._end(exc)
 
+
+class AsyncStreamProxy(_AsyncIterating):
+    """An SDK's async stream (openai's AsyncStream): ``await close()``."""
+
     async def close(self) -> None:
         try:
             await self.__wrapped__.close()
+        finally:
+            self._self_call.finish()
+
+
+class AsyncIteratorProxy(_AsyncIterating):
+    """An async iterator closed by ``await aclose()`` that also has a plain ``close()``
+    (LiteLLM's CustomStreamWrapper): both are kept as they are, and both end the call."""
+
+    async def aclose(self) -> None:
+        try:
+            await self.__wrapped__.aclose()
+        finally:
+            self._self_call.finish()
+
+    def close(self) -> None:
+        try:
+            self.__wrapped__.close()
         finally:
             self._self_call.finish()
 
@@ -364,6 +387,7 @@ PROXIES: dict[ResultKind, Callable[[Any, LLMCall], Any]] = {
     ResultKind.RAW: RawResponseProxy,
     ResultKind.STREAM: SyncStreamProxy,
     ResultKind.ASYNC_STREAM: AsyncStreamProxy,
+    ResultKind.ASYNC_ITERATOR: AsyncIteratorProxy,
     ResultKind.GENERATOR: GeneratorProxy,
     ResultKind.ASYNC_GENERATOR: AsyncGeneratorProxy,
     ResultKind.STREAM_MANAGER: StreamManagerProxy,

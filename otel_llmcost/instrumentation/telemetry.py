@@ -126,8 +126,8 @@ class Telemetry:
         if evidence is not None:
             attrs.update(evidence[1])
         anatomy = self.anatomy
-        # An embeddings input is no conversation: it has no system, tools or history to break down.
-        if anatomy is not None and request.operation != semconv.OPERATION_EMBEDDINGS and anatomy.sampled():
+        # An embeddings, image or audio input is no conversation: no system, tools or history to break down.
+        if anatomy is not None and request.operation not in semconv.NON_CONVERSATION_OPERATIONS and anatomy.sampled():
             try:
                 attrs.update(anatomy.attributes(request.prompt, model, evidence[2] if evidence else 0))
             except Exception:

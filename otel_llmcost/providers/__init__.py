@@ -26,6 +26,8 @@ PROVIDERS: dict[str, ProviderInfo] = {
     "groq": ProviderInfo("otel_llmcost.providers.groq:GroqProvider", "groq", "groq"),
     # boto3 calls through botocore, which is what is patched: its range is the guard.
     "bedrock": ProviderInfo("otel_llmcost.providers.bedrock:BedrockProvider", "botocore", "bedrock"),
+    # A gateway library: its calls through an SDK above are one span, LiteLLM's.
+    "litellm": ProviderInfo("otel_llmcost.providers.litellm:LiteLLMProvider", "litellm", "litellm"),
 }
 
 __all__ = ["PROVIDERS", "ProviderInfo"]

@@ -136,6 +136,8 @@ class ResultKind(enum.Enum):
     RAW = "raw"  # with_raw_response / with_streaming_response: read on parse()
     STREAM = "stream"  # iterator of events
     ASYNC_STREAM = "async_stream"
+    # An async iterator closed by ``aclose()`` whose ``close()`` is plain (LiteLLM's CustomStreamWrapper).
+    ASYNC_ITERATOR = "async_iterator"
     GENERATOR = "generator"  # lazy: the request is sent on the first next()
     ASYNC_GENERATOR = "async_generator"
     STREAM_MANAGER = "stream_manager"  # a context manager that sends on enter
@@ -184,6 +186,9 @@ class Request:
     # only if its usage is missing or counts no output (see ``ResponseRecord.output_partial``).
     collect_output: bool = False
     estimate_usage: bool = False
+    # The response may report nothing we can price (a dall-e image, speech audio, a text-format
+    # transcription): a call that succeeds without a usage is then recorded as unpriced, never as free.
+    unpriced_without_usage: bool = False
 
 
 @dataclass(slots=True)
@@ -206,6 +211,8 @@ class ResponseRecord:
     price_context: dict[str, str] | None = None  # a price variant the response named (service_tier=flex)
     attributes: dict[str, Any] | None = None  # provider-specific response attributes (semconv names)
     reported_cost: tuple[float, str] | None = None  # (USD, where it was read) billed by the host
+    # The request's gen_ai.operation.name, for a provider whose response shapes differ by operation.
+    operation: str = ""
 
     def add_finish_reason(self, reason: Any) -> None:
         if isinstance(reason, str) and reason:

@@ -1,6 +1,7 @@
 """OpenAI (and OpenAI-compatible endpoints reached through the ``openai`` SDK).
 
-Patched: Chat Completions, Responses and Embeddings ``create``, sync and async. Everything
+Patched: Chat Completions, Responses and Embeddings ``create``, sync and async, and the
+image and audio endpoints (:mod:`.openai_media`: priced from the tokens they report). Everything
 else in the SDK that produces a completion or embeddings (``with_raw_response``,
 ``with_streaming_response``, ``chat.completions.stream``) goes through these same
 ``create`` methods, so it yields exactly one span too. Embeddings report
@@ -28,7 +29,7 @@ from typing import Any
 
 from .. import semconv
 from ..pricing.usage import Usage
-from . import openai_batch
+from . import openai_batch, openai_media
 from ._stainless import StainlessProvider, base_client_hooks
 from .base import Api, BatchJob, BatchOutput, PromptView, Request, ResponseRecord
 from .fields import as_int, field, fields_of
@@ -133,6 +134,7 @@ class OpenAIProvider(StainlessProvider):
         Api("openai.resources.responses", "AsyncResponses.create", semconv.OPERATION_CHAT, True, _RESPONSES),
         Api("openai.resources.embeddings", "Embeddings.create", semconv.OPERATION_EMBEDDINGS, False, _EMBEDDINGS),
         Api("openai.resources.embeddings", "AsyncEmbeddings.create", semconv.OPERATION_EMBEDDINGS, True, _EMBEDDINGS),
+        *openai_media.APIS,
     )
     batch_apis = openai_batch.APIS
     hooks = base_client_hooks("openai")
@@ -146,6 +148,11 @@ class OpenAIProvider(StainlessProvider):
     def read_request(self, api: Api, instance: Any, kwargs: dict[str, Any], *, inject_include_usage: bool) -> Request:
         if api.kind == _EMBEDDINGS:
             return self._embeddings_request(api, instance, kwargs)
+        if api.kind in openai_media.KINDS:
+            request = self.base_request(api, instance, kwargs, openai_media.prompt(api.kind, kwargs))
+            request.attributes = openai_media.request_attributes(api.kind, kwargs)
+            request.unpriced_without_usage = True
+            return request
         chat = api.kind == _CHAT
         messages = kwargs.get("messages") if chat else kwargs.get("input")
         prompt = PromptView(
@@ -197,6 +204,10 @@ class OpenAIProvider(StainlessProvider):
     def read_response(self, record: ResponseRecord, response: Any, *, with_output: bool = True) -> None:
         """A ChatCompletion or Response; ``with_output=False`` for a stream's terminal event,
         whose text repeats what its deltas said (and the stream kept)."""
+        media = openai_media.OPERATION_KINDS.get(record.operation)
+        if media is not None:
+            openai_media.read_response(record, response, media, parse_usage)
+            return
         raw_usage = field(response, "usage")
         usage = parse_usage(raw_usage)
         if usage is not None:
@@ -224,8 +235,10 @@ class OpenAIProvider(StainlessProvider):
     def read_chunk(self, record: ResponseRecord, chunk: Any) -> None:
         fields = fields_of(chunk)
         event_type = fields.get("type")
-        if isinstance(event_type, str):  # Responses API event
-            if event_type in _TERMINAL_RESPONSE_EVENTS:
+        if isinstance(event_type, str):  # Responses API, image or transcription event
+            if event_type in openai_media.EVENTS:
+                openai_media.read_event(record, event_type, fields, parse_usage)
+            elif event_type in _TERMINAL_RESPONSE_EVENTS:
                 self.read_response(record, fields.get("response"), with_output=False)
             elif record.output_parts is not None:
                 _read_response_event(record, event_type, fields)

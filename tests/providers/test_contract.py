@@ -1,6 +1,7 @@
 """The contract every provider keeps: one test per shared behaviour, run against each real SDK
-(openai, anthropic, google-genai, groq, boto3's bedrock-runtime) talking to the fake provider
-(for boto3, which speaks urllib3 rather than httpx, a local fake Bedrock).
+(openai, anthropic, google-genai, groq, boto3's bedrock-runtime, and litellm through the openai
+SDK) talking to the fake provider (for boto3, which speaks urllib3 rather than httpx, a local
+fake Bedrock).
 
 A stream ends its span exactly once however it ends (exhausted, closed early, abandoned,
 broken); async calls and streams are one span each; the user's exception reaches them
@@ -203,7 +204,44 @@ class Bedrock(ContractSdk):
         return self.stream(fake)
 
 
-SDKS = (OpenAI(), Anthropic(), GoogleGenAI(), Groq(), Bedrock())
+class LiteLLM(ContractSdk):
+    """litellm.completion / acompletion, routed through the openai SDK to the fake provider.
+    LiteLLM is optional: its runs are skipped where it is not installed."""
+
+    key = "litellm"
+    requires = "litellm"
+    prices_provider = "openai"
+    model = "gpt-4o-mini"
+    unknown_model = "my-private-model"
+
+    def usage_reply(self) -> Reply:
+        return Reply(usage=openai_usage(2048, 300, cached=1024))
+
+    def call(self, fake: FakeLLMServer, model: str) -> None:
+        import litellm
+
+        litellm.completion(model=f"openai/{model}", messages=MESSAGES, client=openai_client(fake))
+
+    async def acall(self, fake: FakeLLMServer) -> None:
+        import litellm
+
+        client = openai_client(fake, is_async=True)
+        await litellm.acompletion(model=f"openai/{self.model}", messages=MESSAGES, client=client)
+
+    def stream(self, fake: FakeLLMServer) -> Any:
+        import litellm
+
+        client = openai_client(fake, max_retries=0)
+        return litellm.completion(model=f"openai/{self.model}", messages=MESSAGES, client=client, stream=True)
+
+    async def astream(self, fake: FakeLLMServer) -> Any:
+        import litellm
+
+        client = openai_client(fake, is_async=True)
+        return await litellm.acompletion(model=f"openai/{self.model}", messages=MESSAGES, client=client, stream=True)
+
+
+SDKS = (OpenAI(), Anthropic(), GoogleGenAI(), Groq(), Bedrock(), LiteLLM())
 assert sorted(sdk.key for sdk in SDKS) == sorted(PROVIDERS), "a provider without a contract run"
 
 
@@ -253,6 +291,9 @@ ORIGINALS = {sdk.key: _snapshot(sdk.key) for sdk in SDKS}
 @pytest.fixture(params=SDKS, ids=[sdk.key for sdk in SDKS])
 def sdk(request: pytest.FixtureRequest, instrument: Any) -> Any:
     """One provider's real SDK, with that provider alone instrumented (and no limiter adapters)."""
+    requires = getattr(request.param, "requires", None)
+    if requires:
+        pytest.importorskip(requires)
     instrument(providers=(request.param.key,), limiters=())
     return request.param
 
