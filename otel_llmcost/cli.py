@@ -194,7 +194,10 @@ def _writing(dsn: str, database: str) -> Iterator[Any]:
                 ingest_pending(dsn, database, wait_s=30.0, ttl_days=ttl_days, client=client)
             except (storage.StorageBusy, IngestDeferred) as exc:
                 _warn(f"spooled spans are not included yet: {_first_line(exc, dsn)}")
-            storage.migrate(client, database=database, ttl_days=ttl_days)
+            try:
+                storage.migrate(client, database=database, ttl_days=ttl_days)
+            except storage.ClusterLayout:
+                pass  # a cluster's schema is `migrate --cluster NAME`'s: the tables are there
             yield client
     except typer.Exit:
         raise

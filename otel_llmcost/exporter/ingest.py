@@ -116,7 +116,10 @@ def ensure_schema(client: Any, key: str, database: str, ttl_days: int, *, again:
             _migrated.discard((key, database))
         if (key, database) in _migrated:
             return
-        storage.migrate(client, database=database, ttl_days=ttl_days)
+        try:
+            storage.migrate(client, database=database, ttl_days=ttl_days)
+        except storage.ClusterLayout:
+            pass  # laid out by `otel-llmcost migrate --cluster NAME`: the tables are there
         _migrated.add((key, database))
 
 

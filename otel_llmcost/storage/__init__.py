@@ -27,12 +27,22 @@ from .connection import (
     redact_text,
     turn,
 )
-from .migrations import MAX_TTL_DAYS, check_identifier, migrate, render, rendered_statements
+from .migrations import (
+    MAX_TTL_DAYS,
+    ClusterLayout,
+    SchemaConflict,
+    check_identifier,
+    migrate,
+    render,
+    rendered_statements,
+)
 
 __all__ = [
     "MAX_TTL_DAYS",
+    "ClusterLayout",
     "DatabaseMissing",
     "EmbeddedStoreMissing",
+    "SchemaConflict",
     "StorageBusy",
     "chdb_path",
     "chdb_turn",

@@ -24,6 +24,16 @@ view dropped since (by hand, or a bad ``query --write``) would stay missing, and
 ``otel_traces`` or an MV's target table gone every insert fails. So each file whose
 objects are not all in ``system.tables`` is applied again (idempotent: existing tables
 and their rows are untouched) and the objects it recreated are reported as repaired.
+
+On a cluster (``cluster=NAME``) the same files are laid out per statement kind
+(:func:`cluster_layout`; docs/cluster.md): a table that a materialized view reads or
+writes becomes a Replicated ``X_local`` on every shard plus a Distributed ``X`` over the
+shards (sharded by ``cityHash64(TraceId)`` when it has a TraceId), the materialized views
+read and write the ``_local`` tables (they fire on the shard that stores the insert), and
+the views keep reading ``X``, now the Distributed table. Every other table (settings,
+prices, budgets: written by hand or by the CLI) is one Replicated table with a copy on
+every node. Before any DDL, :func:`check_schema` refuses an ``otel_traces`` this schema
+cannot use (the exporter's JSON mode, or a layout of the other kind).
 """
 
 from __future__ import annotations
@@ -45,6 +55,12 @@ _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 # Path and replica name use ClickHouse macros, expanded by the server from its
 # <macros> config; {database} and {table} are built-in macros there too.
 _REPLICATED_PATH = "'/clickhouse/tables/{shard}/{database}/{table}', '{replica}'"
+
+# A table with a copy on every node (not sharded): one replica set for the whole cluster.
+_REPLICATED_EVERYWHERE_PATH = "'/clickhouse/tables/all/{database}/{table}', '{replica}'"
+
+# On a cluster, the shard-local table behind the Distributed table X is X + this suffix.
+LOCAL_SUFFIX = "_local"
 
 _PLACEHOLDER = re.compile(r"\{(database|cluster|ttl_days|merge_tree|aggregating_merge_tree)\}")
 _AS_OF_NOW = re.compile(r"\{as_of_now:(\w+)\}")
@@ -151,10 +167,99 @@ def rendered_statements(*, database: str = "otel", cluster: str | None = None, t
     """Every statement ``migrate`` would run, in order, starting with CREATE DATABASE."""
     on_cluster = render("{cluster}", database=database, cluster=cluster, ttl_days=ttl_days)
     statements = [f"CREATE DATABASE IF NOT EXISTS {database}{on_cluster}"]
+    for _, _, file_statements in _rendered_files(database=database, cluster=cluster, ttl_days=ttl_days):
+        statements.extend(file_statements)
+    return statements
+
+
+def _rendered_files(*, database: str, cluster: str | None, ttl_days: int) -> list[tuple[Path, str, list[str]]]:
+    """Each migration file, its rendered text, and its statements (on a cluster, laid out)."""
+    files = []
+    sharded = sharded_tables(database=database) if cluster else frozenset()
     for path in migration_files():
         text = render(path.read_text(encoding="utf-8"), database=database, cluster=cluster, ttl_days=ttl_days)
-        statements.extend(expand_as_of_now(split_statements(text)))
-    return statements
+        statements = expand_as_of_now(split_statements(text))
+        if cluster:
+            statements = [
+                laid_out
+                for statement in statements
+                for laid_out in cluster_layout(statement, database=database, cluster=cluster, sharded=sharded)
+            ]
+        files.append((path, text, statements))
+    return files
+
+
+# --- cluster layout -----------------------------------------------------------------------
+
+_TABLE_NAME = re.compile(r"^CREATE TABLE IF NOT EXISTS (\w+)\.(\w+)\b")
+_MV_HEAD = re.compile(r"^CREATE MATERIALIZED VIEW IF NOT EXISTS \w+\.\w+\b")
+_ALTER_TABLE = re.compile(r"^ALTER TABLE (\w+)\.(\w+)\b")
+_CODEC = re.compile(r"\s+CODEC\((?:[^()]|\((?:[^()]|\([^()]*\))*\))*\)")
+
+
+def sharded_tables(*, database: str = "otel") -> frozenset[str]:
+    """The tables a materialized view reads or writes: sharded on a cluster.
+
+    A materialized view fires on the insert into its source table on the node that
+    stores it, so its source and target must both be the shard-local tables. Found from
+    the files themselves, so a new file's tables and views are laid out with no code change.
+    """
+    tables: set[str] = set()
+    in_views: set[str] = set()
+    reference = re.compile(rf"\b{re.escape(database)}\.(\w+)\b")
+    for path in migration_files():
+        text = render(path.read_text(encoding="utf-8"), database=database, cluster=None, ttl_days=1)
+        for statement in split_statements(text):
+            table = _TABLE_NAME.match(statement)
+            if table:
+                tables.add(table.group(2))
+            elif _MV_HEAD.match(statement):
+                in_views.update(reference.findall(statement))
+    return frozenset(tables & in_views)
+
+
+def cluster_layout(statement: str, *, database: str, cluster: str, sharded: frozenset[str]) -> list[str]:
+    """One rendered statement as it runs on a cluster (per statement kind, see the module doc).
+
+    - CREATE TABLE of a sharded table ``X``: the Replicated table is created as ``X_local``,
+      then a Distributed ``X`` with the same columns (no codecs or indexes: it stores nothing);
+    - CREATE TABLE of any other table: Replicated with one replica set for the whole
+      cluster (a copy on every node, so a view joins it on any shard);
+    - CREATE MATERIALIZED VIEW and ALTER TABLE: every sharded table they name is its ``_local``;
+    - views (and anything else): unchanged, so they read the Distributed tables.
+    """
+    table = _TABLE_NAME.match(statement)
+    if table and table.group(2) in sharded:
+        name = table.group(2)
+        local = f"{statement[: table.start(2)]}{name}{LOCAL_SUFFIX}{statement[table.end(2) :]}"
+        return [local, _distributed(local, database=database, cluster=cluster, name=name)]
+    if table:
+        return [statement.replace(f"({_REPLICATED_PATH})", f"({_REPLICATED_EVERYWHERE_PATH})")]
+    view = _MV_HEAD.match(statement)
+    if (view or _ALTER_TABLE.match(statement)) and sharded:
+        start = view.end() if view else 0  # the view keeps its own name
+        names = "|".join(map(re.escape, sorted(sharded)))
+        to_local = re.compile(rf"\b({re.escape(database)}\.(?:{names}))\b")
+        return [statement[:start] + to_local.sub(rf"\g<1>{LOCAL_SUFFIX}", statement[start:])]
+    return [statement]
+
+
+def _distributed(local: str, *, database: str, cluster: str, name: str) -> str:
+    """CREATE TABLE ``database.name`` ON CLUSTER: Distributed over the local table ``local`` creates."""
+    body = _CREATE_TABLE.match(local)
+    if body is None:
+        raise ValueError(f"cannot read the columns of {database}.{name}{LOCAL_SUFFIX}")
+    columns = [
+        _CODEC.sub("", item)
+        for item in _top_level_items(body.group("body"))
+        if not item.upper().startswith(_NOT_COLUMNS)
+    ]
+    key = "cityHash64(TraceId)" if any(c.split()[0] == "TraceId" for c in columns) else "rand()"
+    listed = ",\n".join(f"    {c}" for c in columns)
+    return (
+        f"CREATE TABLE IF NOT EXISTS {database}.{name} ON CLUSTER {cluster} (\n{listed}\n)"
+        f" ENGINE = Distributed('{cluster}', '{database}', '{name}{LOCAL_SUFFIX}', {key})"
+    )
 
 
 @dataclass
@@ -185,13 +290,16 @@ def apply_migrations(
     """:func:`migrate`, also saying which dropped objects were recreated."""
     on_cluster = render("{cluster}", database=database, cluster=cluster, ttl_days=ttl_days)
     result = MigrationResult()
+    files = _rendered_files(database=database, cluster=cluster, ttl_days=ttl_days)
+    check_schema(client, database=database, cluster=cluster)
     _run(client, f"CREATE DATABASE IF NOT EXISTS {database}{on_cluster}", result.statements)
     applied = _applied_checksums(client, database)
     existing = _existing_objects(client, database)
-    for path in migration_files():
-        text = render(path.read_text(encoding="utf-8"), database=database, cluster=cluster, ttl_days=ttl_days)
-        checksum = hashlib.sha256(text.encode("utf-8")).hexdigest()
-        statements = expand_as_of_now(split_statements(text))
+    for path, text, statements in files:
+        # On one node the rendered file, as every release recorded it; on a cluster what
+        # runs, since the layout depends on every file (which tables are sharded).
+        recorded = "\n;\n".join(statements) if cluster else text
+        checksum = hashlib.sha256(recorded.encode("utf-8")).hexdigest()
         missing = [name for name in created_objects(statements) if name not in existing]
         if applied.get(path.name) == checksum and not missing:
             continue
@@ -206,6 +314,69 @@ def apply_migrations(
             result.statements,
         )
     return result
+
+
+class SchemaConflict(RuntimeError):
+    """The database holds an ``otel_traces`` that this schema cannot build on; the message
+    says why and what to do. Raised before any DDL runs."""
+
+
+class ClusterLayout(SchemaConflict):
+    """A migrate without ``cluster`` over a database laid out for a cluster (``otel_traces``
+    is Distributed): the schema is there, run by ``migrate --cluster NAME``; commands that
+    only need the tables to exist go on."""
+
+
+_JSON_TYPES = ("JSON", "Object(")
+
+
+def check_schema(client: Any, *, database: str, cluster: str | None) -> None:
+    """Refuse, before any DDL, an ``otel_traces`` the migrations would fail on or misuse.
+
+    - the collector's ClickHouse exporter in JSON mode (``json: true``) creates the
+      attribute columns as ``JSON``; every extraction here reads
+      ``Map(LowCardinality(String), String)`` (the exporter's default), and the migrations
+      would fail half-way (``CAST AS Array ... same-dimensional``);
+    - ``--cluster`` over a database whose ``otel_traces`` stores rows itself (the exporter's
+      own ``create_schema`` on a cluster, or a single-node database), and a single-node
+      migrate over a cluster layout (``otel_traces`` Distributed).
+
+    Says nothing when the server cannot answer (every statement is idempotent anyway).
+    """
+    try:
+        rows = client.query(
+            "SELECT t.name, t.engine, c.type FROM system.tables AS t "
+            "LEFT JOIN (SELECT table, type FROM system.columns WHERE database = {d:String} "
+            "AND name = 'SpanAttributes') AS c ON c.table = t.name "
+            "WHERE t.database = {d:String} AND t.name IN ('otel_traces', {local:String})",
+            parameters={"d": database, "local": f"otel_traces{LOCAL_SUFFIX}"},
+        ).result_rows
+    except Exception:
+        return
+    found = {str(name): (str(engine), str(kind or "")) for name, engine, kind in rows}
+    for name, (_, kind) in sorted(found.items()):
+        if kind.startswith(_JSON_TYPES):
+            raise SchemaConflict(
+                f"{database}.{name} stores attributes as {kind} (the collector's ClickHouse exporter with "
+                "`json: true`); otel-llmcost reads them as Map(LowCardinality(String), String), the "
+                "exporter's default. Remove `json: true` from the exporter (and set `create_schema: false`), "
+                f"move the table aside (RENAME TABLE {database}.{name} TO {database}.{name}_json), "
+                "then run otel-llmcost migrate again"
+            )
+    engine = found.get("otel_traces", ("", ""))[0]
+    if cluster and engine and engine != "Distributed":
+        raise SchemaConflict(
+            f"--cluster: {database}.otel_traces is a {engine} table, not the Distributed table the cluster "
+            f"layout writes through (to otel_traces{LOCAL_SUFFIX} on each shard; docs/cluster.md). If the "
+            f"exporter created it (create_schema: true), move it: RENAME TABLE {database}.otel_traces TO "
+            f"{database}.otel_traces{LOCAL_SUFFIX} ON CLUSTER {cluster}, set create_schema: false, "
+            "and run migrate again"
+        )
+    if not cluster and engine == "Distributed":
+        raise ClusterLayout(
+            f"{database}.otel_traces is Distributed: this database has the cluster layout; "
+            "run otel-llmcost migrate --cluster NAME"
+        )
 
 
 _CREATES = re.compile(

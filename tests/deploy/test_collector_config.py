@@ -99,6 +99,19 @@ def test_clickhouse_exporter_writes_our_table_and_never_creates_schema():
     assert f"CREATE TABLE IF NOT EXISTS {exporter['database']}.{exporter['traces_table_name']} " in created
 
 
+def test_on_a_cluster_the_same_exporter_settings_write_through_the_distributed_table():
+    """docs/cluster.md: the exporter keeps create_schema: false and otel_traces, which
+    `migrate --cluster` makes Distributed over the shards' otel_traces_local."""
+    exporter = CONFIGS["default"]["exporters"]["clickhouse"]
+    assert "cluster_name" not in exporter and "table_engine" not in exporter
+    created = rendered_statements(database=exporter["database"], cluster="prod")
+    table = f"{exporter['database']}.{exporter['traces_table_name']}"
+    (distributed,) = [s for s in created if s.startswith(f"CREATE TABLE IF NOT EXISTS {table} ON CLUSTER prod ")]
+    assert distributed.endswith(
+        f"Distributed('prod', '{exporter['database']}', 'otel_traces_local', cityHash64(TraceId))"
+    )
+
+
 def test_exporter_credentials_and_endpoint_come_from_the_environment():
     exporter = CONFIGS["default"]["exporters"]["clickhouse"]
     for key in ("endpoint", "username", "password"):

@@ -52,3 +52,29 @@ SETTINGS index_granularity = 8192, ttl_only_drop_parts = 1;
 -- deduplication window (Replicated engines have one by default).
 ALTER TABLE {database}.otel_traces {cluster}
     MODIFY SETTING non_replicated_deduplication_window = 1000;
+
+-- The trace-id lookup table and its materialized view, as the exporter creates them
+-- beside otel_traces (internal/sqltemplates/traces_id_ts_lookup_table.sql and
+-- traces_id_ts_lookup_mv.sql; the exporter's engine for it is the aggregating twin of
+-- its table_engine): when each trace starts and ends, so a trace is found by its id
+-- without scanning every day of otel_traces (Grafana's trace view reads it).
+
+CREATE TABLE IF NOT EXISTS {database}.otel_traces_trace_id_ts {cluster} (
+    TraceId String CODEC(ZSTD(1)),
+    Start SimpleAggregateFunction(min, DateTime) CODEC(ZSTD(1)),
+    End SimpleAggregateFunction(max, DateTime) CODEC(ZSTD(1))
+) ENGINE = {aggregating_merge_tree}
+PARTITION BY toStartOfWeek(Start)
+ORDER BY (TraceId)
+TTL toDateTime(Start) + toIntervalDay({ttl_days})
+SETTINGS index_granularity = 8192, ttl_only_drop_parts = 1;
+
+CREATE MATERIALIZED VIEW IF NOT EXISTS {database}.otel_traces_trace_id_ts_mv {cluster}
+TO {database}.otel_traces_trace_id_ts
+AS SELECT
+    TraceId,
+    min(toDateTime(Timestamp)) AS Start,
+    max(toDateTime(Timestamp)) AS End
+FROM {database}.otel_traces
+WHERE TraceId != ''
+GROUP BY TraceId;
