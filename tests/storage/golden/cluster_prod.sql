@@ -706,6 +706,8 @@ SELECT
     Provider,
     RequestModel,
     ResponseModel,
+    Endpoint,
+    Team,
     count() AS Calls,
     sum(InputTokens) AS InputTokens,
     sum(OutputTokens) AS OutputTokens,
@@ -718,7 +720,9 @@ GROUP BY
     ServiceName,
     Provider,
     RequestModel,
-    ResponseModel;
+    ResponseModel,
+    Endpoint,
+    Team;
 
 CREATE VIEW IF NOT EXISTS otel.v_estimated_usage  ON CLUSTER prod AS
 SELECT
@@ -727,6 +731,7 @@ SELECT
     Provider,
     RequestModel,
     Endpoint,
+    Team,
     count() AS Calls,
     sum(InputTokens) AS InputTokens,
     sum(OutputTokens) AS OutputTokens,
@@ -738,7 +743,8 @@ GROUP BY
     ServiceName,
     Provider,
     RequestModel,
-    Endpoint;
+    Endpoint,
+    Team;
 
 CREATE VIEW IF NOT EXISTS otel.v_errors_hourly  ON CLUSTER prod AS
 SELECT
@@ -886,7 +892,9 @@ SELECT
     Endpoint,
     Provider,
     RequestModel,
+    Team,
     sum(Calls) AS Calls,
+    sum(Unpriced) AS UnpricedCalls,
     sum(InputTokens) AS InputTokens,
     sum(CacheReadTokens) AS CacheReadTokens,
     sum(CacheWriteTokens) AS CacheWriteTokens,
@@ -901,7 +909,8 @@ GROUP BY
     ServiceName,
     Endpoint,
     Provider,
-    RequestModel;
+    RequestModel,
+    Team;
 
 CREATE TABLE IF NOT EXISTS otel.llm_prefix_tokens_local  ON CLUSTER prod (
     Day Date,
@@ -1514,6 +1523,8 @@ SELECT
     ServiceName,
     Provider,
     RequestModel,
+    Endpoint,
+    Team,
     count() AS Calls,
     sum(RecordedCost) AS RecordedCostUsd,
     sumIf(CatalogueCost, CataloguePriced) AS CatalogueCostUsd,
@@ -1529,7 +1540,7 @@ SELECT
     groupUniqArray(RecordedVersion) AS RecordedVersions,
     any(CatalogueVersion) AS CatalogueVersion
 FROM otel.v_calls_repriced(target_provider = '', target_model = '')
-GROUP BY Day, ServiceName, Provider, RequestModel;
+GROUP BY Day, ServiceName, Provider, RequestModel, Endpoint, Team;
 
 CREATE VIEW IF NOT EXISTS otel.v_cost_reported_vs_computed  ON CLUSTER prod AS
 SELECT
@@ -1541,6 +1552,7 @@ SELECT
     RequestModel,
     ResponseModel,
     Endpoint,
+    Team,
     CostReportedSource AS ReportedSource,
     assumeNotNull(CostReported) AS ReportedUsd,
     CostTotal AS ComputedUsd,
@@ -1557,6 +1569,8 @@ SELECT
     Provider,
     RequestModel,
     ReportedSource,
+    Endpoint,
+    Team,
     count() AS Calls,
     sum(ReportedUsd) AS ReportedCostUsd,
     sumIf(ComputedUsd, NOT Unpriced) AS ComputedCostUsd,
@@ -1566,7 +1580,7 @@ SELECT
     sumIf(DifferenceUsd, NOT Unpriced) AS TotalDifferenceUsd,
     maxIf(abs(DifferenceUsd), NOT Unpriced) AS MaxAbsDifferenceUsd
 FROM otel.v_cost_reported_vs_computed
-GROUP BY Day, ServiceName, Provider, RequestModel, ReportedSource;
+GROUP BY Day, ServiceName, Provider, RequestModel, ReportedSource, Endpoint, Team;
 
 CREATE VIEW IF NOT EXISTS otel.v_spend_anomalies_daily  ON CLUSTER prod AS
 SELECT
@@ -1620,6 +1634,7 @@ SELECT
     ServiceName,
     Endpoint,
     RequestModel,
+    Team,
     InputTokens,
     CacheReadTokens,
     HitRate,
@@ -1635,6 +1650,7 @@ FROM (
         ServiceName,
         Endpoint,
         RequestModel,
+        Team,
         InputTokens,
         CacheReadTokens,
         CacheReadTokens / InputTokens AS HitRate,
@@ -1646,6 +1662,7 @@ FROM (
             ServiceName,
             Endpoint,
             RequestModel,
+            Team,
             sum(InputTokens) AS InputTokens,
             sum(CacheReadTokens) AS CacheReadTokens
         FROM otel.llm_cost_hourly
@@ -1654,11 +1671,12 @@ FROM (
             Hour,
             ServiceName,
             Endpoint,
-            RequestModel
+            RequestModel,
+            Team
         HAVING InputTokens > 0
     )
     WINDOW w AS (
-        PARTITION BY ServiceName, Endpoint, RequestModel
+        PARTITION BY ServiceName, Endpoint, RequestModel, Team
         ORDER BY toRelativeHourNum(Hour)
         RANGE BETWEEN 24 PRECEDING AND 1 PRECEDING
     )
@@ -1674,6 +1692,7 @@ SELECT
     c.Provider AS Provider,
     c.RequestModel AS RequestModel,
     c.Feature AS Feature,
+    c.Team AS Team,
     c.User AS User,
     c.TraceId AS TraceId,
     c.SpanId AS SpanId,
@@ -1806,6 +1825,7 @@ SELECT
     c.Endpoint AS Endpoint,
     c.Provider AS Provider,
     c.RequestModel AS RequestModel,
+    c.Team AS Team,
     e.TraceId AS TraceId,
     e.SpanId AS SpanId,
     e.SetId AS SetId,
@@ -1833,6 +1853,7 @@ LEFT JOIN (
         Endpoint,
         Provider,
         RequestModel,
+        Team,
         Unpriced,
         InputTokens,
         UncachedInputTokens,
@@ -1855,6 +1876,8 @@ SELECT
     toStartOfHour(Timestamp) AS Hour,
     ServiceName,
     Endpoint,
+    RequestModel,
+    Team,
     count() AS Calls,
     countIf(CitationsRecorded) AS CallsWithCitations,
     sum(Items) AS ItemsSent,
@@ -1869,7 +1892,9 @@ FROM otel.v_evidence_calls
 GROUP BY
     Hour,
     ServiceName,
-    Endpoint;
+    Endpoint,
+    RequestModel,
+    Team;
 
 CREATE TABLE IF NOT EXISTS otel.llm_budget_events_local  ON CLUSTER prod (
     Timestamp DateTime64(9) CODEC(Delta(8), ZSTD(1)),
@@ -3246,6 +3271,7 @@ SELECT
     g.RequestModel AS RequestModel,
     g.PrefixHash AS PrefixHash,
     g.Endpoints AS Endpoints,
+    g.Teams AS Teams,
     g.Calls AS Calls,
     g.TotalInputTokens AS TotalInputTokens,
     g.InputCost AS InputCost,
@@ -3270,6 +3296,7 @@ FROM (
         RequestModel,
         PrefixHash,
         groupUniqArray(10)(Endpoint) AS Endpoints,
+        groupUniqArray(10)(Team) AS Teams,
         count() AS Calls,
         sum(InputTokens) AS TotalInputTokens,
         sum(CostInput) AS InputCost,
@@ -3286,6 +3313,7 @@ FROM (
             RequestModel,
             PrefixHash,
             Endpoint,
+            Team,
             InputTokens,
             UncachedInputTokens,
             CacheReadTokens,
@@ -3389,6 +3417,7 @@ SELECT
     PrefixHash,
     Endpoint,
     groupUniqArray(10)(Endpoints) AS Endpoints,
+    groupUniqArray(10)(WriteTeam) AS Teams,
     count() AS Writes,
     countIf(TtlS = 3600) AS Writes1h,
     sum(WrittenTokens) AS WrittenTokens,
@@ -3408,6 +3437,7 @@ FROM (
         PrefixHash,
         Endpoint,
         any(WriteEndpoint) AS Endpoints,
+        any(WriteTeam) AS WriteTeam,
         WriteSeq,
         any(SegmentTtlS) AS TtlS,
         sumIf(CacheWriteTokens, IsWrite) AS WrittenTokens,
@@ -3432,6 +3462,7 @@ FROM (
                 *,
                 first_value(WriteTtlS) OVER s AS SegmentTtlS,
                 first_value(CallEndpoint) OVER s AS WriteEndpoint,
+                first_value(CallTeam) OVER s AS WriteTeam,
                 dateDiff('millisecond', lagInFrame(Timestamp, 1, Timestamp) OVER s, Timestamp) / 1000 AS GapS
             FROM (
                 SELECT
@@ -3442,6 +3473,7 @@ FROM (
                     PrefixHash,
                     if(PrefixHash = '', c.Endpoint, '') AS Endpoint,
                     c.Endpoint AS CallEndpoint,
+                    c.Team AS CallTeam,
                     CacheWriteTokens > 0 AS IsWrite,
                     CacheWriteTokens,
                     CostCacheWrite,
@@ -3924,6 +3956,7 @@ SELECT
     RequestModel,
     RequestHash,
     groupUniqArray(10)(Endpoint) AS Endpoints,
+    groupUniqArray(10)(Team) AS Teams,
     count() AS Calls,
     Calls - 1 AS Repeats,
     sum(CostTotal) AS Spend,
@@ -3949,6 +3982,7 @@ WITH
             SimHash,
             RequestHash,
             Endpoint,
+            Team,
             CostTotal,
             Timestamp,
             SpanId,
@@ -4007,6 +4041,7 @@ SELECT
     PrefixHash,
     lower(leftPad(hex(Anchor), 16, '0')) AS Cluster,
     groupUniqArray(10)(Endpoint) AS Endpoints,
+    groupUniqArray(10)(Team) AS Teams,
     count() AS Calls,
     Calls - 1 AS Repeats,
     uniqExact(SimHash) AS Sketches,
@@ -4086,6 +4121,7 @@ SELECT
     ServiceName,
     Endpoint,
     Feature,
+    Team,
     Provider,
     RequestModel,
     FromModel,
@@ -4111,6 +4147,7 @@ FROM (
         c.ServiceName AS ServiceName,
         c.Endpoint AS Endpoint,
         c.Feature AS Feature,
+        c.Team AS Team,
         c.PriceProvider AS Provider,
         c.RequestModel AS RequestModel,
         c.CostTotal AS CostTotal,
@@ -4175,6 +4212,7 @@ GROUP BY
     ServiceName,
     Endpoint,
     Feature,
+    Team,
     Provider,
     RequestModel,
     FromModel,
@@ -4188,6 +4226,7 @@ SELECT
     o.ServiceName AS ServiceName,
     if(o.Feature != '', o.Feature, c.Feature) AS Feature,
     if(o.Endpoint != '', o.Endpoint, c.Endpoint) AS Endpoint,
+    if(o.Team != '', o.Team, c.Team) AS Team,
     c.Model AS Model,
     count() AS Tasks,
     sum(o.Success) AS SuccessfulTasks,
@@ -4200,7 +4239,8 @@ FROM (
         argMax(ServiceName, Timestamp) AS ServiceName,
         argMax(Success, Timestamp) AS Success,
         argMax(Feature, Timestamp) AS Feature,
-        argMax(Endpoint, Timestamp) AS Endpoint
+        argMax(Endpoint, Timestamp) AS Endpoint,
+        argMax(Team, Timestamp) AS Team
     FROM otel.llm_task_outcomes
     WHERE Timestamp >= now() - toIntervalHour({since_hours:UInt32})
     GROUP BY TaskKey
@@ -4211,14 +4251,16 @@ INNER JOIN (
         argMax(RequestModel, ModelCost) AS Model,
         sum(ModelCost) AS CostTotal,
         any(Feature) AS Feature,
-        any(Endpoint) AS Endpoint
+        any(Endpoint) AS Endpoint,
+        any(Team) AS Team
     FROM (
         SELECT
             if(TaskId != '', TaskId, TraceId) AS TaskKey,
             RequestModel,
             sum(CostTotal) AS ModelCost,
             any(Feature) AS Feature,
-            any(Endpoint) AS Endpoint
+            any(Endpoint) AS Endpoint,
+            any(Team) AS Team
         FROM otel.llm_calls
         WHERE Timestamp >= now() - toIntervalHour({since_hours:UInt32} + 24)
         GROUP BY
@@ -4231,12 +4273,14 @@ GROUP BY
     ServiceName,
     Feature,
     Endpoint,
+    Team,
     Model;
 
 CREATE VIEW IF NOT EXISTS otel.v_batch_opportunities  ON CLUSTER prod AS
 SELECT
     ServiceName,
     Feature,
+    Team,
     Provider,
     RequestModel,
     Reason,
@@ -4254,6 +4298,7 @@ FROM (
         c.Timestamp AS Timestamp,
         c.ServiceName AS ServiceName,
         c.Feature AS Feature,
+        c.Team AS Team,
         c.PriceProvider AS Provider,
         c.RequestModel AS RequestModel,
         if(c.Background = 1, 'marked background', 'outside any request') AS Reason,
@@ -4331,6 +4376,7 @@ WHERE BatchCost IS NOT NULL
 GROUP BY
     ServiceName,
     Feature,
+    Team,
     Provider,
     RequestModel,
     Reason;
