@@ -36,6 +36,9 @@ SUITES = (
     "tests/providers/test_anthropic.py",
     "tests/providers/test_google_genai.py",
     "tests/providers/test_groq.py",
+    "tests/providers/test_mistral.py",
+    "tests/providers/test_cohere.py",
+    "tests/providers/test_ollama.py",
     "tests/providers/test_bedrock.py",
     "tests/providers/test_stream_estimates.py",
     "tests/providers/test_prompt_components.py",
@@ -83,6 +86,9 @@ COMBOS: dict[str, tuple[str, tuple[str, ...]]] = {
             "anthropic==0.43.0",  # first with the beta messages.stream helper the suite patches
             "google-genai==1.51.0",  # 1.46-1.50 close an injected httpx client when the Client is collected
             "groq==0.13.0",  # first with retries_taken in _build_request and no proxies= for httpx 0.28
+            "mistralai==1.5.0",  # mistralai.* modules (2.x: mistralai.client.*); no cached count, no close()
+            "cohere==5.10.0",  # first whose v2 client has embed; httpx-sse streams, ApiError without headers
+            "ollama==0.4.7",  # first that allows httpx 0.28
             "boto3==1.34.116",  # first with Converse / ConverseStream (no cache tokens in its model yet)
             "botocore==1.34.116",
             "wrapt==1.17.0",
@@ -108,6 +114,9 @@ COMBOS: dict[str, tuple[str, tuple[str, ...]]] = {
             "anthropic==2.12.0",
             "google-genai==3.4.0",
             "groq==1.7.0",
+            "mistralai==3.7.0",
+            "cohere==7.3.1",
+            "ollama==0.6.3",
             "boto3==1.44.8",
             "botocore==1.44.8",
             "wrapt==2.5.2",
@@ -132,6 +141,9 @@ _REPORTED = (
     "anthropic",
     "google-genai",
     "groq",
+    "mistralai",
+    "cohere",
+    "ollama",
     "boto3",
     "botocore",
     "wrapt",

@@ -368,8 +368,8 @@ OBJECT_KEYWORDS: tuple[tuple[str, str], ...] = (
     ("meter_provider", "the MeterProvider for every metric (default: the global one)"),
     (
         "providers",
-        'instrument only these: "openai", "anthropic", "google_genai", "groq", "bedrock", "litellm"'
-        " (default: every one installed)",
+        'instrument only these: "openai", "anthropic", "google_genai", "groq", "mistral", "cohere",'
+        ' "ollama", "bedrock", "litellm" (default: every one installed)',
     ),
     ("pricer", "an `otel_llmcost.pricing.Pricer` (default: genai-prices plus `OTEL_LLMCOST_PRICES_FILE`)"),
     ("budgets", "an `otel_llmcost.budgets.Budgets` (default: from `OTEL_LLMCOST_BUDGETS_FILE`)"),

@@ -62,6 +62,7 @@ GEN_AI_OUTPUT_MESSAGES: Final = "gen_ai.output.messages"
 OPERATION_CHAT: Final = "chat"
 OPERATION_GENERATE_CONTENT: Final = "generate_content"
 OPERATION_EMBEDDINGS: Final = "embeddings"
+OPERATION_TEXT_COMPLETION: Final = "text_completion"  # a prompt, not a conversation (Ollama generate)
 # The spend of an OpenAI Batch API output file, recorded when the application reads it
 # (otel_llmcost.instrumentation.batches): one span per model in the file.
 OPERATION_BATCH: Final = "batch"

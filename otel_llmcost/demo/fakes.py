@@ -1,4 +1,5 @@
-"""A local fake of the OpenAI, Anthropic, Gemini and Groq HTTP APIs, for the demo and the tests.
+"""A local fake of the OpenAI, Anthropic, Gemini, Groq, Mistral, Cohere and Ollama HTTP APIs, for the
+demo and the tests.
 
 It is an httpx/httpx2 ``MockTransport`` handler: the real SDKs build, send, retry
 and parse exactly as in production, but nothing leaves the process and no key is
@@ -24,6 +25,8 @@ from typing import Any
 # One "token" of fake text is 4 characters, like OpenAI's rule of thumb.
 CHARS_PER_TOKEN = 4
 CACHE_MIN_TOKENS = 1024
+MISTRAL_HOST = "api.mistral.ai"
+COHERE_HOST = "api.cohere.com"
 
 
 @dataclass
@@ -71,6 +74,7 @@ class FakeLLMServer:
         # OpenAI Batch API: file id -> content (GET /files/{id}/content), batch id -> batch.
         self.files: dict[str, bytes] = {}
         self.batches: dict[str, dict[str, Any]] = {}
+        self.clients: list[Any] = []  # SDK clients that must live as long as the server (mistral_client)
 
     # --- scripting ------------------------------------------------------------------
 
@@ -96,6 +100,14 @@ class FakeLLMServer:
             self.ratelimit_remaining = max(self.ratelimit_remaining - 1, 0)
         reply = scripted or Reply()
         path = request.url.path
+        if path.startswith("/api/") and path.rsplit("/", 1)[-1] in ("chat", "generate", "embed", "embeddings"):
+            return self._ollama(path, payload, reply)
+        if request.url.host == COHERE_HOST:
+            return self._cohere(path, payload, reply)
+        if request.url.host == MISTRAL_HOST:
+            if path.endswith("/embeddings"):
+                return self._mistral_embeddings(payload, reply)
+            return self._mistral_chat(payload, reply)
         if ":generateContent" in path or ":streamGenerateContent" in path:
             return self._gemini(path, payload, reply)
         if path.endswith((":batchEmbedContents", ":embedContent", ":predict")):
@@ -119,7 +131,9 @@ class FakeLLMServer:
             return self._groq_chat(payload, reply)
         return self._openai_chat(payload, reply)
 
-    def _respond(self, reply: Reply, body: Any, headers: dict[str, str], events: list[Any] | None) -> Any:
+    def _respond(
+        self, reply: Reply, body: Any, headers: dict[str, str], events: list[Any] | None, *, ndjson: bool = False
+    ) -> Any:
         headers = {**headers, **reply.headers}
         if reply.raw is not None:
             return self.httpx.Response(reply.status, content=reply.raw, headers=headers)
@@ -127,8 +141,8 @@ class FakeLLMServer:
             error = reply.body if reply.body is not None else {"error": {"message": "fake error", "type": "error"}}
             return self.httpx.Response(reply.status, json=error, headers=headers)
         if events is not None:
-            stream = _sse_stream(self.httpx, events, reply.break_after, reply.first_event_delay_s)
-            headers["content-type"] = "text/event-stream"
+            stream = _sse_stream(self.httpx, events, reply.break_after, reply.first_event_delay_s, ndjson=ndjson)
+            headers["content-type"] = "application/x-ndjson" if ndjson else "text/event-stream"
             return self.httpx.Response(200, headers=headers, stream=stream)
         return self.httpx.Response(200, json=reply.body if reply.body is not None else body, headers=headers)
 
@@ -450,6 +464,184 @@ class FakeLLMServer:
             events.append("[DONE]")
         return self._respond(reply, None, self._groq_headers(), events)
 
+    # --- Mistral (api.mistral.ai/v1) ---------------------------------------------------
+
+    def _mistral_headers(self) -> dict[str, str]:
+        # Per-minute token and request budgets; Mistral sends no reset header.
+        return {
+            "mistral-correlation-id": "0199fake-mistral",
+            "x-ratelimit-limit-tokens-minute": "5000000",
+            "x-ratelimit-remaining-tokens-minute": "4999911",
+            "x-ratelimit-tokens-query-cost": "52",
+            "x-ratelimit-limit-req-minute": "720",
+            "x-ratelimit-remaining-req-minute": str(min(self.ratelimit_remaining, 720)),
+        }
+
+    def _mistral_chat(self, payload: dict[str, Any], reply: Reply) -> Any:
+        """Chat Completions as Mistral answers: ``prompt_tokens`` includes
+        ``prompt_tokens_details.cached_tokens``; a stream's last chunk carries the usage, always."""
+        messages = payload.get("messages") or []
+        texts = [_text_of(m) for m in messages] if isinstance(messages, list) else []
+        prompt_tokens = sum(_tokens(t) for t in texts) + 3 * len(texts) + 3
+        prefix = "".join(texts[:-1]) if len(texts) > 1 else ""
+        cached = min(self._cached_prefix_tokens(prefix, "mistral"), prompt_tokens)
+        text = self.reply_text
+        usage = reply.usage or {
+            "prompt_tokens": prompt_tokens,
+            "completion_tokens": _tokens(text),
+            "total_tokens": prompt_tokens + _tokens(text),
+            "prompt_tokens_details": {"cached_tokens": cached},
+        }
+        base = {"id": "cmpl-fakemistral", "created": 1763900000, "model": str(payload.get("model", ""))}
+        if not payload.get("stream"):
+            body = {
+                **base,
+                "object": "chat.completion",
+                "choices": [
+                    {
+                        "index": 0,
+                        "message": {"role": "assistant", "content": text, "tool_calls": None},
+                        "finish_reason": "stop",
+                    }
+                ],
+                "usage": usage,
+            }
+            return self._respond(reply, body, self._mistral_headers(), None)
+        events = reply.sse
+        if events is None:
+            chunk = {**base, "object": "chat.completion.chunk"}
+            first = {"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}
+            events = [{**chunk, "choices": [first]}]
+            for piece in _pieces(text):
+                events.append({**chunk, "choices": [{"index": 0, "delta": {"content": piece}, "finish_reason": None}]})
+            events.append(
+                {**chunk, "choices": [{"index": 0, "delta": {"content": ""}, "finish_reason": "stop"}], "usage": usage}
+            )
+            events.append("[DONE]")
+        return self._respond(reply, None, self._mistral_headers(), events)
+
+    def _mistral_embeddings(self, payload: dict[str, Any], reply: Reply) -> Any:
+        inputs = payload.get("inputs", payload.get("input"))
+        items = inputs if isinstance(inputs, list) else [inputs]
+        tokens = sum(_tokens(str(item or "")) for item in items)
+        body = {
+            "id": "embd-fakemistral",
+            "object": "list",
+            "model": str(payload.get("model", "")),
+            "data": [{"object": "embedding", "index": i, "embedding": [0.0, 0.5, 1.0]} for i in range(len(items))],
+            "usage": reply.usage or {"prompt_tokens": tokens, "completion_tokens": 0, "total_tokens": tokens},
+        }
+        return self._respond(reply, body, self._mistral_headers(), None)
+
+    # --- Ollama (localhost:11434/api) --------------------------------------------------------
+
+    def _ollama(self, path: str, payload: dict[str, Any], reply: Reply) -> Any:
+        """``/api/chat``, ``/api/generate`` (a stream: one JSON object a line, the counts on the
+        last, ``done: true``), ``/api/embed`` (``prompt_eval_count``) and ``/api/embeddings``
+        (a vector, no count). No rate-limit headers."""
+        model = str(payload.get("model", ""))
+        base = {"model": model, "created_at": "2026-11-23T12:00:00.000000Z"}
+        kind = path.rsplit("/", 1)[-1]
+        if kind == "embeddings":
+            return self._respond(reply, {"embedding": [0.0, 0.5, 1.0]}, {}, None)
+        if kind == "embed":
+            inputs = payload.get("input")
+            items = inputs if isinstance(inputs, list) else [inputs]
+            counts = reply.usage or {"prompt_eval_count": sum(_tokens(str(item or "")) for item in items)}
+            body = {
+                **base,
+                "embeddings": [[0.0, 0.5, 1.0] for _ in items],
+                "total_duration": 14143917,
+                "load_duration": 1019500,
+                **counts,
+            }
+            return self._respond(reply, body, {}, None)
+        if kind == "chat":
+            texts = [_text_of(m) for m in payload.get("messages") or []]
+        else:
+            texts = [str(payload.get("system") or ""), str(payload.get("prompt") or "")]
+        text = self.reply_text
+        counts = reply.usage or {
+            "prompt_eval_count": sum(_tokens(t) for t in texts) + 4 * len(texts),
+            "eval_count": _tokens(text),
+        }
+        final = {
+            **base,
+            "done": True,
+            "done_reason": "stop",
+            "total_duration": 4883583458,
+            "load_duration": 1334875,
+            "prompt_eval_duration": 342546000,
+            "eval_duration": 4535599000,
+            **counts,
+        }
+
+        def piece_of(content: str) -> dict[str, Any]:
+            if kind == "chat":
+                return {"message": {"role": "assistant", "content": content}}
+            return {"response": content}
+
+        if not payload.get("stream"):
+            return self._respond(reply, {**final, **piece_of(text)}, {}, None)
+        events = reply.sse
+        if events is None:
+            events = [{**base, **piece_of(piece), "done": False} for piece in _pieces(text)]
+            events.append({**final, **piece_of("")})
+        return self._respond(reply, None, {}, events, ndjson=True)
+
+    # --- Cohere (api.cohere.com/v2) -------------------------------------------------------
+
+    def _cohere_headers(self) -> dict[str, str]:
+        # A trial key's per-minute calls on this endpoint (production keys get none of these).
+        return {
+            "x-trial-endpoint-call-limit": "20",
+            "x-trial-endpoint-call-remaining": str(min(self.ratelimit_remaining, 20) - 1),
+            "x-endpoint-monthly-call-limit": "1000",
+        }
+
+    def _cohere(self, path: str, payload: dict[str, Any], reply: Reply) -> Any:
+        """``/v2/chat`` (usage: ``billed_units`` and ``tokens``, which add the prompt template
+        Cohere does not bill; a stream's in its ``message-end`` event) and ``/v2/embed`` (``meta``)."""
+        if path.endswith("/embed"):
+            texts = payload.get("texts") or []
+            billed = reply.usage or {"input_tokens": sum(_tokens(str(t)) for t in texts)}
+            body = {
+                "id": "embed-fakecohere",
+                "embeddings": {"float": [[0.0, 0.5, 1.0] for _ in texts]},
+                "texts": texts,
+                "meta": {"api_version": {"version": "2"}, "billed_units": billed},
+                "response_type": "embeddings_by_type",
+            }
+            return self._respond(reply, body, self._cohere_headers(), None)
+        texts = [_text_of(m) for m in payload.get("messages") or []]
+        prompt = sum(_tokens(t) for t in texts)
+        text = self.reply_text
+        usage = reply.usage or {
+            "billed_units": {"input_tokens": prompt, "output_tokens": _tokens(text)},
+            "tokens": {"input_tokens": prompt + 66, "output_tokens": _tokens(text) + 1},
+            "cached_tokens": 0,
+        }
+        if not payload.get("stream"):
+            body = {
+                "id": "chat-fakecohere",
+                "finish_reason": "COMPLETE",
+                "message": {"role": "assistant", "content": [{"type": "text", "text": text}]},
+                "usage": usage,
+            }
+            return self._respond(reply, body, self._cohere_headers(), None)
+        events = reply.sse
+        if events is None:
+            start = {"role": "assistant", "content": [], "tool_plan": "", "tool_calls": [], "citations": []}
+            events = [
+                {"id": "chat-fakecohere", "type": "message-start", "delta": {"message": start}},
+                {"type": "content-start", "index": 0, "delta": {"message": {"content": {"type": "text", "text": ""}}}},
+            ]
+            for piece in _pieces(text):
+                events.append({"type": "content-delta", "index": 0, "delta": {"message": {"content": {"text": piece}}}})
+            events.append({"type": "content-end", "index": 0})
+            events.append({"type": "message-end", "delta": {"finish_reason": "COMPLETE", "usage": usage}})
+        return self._respond(reply, None, self._cohere_headers(), events)
+
     # --- Anthropic ----------------------------------------------------------------------
 
     def _anthropic_headers(self) -> dict[str, str]:
@@ -634,20 +826,24 @@ def _dated(model: str) -> str:
     return dated.get(model, model)
 
 
-def _sse_stream(httpx: Any, events: list[Any], break_after: int | None, delay_s: float = 0.0) -> Any:
-    """A byte stream of SSE events; subclasses the client library's stream bases,
-    which httpx/httpx2 transports assert on. ``delay_s`` passes before the first event."""
+def _sse_stream(
+    httpx: Any, events: list[Any], break_after: int | None, delay_s: float = 0.0, *, ndjson: bool = False
+) -> Any:
+    """A byte stream of SSE events (``ndjson``: one JSON object a line, Ollama's streams);
+    subclasses the client library's stream bases, which httpx/httpx2 transports assert on.
+    ``delay_s`` passes before the first event."""
+    frames = _lines if ndjson else _frames
 
     class SSEStream(httpx.SyncByteStream, httpx.AsyncByteStream):
         def __iter__(self) -> Any:
             if delay_s:
                 time.sleep(delay_s)
-            yield from _frames(events, break_after)
+            yield from frames(events, break_after)
 
         async def __aiter__(self) -> Any:
             if delay_s:
                 await asyncio.sleep(delay_s)
-            for frame in _frames(events, break_after):
+            for frame in frames(events, break_after):
                 yield frame
 
     return SSEStream()
@@ -663,6 +859,13 @@ def _frames(events: list[Any], break_after: int | None) -> Any:
             kind = event.get("type")  # Responses and Anthropic events are named; chat chunks are not
             prefix = f"event: {kind}\n" if kind else ""
             yield f"{prefix}data: {json.dumps(event)}\n\n".encode()
+
+
+def _lines(events: list[Any], break_after: int | None) -> Any:
+    for index, event in enumerate(events):
+        if break_after is not None and index >= break_after:
+            raise ConnectionResetError("fake provider closed the stream mid-way")
+        yield (event if isinstance(event, str) else json.dumps(event)).encode() + b"\n"
 
 
 def openai_client(server: FakeLLMServer, *, is_async: bool = False, **kwargs: Any) -> Any:
@@ -701,6 +904,61 @@ def groq_client(server: FakeLLMServer, *, is_async: bool = False, **kwargs: Any)
     if is_async:
         return groq.AsyncGroq(http_client=http_client, **kwargs)
     return groq.Groq(http_client=http_client, **kwargs)
+
+
+def mistral_client(server: FakeLLMServer, *, retries: int = 0, **kwargs: Any) -> Any:
+    """A real ``mistralai`` client whose HTTP (sync and async) goes to ``server`` (base URL
+    api.mistral.ai). ``retries`` > 0 turns on the SDK's own retries (off by default), with
+    millisecond backoffs; a ``retry-after`` header still sets the wait."""
+    import importlib
+
+    package = importlib.import_module("mistralai.client")  # 2.x and later (1.x: a stub module)
+    if not hasattr(package, "Mistral"):
+        package = importlib.import_module("mistralai")  # 1.x
+    utils = importlib.import_module(f"{package.__name__}.utils")
+    Mistral, BackoffStrategy, RetryConfig = package.Mistral, utils.BackoffStrategy, utils.RetryConfig
+    sdk_module = f"{package.__name__}.httpclient"
+    kwargs.setdefault("api_key", "fake-mistral-key")
+    kwargs.setdefault("server_url", f"https://{MISTRAL_HOST}")
+    if retries:
+        try:
+            backoff = BackoffStrategy(1, 20, 1.5, 10_000, jitter_ms=0)
+        except TypeError:  # before jitter_ms
+            backoff = BackoffStrategy(1, 20, 1.5, 10_000)
+        kwargs["retry_config"] = RetryConfig("backoff", backoff, False)
+    client = Mistral(
+        client=_sdk_http_client(server, sdk_module, False),
+        async_client=_sdk_http_client(server, sdk_module, True),
+        **kwargs,
+    )
+    # mistralai 1.x closes (and drops) its HTTP clients when the Mistral object is collected,
+    # even while ``client.chat`` is still in use: the fake keeps it alive as long as itself.
+    server.clients.append(client)
+    return client
+
+
+def ollama_client(server: FakeLLMServer, *, is_async: bool = False, **kwargs: Any) -> Any:
+    """A real ``ollama`` client whose HTTP goes to ``server`` (host localhost:11434; the library uses httpx)."""
+    import ollama
+
+    kwargs.setdefault("host", "http://localhost:11434")
+    transport = _sdk_transport(server, "ollama._client")
+    return (
+        ollama.AsyncClient(transport=transport, **kwargs) if is_async else ollama.Client(transport=transport, **kwargs)
+    )
+
+
+def cohere_client(server: FakeLLMServer, *, is_async: bool = False, **kwargs: Any) -> Any:
+    """A real ``cohere`` v2 client (``ClientV2`` / ``AsyncClientV2``) whose HTTP goes to ``server``
+    (base URL api.cohere.com; the SDK uses httpx). Its retries are the SDK's default (7.x: 2,
+    5.x: none); ``request_options={"max_retries": N}`` on a call sets them in every version."""
+    import cohere
+
+    kwargs.setdefault("api_key", "fake-cohere-key")
+    http_client = _sdk_http_client(server, "cohere.core.http_client", is_async)
+    if is_async:
+        return cohere.AsyncClientV2(httpx_client=http_client, **kwargs)
+    return cohere.ClientV2(httpx_client=http_client, **kwargs)
 
 
 def genai_client(server: FakeLLMServer, *, vertexai: bool = False, **kwargs: Any) -> Any:
@@ -756,6 +1014,17 @@ def _sdk_http_client(server: FakeLLMServer, sdk_module: str, is_async: bool) -> 
 
     module = importlib.import_module(sdk_module)
     http = getattr(module, "httpx2", None) or module.httpx
+    transport = _sdk_transport(server, sdk_module)
+    return http.AsyncClient(transport=transport) if is_async else http.Client(transport=transport)
+
+
+def _sdk_transport(server: FakeLLMServer, sdk_module: str) -> Any:
+    """A MockTransport of the httpx2 or httpx library ``sdk_module`` imports, routed to ``server``
+    (for SDKs that take a transport rather than a client)."""
+    import importlib
+
+    module = importlib.import_module(sdk_module)
+    http = getattr(module, "httpx2", None) or module.httpx
     if server.httpx is http:
         transport = server.transport()
     else:
@@ -775,4 +1044,4 @@ def _sdk_http_client(server: FakeLLMServer, sdk_module: str, is_async: bool) -> 
             return http.Response(response.status_code, headers=response.headers.multi_items(), stream=Body())
 
         transport = http.MockTransport(handler)
-    return http.AsyncClient(transport=transport) if is_async else http.Client(transport=transport)
+    return transport

@@ -215,7 +215,12 @@ class LLMCall:
             return
         try:
             report = self.provider.read_error(error)
-            self.on_headers(report.headers, report.status)
+            headers = report.headers
+            if headers is None and self.pending_failure is not None:
+                # The exception dropped the response's headers (cohere 5.x's ApiError): the last
+                # failed attempt, the one not retried, is that response.
+                headers = self.pending_failure.headers
+            self.on_headers(headers, report.status)
             if report.throttled and report.status not in self.provider.throttle_statuses:
                 self.throttled_attempts += 1
         except Exception:

@@ -96,11 +96,12 @@ def _limiter_supported(name: str) -> bool:
 
 
 class LLMCostInstrumentor(BaseInstrumentor):  # type: ignore[misc]
-    """Instruments the OpenAI, Anthropic, Google GenAI and Groq SDKs, boto3's Bedrock
-    runtime client and LiteLLM, where installed.
+    """Instruments the OpenAI, Anthropic, Google GenAI, Groq, Mistral, Cohere and Ollama SDKs,
+    boto3's Bedrock runtime client and LiteLLM, where installed.
 
     ``instrument()`` takes ``tracer_provider``, ``meter_provider``, ``providers`` (an iterable
-    of "openai", "anthropic", "google_genai", "groq", "bedrock", "litellm"; default: every one installed),
+    of "openai", "anthropic", "google_genai", "groq", "mistral", "cohere", "ollama", "bedrock",
+    "litellm"; default: every one installed),
     ``pricer`` (an :class:`otel_llmcost.pricing.Pricer`), ``budgets`` (an
     :class:`otel_llmcost.budgets.Budgets`), the limiter options ``limiter_remaining``
     and ``limiter_tier``, and every setting of :mod:`otel_llmcost.config` by its

@@ -2,10 +2,10 @@
 distribution's extras, and the version guard that checks them.
 
 pyproject.toml is the one place a range is written (``[project.optional-dependencies]``:
-``openai``, ``anthropic``, ``google``, ``groq``, ``bedrock``, ``litellm``, ``limiters``); the
-requirements here are derived from the installed metadata, so the two cannot drift.
-noxfile.py tests each end of each range. A package installed outside its range is not
-patched: one warning, and the others are instrumented.
+``openai``, ``anthropic``, ``google``, ``groq``, ``mistral``, ``cohere``, ``ollama``, ``bedrock``,
+``litellm``, ``limiters``); the requirements here are derived from the installed metadata,
+so the two cannot drift. noxfile.py tests each end of each range. A package installed
+outside its range is not patched: one warning, and the others are instrumented.
 """
 
 from __future__ import annotations

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ..budgets import BudgetExceeded
-from ..providers.base import Api, Hook, Provider
+from ..providers.base import Api, Hook, Provider, Selected
 from .call import CURRENT_CALL, LLMCall
 from .telemetry import Telemetry
 
@@ -48,11 +48,18 @@ async def _start_async(
 def call_wrapper(telemetry: Telemetry, provider: Provider, api: Api) -> Wrapper:
     """The wrapt wrapper of one SDK method that makes a call (sync or async, as ``api`` says)."""
     if api.is_async:
+        select = provider.select if provider.dispatches else None
 
         async def async_wrapper(
             wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
         ) -> Any:
-            call = await _start_async(telemetry, provider, api, instance, kwargs)
+            call_api, params = api, kwargs
+            if select is not None:  # a method that makes more than LLM calls (ollama's AsyncClient._request)
+                selected = _select(provider, select, api, instance, args, kwargs)
+                if selected is None:
+                    return await wrapped(*args, **kwargs)
+                call_api, params = selected
+            call = await _start_async(telemetry, provider, call_api, instance, params)
             if call is None:
                 return await wrapped(*args, **kwargs)
             token = call.attach()
@@ -93,17 +100,30 @@ def _run(
     return telemetry.complete(call, result)
 
 
+def _select(
+    provider: Provider,
+    select: Callable[..., Selected | None],
+    api: Api,
+    instance: Any,
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+) -> Selected | None:
+    """The provider's choice of the call to instrument, or None (also when choosing failed)."""
+    try:
+        return select(api, instance, args, kwargs)
+    except Exception:
+        logger.debug("otel-llmcost: could not select a %s call", provider.name, exc_info=True)
+        return None
+
+
 def _dispatch_wrapper(telemetry: Telemetry, provider: Provider, api: Api) -> Wrapper:
-    """The wrapper of a method that makes every call of an SDK (botocore's ``_make_api_call``):
-    the provider selects the LLM calls; any other call costs one lookup and passes untouched."""
+    """The wrapper of a method that makes every call of an SDK (botocore's ``_make_api_call``,
+    ollama's ``Client._request``): the provider selects the LLM calls; any other call costs one
+    lookup and passes untouched. (The async twin is in :func:`call_wrapper`.)"""
     select = provider.select
 
     def wrapper(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        try:
-            selected = select(api, instance, args, kwargs)
-        except Exception:
-            logger.debug("otel-llmcost: could not select a %s call", provider.name, exc_info=True)
-            selected = None
+        selected = _select(provider, select, api, instance, args, kwargs)
         if selected is None:
             return wrapped(*args, **kwargs)
         call = _start(telemetry, provider, selected[0], instance, selected[1])

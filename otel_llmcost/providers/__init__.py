@@ -24,6 +24,9 @@ PROVIDERS: dict[str, ProviderInfo] = {
     "anthropic": ProviderInfo("otel_llmcost.providers.anthropic:AnthropicProvider", "anthropic", "anthropic"),
     "google_genai": ProviderInfo("otel_llmcost.providers.google_genai:GoogleGenAIProvider", "google-genai", "google"),
     "groq": ProviderInfo("otel_llmcost.providers.groq:GroqProvider", "groq", "groq"),
+    "cohere": ProviderInfo("otel_llmcost.providers.cohere:CohereProvider", "cohere", "cohere"),
+    "mistral": ProviderInfo("otel_llmcost.providers.mistral:MistralProvider", "mistralai", "mistral"),
+    "ollama": ProviderInfo("otel_llmcost.providers.ollama:OllamaProvider", "ollama", "ollama"),
     # boto3 calls through botocore, which is what is patched: its range is the guard.
     "bedrock": ProviderInfo("otel_llmcost.providers.bedrock:BedrockProvider", "botocore", "bedrock"),
     # A gateway library: its calls through an SDK above are one span, LiteLLM's.

@@ -20,7 +20,7 @@ from typing import Any
 
 from .base import Api, Attempt, Hook, Provider, Request, ResultKind
 from .fields import as_float
-from .hosts import describe_base_url, url_string
+from .hosts import LOCAL_PROVIDERS, describe_base_url, url_string
 
 
 def _retries_before(args: tuple[Any, ...], kwargs: dict[str, Any], _result: Any) -> Attempt | None:
@@ -136,4 +136,6 @@ class StainlessProvider(Provider):
             request.provider_name = name
             request.server_address = host
             request.server_port = port if host else None
+            if name in LOCAL_PROVIDERS:  # models on your own hardware: unpriced unless overridden
+                request.pricing_provider = name
         return request

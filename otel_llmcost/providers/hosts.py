@@ -1,7 +1,8 @@
 """Which provider a client's base URL reaches: ``gen_ai.provider.name``, ``server.address``, port.
 
 The openai SDK reaches many OpenAI-compatible hosts and the anthropic SDK reaches
-Claude through cloud platforms; the host names the provider on the span. Pricing does
+Claude through cloud platforms; the host names the provider on the span (a local model
+server by its default port: Ollama's OpenAI-compatible ``http://localhost:11434/v1``). Pricing does
 its own matching on the full URL (genai-prices' ``api_pattern``); this table only names
 the provider.
 """
@@ -31,6 +32,13 @@ HOST_PROVIDERS: tuple[tuple[str, str], ...] = (
     ("api.cerebras.ai", "cerebras"),
 )
 UNKNOWN_OPENAI_COMPATIBLE = "openai_compatible"
+# Servers known by their default port on any host not named above (``http://localhost:11434/v1``,
+# ``http://gpu-box:11434``): the provider that listens there.
+PORT_PROVIDERS: dict[int, str] = {11434: "ollama"}
+# Providers that run models on the user's own hardware: no price list applies, so their calls
+# are priced under their own name, which genai-prices does not list (unpriced, never $0),
+# unless the price override file prices them (``provider: ollama``, or no provider).
+LOCAL_PROVIDERS = frozenset({"ollama"})
 
 
 @lru_cache(maxsize=256)
@@ -49,6 +57,9 @@ def describe_base_url(base_url: str, default_provider: str) -> tuple[str, str | 
         if host == suffix or host.endswith("." + suffix):
             name = provider_name
             break
+    else:
+        if port is not None:
+            name = PORT_PROVIDERS.get(port, name)
     if port is None:
         port = 443 if parts.scheme == "https" else 80
     return name, host, port

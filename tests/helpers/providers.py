@@ -9,7 +9,11 @@ thoughts beside the candidates.
 from __future__ import annotations
 
 import traceback
+from pathlib import Path
 from typing import Any
+
+import pytest
+from packaging.requirements import Requirement
 
 
 def openai_usage(prompt: int, completion: int, cached: int = 0, reasoning: int = 0) -> dict[str, Any]:
@@ -55,3 +59,57 @@ def assert_not_raised_by_us(error: BaseException) -> None:
     """The frame that raised is the SDK's or the fake server's, never instrumentation code."""
     origin = traceback.extract_tb(error.__traceback__)[-1].filename
     assert "otel_llmcost" not in origin or origin.endswith("fakes.py"), origin
+
+
+def declared_range(key: str) -> str:
+    """The provider's supported range: from the installed metadata, else (an editable install of
+    another checkout, whose extras may lack the provider) as this checkout's pyproject.toml declares it."""
+    from otel_llmcost.instrumentation.package import PROVIDER_REQUIREMENTS
+    from otel_llmcost.providers import PROVIDERS
+
+    requirement = PROVIDER_REQUIREMENTS[key]
+    if Requirement(requirement).specifier:
+        return requirement
+    tomllib = pytest.importorskip("tomllib")  # Python 3.11+
+    info = PROVIDERS[key]
+    pyproject = Path(__file__).resolve().parents[2] / "pyproject.toml"
+    extras = tomllib.loads(pyproject.read_text())["project"]["optional-dependencies"]
+    [line] = [line for line in extras[info.extra] if Requirement(line).name == info.sdk]
+    return str(Requirement(line))
+
+
+def mistral_reports_cache() -> bool:
+    """Whether the installed mistralai keeps the usage fields it does not declare, among them
+    ``prompt_tokens_details.cached_tokens`` (1.9.x on; older ones drop them: no cache count)."""
+    import importlib
+
+    for name in ("mistralai.client.models", "mistralai.models"):
+        try:
+            usage_info = importlib.import_module(name).UsageInfo
+        except (ImportError, AttributeError):
+            continue
+        return usage_info.model_config.get("extra") == "allow"
+    return False
+
+
+def mistral_event_stream() -> type:
+    """The installed mistralai's EventStream class (2.x on: under mistralai.client)."""
+    import importlib
+
+    for name in ("mistralai.client.utils.eventstreaming", "mistralai.utils.eventstreaming"):
+        try:
+            stream_class: type = importlib.import_module(name).EventStream
+        except (ImportError, AttributeError):
+            continue
+        return stream_class
+    raise ImportError("mistralai has no EventStream")
+
+
+def cohere_streams_close() -> bool:
+    """Whether the installed cohere's chat_stream generator can be closed: before 5.16 a bare
+    ``except: pass`` around each event swallows GeneratorExit, and close() raises RuntimeError."""
+    from importlib import metadata
+
+    from packaging.version import Version
+
+    return Version(metadata.version("cohere")) >= Version("5.16")

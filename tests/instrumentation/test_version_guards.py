@@ -164,6 +164,28 @@ def _stainless_hooks(package: str) -> set[tuple[str, str]]:
     }
 
 
+def _mistral_package() -> str:
+    """Where the installed mistralai keeps its SDK: mistralai.client (2.x on) or mistralai (1.x)."""
+    try:
+        return "mistralai.client" if hasattr(importlib.import_module("mistralai.client"), "Mistral") else "mistralai"
+    except ImportError:
+        return "mistralai"
+
+
+def _mistral_core() -> set[tuple[str, str]]:
+    package = _mistral_package()
+    return {
+        (f"{package}.chat", "Chat.complete"),
+        (f"{package}.chat", "Chat.complete_async"),
+        (f"{package}.chat", "Chat.stream"),
+        (f"{package}.chat", "Chat.stream_async"),
+        (f"{package}.embeddings", "Embeddings.create"),
+        (f"{package}._hooks.sdkhooks", "SDKHooks.before_request"),
+        (f"{package}._hooks.sdkhooks", "SDKHooks.after_success"),
+        (f"{package}.utils.retries", "TemporaryError.__init__"),
+    }
+
+
 # What every SDK version inside a supported range must have patched. Skipping a missing
 # callable quietly is right for optional surfaces (client.responses, messages.parse), but
 # a core method that moved (anthropic < 0.41 kept Messages in resources/messages.py) would
@@ -193,6 +215,22 @@ CORE_PATCHES = {
         ("groq.resources.chat.completions", "Completions.create"),
         ("groq.resources.chat.completions", "AsyncCompletions.create"),
         *_stainless_hooks("groq"),
+    },
+    "mistral": _mistral_core(),
+    "cohere": {
+        ("cohere.v2.client", "V2Client.chat"),
+        ("cohere.v2.client", "AsyncV2Client.chat"),
+        ("cohere.v2.client", "V2Client.chat_stream"),
+        ("cohere.v2.client", "AsyncV2Client.chat_stream"),
+        ("cohere.v2.client", "V2Client.embed"),
+        ("cohere.v2.client", "AsyncV2Client.embed"),
+        ("cohere.core.http_client", "HttpClient.request"),
+        ("cohere.core.http_client", "AsyncHttpClient.request"),
+        ("cohere.core.http_client", "_should_retry"),
+    },
+    "ollama": {
+        ("ollama._client", "Client._request"),
+        ("ollama._client", "AsyncClient._request"),
     },
     "bedrock": {
         ("botocore.client", "BaseClient._make_api_call"),

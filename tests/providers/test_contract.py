@@ -1,14 +1,14 @@
 """The contract every provider keeps: one test per shared behaviour, run against each real SDK
-(openai, anthropic, google-genai, groq, boto3's bedrock-runtime, and litellm through the openai
-SDK) talking to the fake provider (for boto3, which speaks urllib3 rather than httpx, a local
-fake Bedrock).
+(openai, anthropic, google-genai, groq, mistralai, cohere, ollama, boto3's bedrock-runtime, and litellm
+through the openai SDK) talking to the fake provider (for boto3, which speaks urllib3 rather than
+httpx, a local fake Bedrock).
 
 A stream ends its span exactly once however it ends (exhausted, closed early, abandoned,
 broken); async calls and streams are one span each; the user's exception reaches them
 unchanged; ``uninstrument()`` puts back exactly what was patched; an unknown model is
 recorded as unpriced, never as a cost of 0; and a known model costs what genai-prices
-says for the span's own token counts. The per-provider suites beside this one cover
-what is particular to each SDK.
+says for the span's own token counts (Ollama's local models have no published price). The
+per-provider suites beside this one cover what is particular to each SDK.
 """
 
 from __future__ import annotations
@@ -23,7 +23,17 @@ import pytest
 from opentelemetry.trace import StatusCode
 
 from otel_llmcost import semconv
-from otel_llmcost.demo.fakes import FakeLLMServer, Reply, anthropic_client, genai_client, groq_client, openai_client
+from otel_llmcost.demo.fakes import (
+    FakeLLMServer,
+    Reply,
+    anthropic_client,
+    cohere_client,
+    genai_client,
+    groq_client,
+    mistral_client,
+    ollama_client,
+    openai_client,
+)
 from otel_llmcost.providers import PROVIDERS
 from tests.helpers.bedrock import (
     BedrockReply,
@@ -35,7 +45,15 @@ from tests.helpers.bedrock import (
     converse_usage,
     exception_event,
 )
-from tests.helpers.providers import anthropic_usage, assert_not_raised_by_us, gemini_usage, openai_usage
+from tests.helpers.providers import (
+    anthropic_usage,
+    assert_not_raised_by_us,
+    cohere_streams_close,
+    gemini_usage,
+    mistral_event_stream,
+    mistral_reports_cache,
+    openai_usage,
+)
 
 PROMPT = "What does a cached token cost?"
 MESSAGES = [{"role": "user", "content": PROMPT}]
@@ -45,6 +63,7 @@ class ContractSdk:
     """What a provider's run does the same way for most SDKs (the fake provider's replies)."""
 
     is_async = True  # the SDK has an async client
+    priced = True  # genai-prices lists the provider's models (not so for models run locally)
 
     def usage_reply(self) -> Reply:
         raise NotImplementedError
@@ -54,6 +73,10 @@ class ContractSdk:
 
     def enqueue_usage(self, fake: FakeLLMServer) -> None:
         fake.enqueue(self.usage_reply())
+
+    def streams_close(self) -> bool:
+        """The SDK's stream has a ``close()``."""
+        return True
 
     def broken_stream(self, fake: FakeLLMServer) -> Any:
         """A stream that the provider cuts after two events."""
@@ -164,6 +187,90 @@ class Groq(ContractSdk):
         return await client.chat.completions.create(model=self.model, messages=MESSAGES, stream=True)
 
 
+class Mistral(ContractSdk):
+    """Chat completions through the mistralai SDK (usage of a stream in its last chunk, always)."""
+
+    key = "mistral"
+    prices_provider = "mistral"
+    model = "mistral-large-2512"
+    unknown_model = "ft:open-mistral-7b:acme:private"
+
+    def usage_reply(self) -> Reply:
+        return Reply(usage=openai_usage(2048, 300, cached=1024))
+
+    def enqueue_usage(self, fake: FakeLLMServer) -> None:
+        if not mistral_reports_cache():
+            pytest.skip("this mistralai drops prompt_tokens_details: no cached count reaches us")
+        super().enqueue_usage(fake)
+
+    def call(self, fake: FakeLLMServer, model: str) -> None:
+        mistral_client(fake).chat.complete(model=model, messages=MESSAGES)
+
+    async def acall(self, fake: FakeLLMServer) -> None:
+        await mistral_client(fake).chat.complete_async(model=self.model, messages=MESSAGES)
+
+    def stream(self, fake: FakeLLMServer) -> Any:
+        return mistral_client(fake).chat.stream(model=self.model, messages=MESSAGES)
+
+    def streams_close(self) -> bool:
+        return hasattr(mistral_event_stream(), "close")  # 1.5 has no close()
+
+    async def astream(self, fake: FakeLLMServer) -> Any:
+        return await mistral_client(fake).chat.stream_async(model=self.model, messages=MESSAGES)
+
+
+class Cohere(ContractSdk):
+    """The v2 chat API through the cohere SDK (a stream is a generator that sends on its first step;
+    the async one is an async generator, never awaited)."""
+
+    key = "cohere"
+    prices_provider = "cohere"
+    model = "command-a"
+    unknown_model = "acme-finetune-7b"
+
+    def usage_reply(self) -> Reply:
+        usage = {"input_tokens": 2048, "output_tokens": 300}
+        return Reply(usage={"billed_units": usage, "tokens": usage, "cached_tokens": 1024})
+
+    def call(self, fake: FakeLLMServer, model: str) -> None:
+        cohere_client(fake).chat(model=model, messages=MESSAGES)
+
+    async def acall(self, fake: FakeLLMServer) -> None:
+        await cohere_client(fake, is_async=True).chat(model=self.model, messages=MESSAGES)
+
+    def stream(self, fake: FakeLLMServer) -> Any:
+        return cohere_client(fake).chat_stream(model=self.model, messages=MESSAGES)
+
+    def streams_close(self) -> bool:
+        return cohere_streams_close()
+
+    async def astream(self, fake: FakeLLMServer) -> Any:
+        return cohere_client(fake, is_async=True).chat_stream(model=self.model, messages=MESSAGES)
+
+
+class Ollama(ContractSdk):
+    """chat through the ollama library: local models, unpriced unless the override file prices them
+    (tests/providers/test_ollama.py); a stream is a generator that sends on its first step."""
+
+    key = "ollama"
+    prices_provider = "ollama"
+    model = "llama3.2"
+    unknown_model = "acme/private-model:7b"
+    priced = False
+
+    def call(self, fake: FakeLLMServer, model: str) -> None:
+        ollama_client(fake).chat(model, messages=MESSAGES)
+
+    async def acall(self, fake: FakeLLMServer) -> None:
+        await ollama_client(fake, is_async=True).chat(self.model, messages=MESSAGES)
+
+    def stream(self, fake: FakeLLMServer) -> Any:
+        return ollama_client(fake).chat(self.model, messages=MESSAGES, stream=True)
+
+    async def astream(self, fake: FakeLLMServer) -> Any:
+        return await ollama_client(fake, is_async=True).chat(self.model, messages=MESSAGES, stream=True)
+
+
 _FAKE_BEDROCK: list[FakeBedrock] = []
 BEDROCK_MESSAGES = [{"role": "user", "content": [{"text": PROMPT}]}]
 
@@ -241,7 +348,7 @@ class LiteLLM(ContractSdk):
         return await litellm.acompletion(model=f"openai/{self.model}", messages=MESSAGES, client=client, stream=True)
 
 
-SDKS = (OpenAI(), Anthropic(), GoogleGenAI(), Groq(), Bedrock(), LiteLLM())
+SDKS = (OpenAI(), Anthropic(), GoogleGenAI(), Groq(), Mistral(), Cohere(), Ollama(), Bedrock(), LiteLLM())
 assert sorted(sdk.key for sdk in SDKS) == sorted(PROVIDERS), "a provider without a contract run"
 
 
@@ -325,6 +432,8 @@ def _genai_prices_usage(attrs: Any) -> genai_prices.Usage:
 
 
 def test_stream_closed_early_ends_span_once(sdk, otel, fake):
+    if not sdk.streams_close():
+        pytest.skip(f"this {sdk.key} SDK's stream cannot be closed early")
     stream = sdk.stream(fake)
     next(iter(stream))
     stream.close()
@@ -420,6 +529,8 @@ def test_unknown_model_is_recorded_unpriced_never_zero(sdk, otel, fake):
 
 
 def test_cost_matches_published_prices_for_the_spans_own_tokens(sdk, otel, fake):
+    if not sdk.priced:
+        pytest.skip(f"{sdk.key} runs models locally: no published prices")
     sdk.enqueue_usage(fake)
     sdk.call(fake, sdk.model)
 
