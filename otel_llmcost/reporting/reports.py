@@ -168,7 +168,7 @@ _DEFAULT_PARAMETERS: dict[str, dict[str, Any]] = {"opportunities": {"kinds": []}
 
 # Rows a report shows in the full `otel-llmcost report` (its own section, `report NAME`,
 # shows up to the usual limit): the ranked list is read from the top.
-SUMMARY_LIMITS: dict[str, int] = {"opportunities": 6}
+SUMMARY_LIMITS: dict[str, int] = {"opportunities": 5}
 
 # `otel-llmcost report` shows these, in this order (what_if, budget_status and anomalies_list have
 # their own commands: prices whatif, budgets, anomalies).

@@ -174,7 +174,10 @@ def test_demo_report_fits_the_width_without_breaking_a_name(demo_dsn, width):
     assert max(len(line) for line in lines) <= width
     for endpoint in {r["Endpoint"] for r in report(demo_dsn, "spend_by_endpoint")["spend_by_endpoint"]}:
         assert any(endpoint in line for line in lines), endpoint
-    assert len(lines) < (300 if width == 80 else 260)  # 853 and 478 lines before
+    # 853 and 478 lines before the rewrite; the savings opportunities (issue 20) added a
+    # section of about 20 lines and 3 summary lines, and the anomalies section varies by
+    # 10 or so lines with the hour the demo runs at.
+    assert len(lines) < (320 if width == 80 else 280)
 
 
 def test_demo_report_summary_total_is_the_endpoint_views_sum(demo_dsn):
