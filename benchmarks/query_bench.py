@@ -35,6 +35,14 @@ DB = "otel"
 SINCE_HOURS = 24 * 31  # the whole generated month
 
 MODELS = [f"gpt-model-{i}" for i in range(12)] + [f"claude-model-{i}" for i in range(8)]
+# Default cardinalities (--endpoints, --models, --users): 3 in 5 models are OpenAI's.
+ENDPOINTS, USERS = 50, 10_000
+
+
+def models_for(count: int) -> list[str]:
+    openai = max(1, round(count * 0.6))
+    return [f"gpt-model-{i}" for i in range(openai)] + [f"claude-model-{i}" for i in range(count - openai)]
+
 
 # One GenAI span per number; hashes of the number pick the dimensions.
 GENERATE = """
@@ -88,7 +96,7 @@ SELECT
         'llmcost.endpoint', endpoint,
         'llmcost.feature', concat('feature-', toString(e % 12)),
         'llmcost.team', concat('team-', toString(e % 8)),
-        'llmcost.user', concat('user-', toString(cityHash64(number, 4) % 10000)),
+        'llmcost.user', concat('user-', toString(cityHash64(number, 4) % {users})),
         'llmcost.prompt.prefix_hash', lower(hex(cityHash64(e, m))),
         'llmcost.prompt.request_hash', lower(hex(cityHash64(number, 5)))
     ) AS SpanAttributes,
@@ -98,11 +106,11 @@ SELECT
 FROM (
     SELECT
         number,
-        cityHash64(number, 2) % 50 AS e,
-        cityHash64(number, 3) % 20 AS m,
+        cityHash64(number, 2) % {endpoints} AS e,
+        cityHash64(number, 3) % {nmodels} AS m,
         concat('POST /api/v1/feature', toString(e)) AS endpoint,
         {models}[m + 1] AS model,
-        if(m < 12, 'openai', 'anthropic') AS provider,
+        if(m < {openai_models}, 'openai', 'anthropic') AS provider,
         cityHash64(number, 7) % 100 = 0 AS throttled,
         cityHash64(number, 8) % 4 = 0 AS stream,
         100 + cityHash64(number, 9) % 4000 AS input,
@@ -267,7 +275,9 @@ def _same(
     return True
 
 
-def run_one(rows: int, repeats: int) -> dict[str, Any]:
+def run_one(
+    rows: int, repeats: int, endpoints: int = ENDPOINTS, models_count: int = len(MODELS), users: int = USERS
+) -> dict[str, Any]:
     from otel_llmcost import storage
     from otel_llmcost.reporting import reports
     from otel_llmcost.storage import migrations
@@ -277,9 +287,21 @@ def run_one(rows: int, repeats: int) -> dict[str, Any]:
     client = storage.connect(dsn)
     try:
         migrations.migrate(client, database=DB)
-        models = "[" + ",".join(f"'{m}'" for m in MODELS) + "]"
+        names = models_for(models_count)
+        models = "[" + ",".join(f"'{m}'" for m in names) + "]"
+        openai_models = sum(1 for m in names if m.startswith("gpt"))
         start = time.perf_counter()
-        client.command(GENERATE.format(db=DB, rows=rows, models=models))
+        client.command(
+            GENERATE.format(
+                db=DB,
+                rows=rows,
+                models=models,
+                endpoints=endpoints,
+                nmodels=models_count,
+                users=users,
+                openai_models=openai_models,
+            )
+        )
         generate_s = time.perf_counter() - start
         client.command(f"OPTIMIZE TABLE {DB}.llm_cost_hourly FINAL")
         client.command(f"OPTIMIZE TABLE {DB}.llm_user_daily FINAL")
@@ -330,6 +352,7 @@ def run_one(rows: int, repeats: int) -> dict[str, Any]:
         return {
             "status": "ok",
             "rows": rows,
+            "cardinality": f"{endpoints} endpoints, {models_count} models, {users:,} users: ",
             "generate_s": generate_s,
             "counts": counts,
             "queries": queries,
@@ -339,10 +362,18 @@ def run_one(rows: int, repeats: int) -> dict[str, Any]:
         shutil.rmtree(workdir, ignore_errors=True)
 
 
-def measure(rows: int, repeats: int = 3, python: str | None = None, timeout: float = 3600) -> dict[str, Any]:
+def measure(
+    rows: int,
+    repeats: int = 3,
+    python: str | None = None,
+    timeout: float = 3600,
+    cardinality: tuple[int, int, int] = (ENDPOINTS, len(MODELS), USERS),
+) -> dict[str, Any]:
+    """``cardinality``: (endpoints, models, users)."""
     env = dict(os.environ)
     env["OTEL_LLMCOST_HOME"] = tempfile.mkdtemp(prefix="llmcost-bench-home-")
     cmd = [python or sys.executable, str(Path(__file__).resolve()), "--rows", str(rows), "--repeats", str(repeats)]
+    cmd += ["--endpoints", str(cardinality[0]), "--models", str(cardinality[1]), "--users", str(cardinality[2])]
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
     except subprocess.TimeoutExpired:
@@ -359,7 +390,8 @@ def render(result: dict[str, Any]) -> str:
         return f"query benchmark failed: {result.get('detail')}"
     c = result["counts"]
     lines = [
-        f"{result['rows']:,} spans generated in {result['generate_s']:.1f}s through the materialized views"
+        f"{result.get('cardinality', '')}{result['rows']:,} spans generated in {result['generate_s']:.1f}s"
+        " through the materialized views"
         f" ({result['rows'] / result['generate_s']:,.0f} rows/s): otel_traces {c['otel_traces']:,},"
         f" llm_calls {c['llm_calls']:,}, llm_cost_hourly {c['llm_cost_hourly']:,},"
         f" llm_user_daily {c['llm_user_daily']:,} rows",
@@ -382,8 +414,12 @@ def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rows", type=int, default=200_000)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--endpoints", type=int, default=ENDPOINTS)
+    parser.add_argument("--models", type=int, default=len(MODELS))
+    parser.add_argument("--users", type=int, default=USERS)
     args = parser.parse_args()
-    sys.stdout.write(RESULT_MARKER + json.dumps(run_one(args.rows, args.repeats), default=str) + "\n")
+    result = run_one(args.rows, args.repeats, args.endpoints, args.models, args.users)
+    sys.stdout.write(RESULT_MARKER + json.dumps(result, default=str) + "\n")
     return 0
 
 

@@ -5,7 +5,12 @@ Whoever holds the spool's turn (:func:`otel_llmcost.storage.turn`: a ``flock`` o
 ``<data dir>/ingest.lock`` that every CLI read takes too) inserts every
 process's pending spool files, in name order, many files per insert (an insert costs
 ~100 ms on chdb whatever its size, so one insert per file could not keep up with a
-busy app): the group is first recorded in ``spool/.ingest-manifest.json`` with its
+busy app). Into chdb the files go as they are: a spool line is a row of ClickHouse's
+``JSONCompactEachRow`` format, so the group's bytes are handed to chdb, which parses
+them (:func:`insert_spool_bytes`); Python never decodes a row nor encodes the insert's
+Native block, which cost more than chdb's own work and its materialized views' did
+(issue 24). A remote server gets the decoded rows through clickhouse-connect
+(:func:`insert_rows`). The group is first recorded in ``spool/.ingest-manifest.json`` with its
 ``insert_deduplication_token``, then inserted, then its files are unlinked and the
 manifest removed. An ingest killed after its insert replays exactly the manifest's
 files with the same token, which the deduplication windows set by the migrations drop,
@@ -36,6 +41,7 @@ import os
 import re
 import shutil
 import struct
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -45,7 +51,7 @@ from typing import Any
 from .. import storage
 from ..config import Settings
 from .rows import COLUMNS
-from .spool import data_dir, pending_files, read_spool, recover_abandoned, reject, spool_dir
+from .spool import data_dir, pending_files, read_spool, recover_abandoned, reject, spool_dir, spool_line_count
 
 logger = logging.getLogger(__name__)
 
@@ -126,6 +132,70 @@ def ensure_schema(client: Any, key: str, database: str, ttl_days: int, *, again:
 def insert_rows(client: Any, database: str, rows: Sequence[Sequence[Any]], token: str | None = None) -> None:
     settings = _insert_settings(token) if token else None
     client.insert(f"{database}.otel_traces", list(rows), column_names=list(COLUMNS), settings=settings)
+
+
+# How chdb reads a spool line: the values span_to_row writes, in COLUMNS order. Timestamps
+# are integers of nanoseconds, which ClickHouse would read as seconds for a DateTime64: they
+# are read as Int64 and converted in the SELECT. Strings and maps arrive as JSON text.
+_SPOOL_TYPES = {
+    "Timestamp": "Int64",
+    "ResourceAttributes": "Map(String, String)",
+    "SpanAttributes": "Map(String, String)",
+    "Duration": "UInt64",
+    "Events.Timestamp": "Array(Int64)",
+    "Events.Name": "Array(String)",
+    "Events.Attributes": "Array(Map(String, String))",
+    "Links.TraceId": "Array(String)",
+    "Links.SpanId": "Array(String)",
+    "Links.TraceState": "Array(String)",
+    "Links.Attributes": "Array(Map(String, String))",
+}
+_SPOOL_STRUCTURE = ", ".join(f"`{c}` {_SPOOL_TYPES.get(c, 'String')}" for c in COLUMNS)
+_SPOOL_SELECT = ", ".join(
+    "fromUnixTimestamp64Nano(`Timestamp`)"
+    if c == "Timestamp"
+    else "arrayMap(t -> fromUnixTimestamp64Nano(t), `Events.Timestamp`)"
+    if c == "Events.Timestamp"
+    else f"`{c}`"
+    for c in COLUMNS
+)
+# Characters ClickHouse reads as a glob in a file() path (a quote is escaped).
+_GLOB_CHARS = frozenset("*?{}[]")
+PAYLOAD_PREFIX = "llmcost-ingest-"
+
+
+def insert_spool_bytes(client: Any, database: str, chunks: Sequence[bytes], token: str) -> None:
+    """Insert spool files' bytes (JSON lines, each a ``JSONCompactEachRow`` row) into a chdb
+    ``otel_traces`` as ONE insert, parsed by chdb itself.
+
+    The bytes are staged in one file in the temp directory (where clickhouse-connect stages
+    every chdb insert too) and read with ``file()``: chdb, an engine inside this process,
+    has no request body to stream them in. A value that does not fit its column fails the
+    whole insert with a parse error (a content error) before any block is written: a group
+    stays below ``min_insert_block_size_rows``/``_bytes``, so the SELECT's rows are squashed
+    into one block, stored or deduplicated by ``token`` as a whole (in every materialized
+    view, too).
+    """
+    directory = tempfile.gettempdir()
+    if _GLOB_CHARS.intersection(directory):
+        # file() would read the path as a pattern and find no file: never "insert" nothing.
+        raise IngestDeferred(f"the temp directory {directory!r} holds glob characters chdb cannot read through")
+    fd, name = tempfile.mkstemp(prefix=PAYLOAD_PREFIX, suffix=".jsonl", dir=directory)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            for chunk in chunks:
+                fh.write(chunk)
+                if chunk and not chunk.endswith(b"\n"):
+                    fh.write(b"\n")  # a hand-edited last line must not run into the next file
+        quoted = name.replace("\\", "\\\\").replace("'", "\\'")
+        client.command(
+            f"INSERT INTO {database}.otel_traces ({', '.join(f'`{c}`' for c in COLUMNS)}) "
+            f"SELECT {_SPOOL_SELECT} FROM file('{quoted}', 'JSONCompactEachRow', '{_SPOOL_STRUCTURE}')",
+            settings=_insert_settings(token),
+        )
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(name)
 
 
 class IngestStats:
@@ -246,29 +316,24 @@ def _ingest_locked(
         files = pending_files(dsn)
         if not files:
             break
-        group: list[Path] = []
-        rows: list[list[Any]] = []
-        size = 0
+        group = _Group(dsn)
         for path in files:
             try:
-                file_rows = read_rows(path)
-                size += path.stat().st_size
+                group.add(path)
             except FileNotFoundError:
                 continue
             except (ValueError, UnicodeDecodeError) as exc:
                 stats.quarantined_rows += reject(path, f"unreadable: {exc}")
                 continue
-            group.append(path)
-            rows.extend(file_rows)
-            if len(rows) >= MAX_GROUP_ROWS or size >= MAX_GROUP_BYTES:
+            if group.rows >= MAX_GROUP_ROWS or group.size >= MAX_GROUP_BYTES:
                 break
-        if group:
+        if group.paths:
             inserted += _with_repair(
                 client,
                 dsn,
                 database,
                 ttl_days,
-                functools.partial(_insert_group, client, dsn, database, group, rows, stats),
+                functools.partial(_insert_group, client, dsn, database, group, stats),
             )
     return inserted
 
@@ -309,6 +374,47 @@ def _group_token(names: Sequence[str]) -> str:
     return f"g-{len(names)}-{digest}"
 
 
+class _Group:
+    """Spool files headed for one insert: their bytes for chdb to parse, or their decoded
+    rows for a remote server."""
+
+    __slots__ = ("as_bytes", "paths", "chunks", "decoded", "rows", "size")
+
+    def __init__(self, dsn: str) -> None:
+        self.as_bytes = storage.is_chdb(dsn)
+        self.paths: list[Path] = []
+        self.chunks: list[bytes] = []
+        self.decoded: list[list[Any]] = []
+        self.rows = 0
+        self.size = 0
+
+    def add(self, path: Path) -> None:
+        """Add a file; FileNotFoundError if it is gone, ValueError/UnicodeDecodeError if
+        no insert could take it (chdb would store bytes that are not UTF-8 as they are)."""
+        if not self.as_bytes:
+            rows = read_rows(path)
+            size = path.stat().st_size
+            self.decoded.extend(rows)
+            self.rows += len(rows)
+        else:
+            data = path.read_bytes()
+            if not data.isascii():
+                data.decode("utf-8")
+            size = len(data)
+            self.chunks.append(data)
+            self.rows += spool_line_count(data)
+        self.paths.append(path)
+        self.size += size
+
+    def insert(self, client: Any, database: str, token: str) -> None:
+        if not self.rows:
+            return
+        if self.as_bytes:
+            insert_spool_bytes(client, database, self.chunks, token)
+        else:
+            insert_rows(client, database, self.decoded, token=token)
+
+
 def read_rows(path: Path) -> list[list[Any]]:
     """A spool file's rows; ValueError if any is not a row of ``otel_traces`` (a list of
     its columns): the driver would fail on it in ways that look transient (IndexError) or
@@ -322,29 +428,26 @@ def read_rows(path: Path) -> list[list[Any]]:
     return rows
 
 
-def _insert_group(
-    client: Any, dsn: str, database: str, group: list[Path], rows: list[list[Any]], stats: IngestStats
-) -> int:
+def _insert_group(client: Any, dsn: str, database: str, group: _Group, stats: IngestStats) -> int:
     """Insert many spool files as ONE insert (an insert costs ~100 ms on chdb, whatever its
     size), crash-safe: the group is first recorded in a manifest, so a restart (or the
     retry after a transient fault) sends exactly the same files with the same token."""
-    names = [p.name for p in group]
+    names = [p.name for p in group.paths]
     token = _group_token(names)
     manifest = _manifest_path(dsn)
     tmp = manifest.with_name(manifest.name + ".tmp")
     tmp.write_text(json.dumps({"token": token, "files": names}), encoding="utf-8")
     os.replace(tmp, manifest)
-    if rows:
-        try:
-            insert_rows(client, database, rows, token=token)
-        except Exception as exc:
-            if not is_content_error(exc):
-                raise  # transient or schema: the manifest stays, the retry uses the same token
-            # Refused as a whole (a group stays within one block, so nothing of it was
-            # stored): find the culprit file by file.
-            manifest.unlink()
-            return _insert_one_by_one(client, database, group, stats, exc)
-    return _group_stored(manifest, group, len(rows), stats)
+    try:
+        group.insert(client, database, token)
+    except Exception as exc:
+        if not is_content_error(exc):
+            raise  # transient or schema: the manifest stays, the retry uses the same token
+        # Refused as a whole (a group stays within one block, so nothing of it was
+        # stored): find the culprit file by file.
+        manifest.unlink()
+        return _insert_one_by_one(client, dsn, database, group.paths, stats, exc)
+    return _group_stored(manifest, group.paths, group.rows, stats)
 
 
 def _group_stored(manifest: Path, paths: Sequence[Path], rows: int, stats: IngestStats) -> int:
@@ -359,19 +462,22 @@ def _group_stored(manifest: Path, paths: Sequence[Path], rows: int, stats: Inges
     return rows
 
 
-def _insert_one_by_one(client: Any, database: str, group: list[Path], stats: IngestStats, cause: Exception) -> int:
+def _insert_one_by_one(
+    client: Any, dsn: str, database: str, paths: list[Path], stats: IngestStats, cause: Exception
+) -> int:
     inserted = 0
-    for path in group:
+    for path in paths:
+        single = _Group(dsn)
         try:
-            rows = read_rows(path)
+            read_rows(path)  # a file that is not rows of otel_traces is unreadable, whoever parses it
+            single.add(path)
         except FileNotFoundError:
             continue
         except (ValueError, UnicodeDecodeError) as exc:
             stats.quarantined_rows += reject(path, f"unreadable: {exc}")
             continue
         try:
-            if rows:
-                insert_rows(client, database, rows, token=path.name)
+            single.insert(client, database, path.name)
         except Exception as exc:
             if not is_content_error(exc):
                 raise
@@ -382,9 +488,9 @@ def _insert_one_by_one(client: Any, database: str, group: list[Path], stats: Ing
             continue
         with contextlib.suppress(FileNotFoundError):
             path.unlink()
-        inserted += len(rows)
+        inserted += single.rows
         stats.files += 1
-        stats.rows += len(rows)
+        stats.rows += single.rows
     logger.debug("otel-llmcost: grouped insert refused (%s); inserted file by file", cause)
     return inserted
 
@@ -410,21 +516,20 @@ def _finish_interrupted_group(client: Any, dsn: str, database: str, stats: Inges
                 path.unlink()
         manifest.unlink()
         return 0
-    rows: list[list[Any]] = []
+    group = _Group(dsn)
     try:
         for path in paths:
-            rows.extend(read_rows(path))
+            group.add(path)
     except (ValueError, UnicodeDecodeError):
         manifest.unlink()  # a file no insert could take was in the group: none of it was stored
         return 0
     # Same files, same token: if the earlier insert was stored, this one is dropped as a
     # duplicate (in otel_traces and in every materialized view).
-    if rows:
-        try:
-            insert_rows(client, database, rows, token=token)
-        except Exception as exc:
-            if not is_content_error(exc):
-                raise
-            manifest.unlink()
-            return _insert_one_by_one(client, database, paths, stats, exc)
-    return _group_stored(manifest, paths, len(rows), stats)
+    try:
+        group.insert(client, database, token)
+    except Exception as exc:
+        if not is_content_error(exc):
+            raise
+        manifest.unlink()
+        return _insert_one_by_one(client, dsn, database, paths, stats, exc)
+    return _group_stored(manifest, paths, group.rows, stats)

@@ -230,6 +230,11 @@ def read_spool(path: Path) -> list[list[Any]]:
         return [json.loads(line) for line in fh if line.strip()]
 
 
+def spool_line_count(data: bytes) -> int:
+    """The rows in a spool file's bytes: its lines that are not blank, as :func:`read_spool` reads them."""
+    return sum(1 for line in data.splitlines() if line.strip())
+
+
 class Liveness:
     """``spool/.live-<owner>``: exists and is ``flock``-ed while its exporter lives.
 

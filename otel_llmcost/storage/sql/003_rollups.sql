@@ -2,6 +2,15 @@
 -- thousands of rows instead of millions. Sums are SimpleAggregateFunction
 -- (read them with sum()), latencies are quantile states (read them with
 -- quantilesMerge / quantilesIfMerge). The views hide both details.
+--
+-- llm_cost_hourly also serves rate-limit pressure (v_rate_limit_pressure, 007) and the
+-- request hit share of the cache (v_cache_hit_share_hourly, 014), whose groupings are a
+-- subset of its key (issue 24): the lowest remaining requests and tokens, the highest
+-- limits, the longest retry-after and the lowest headroom (remaining / limit of the same
+-- call) are SimpleAggregateFunction(min / max), NULL where no call of the row carried
+-- rate-limit headers; CallsWithInput / CallsWithCacheRead count calls with input tokens
+-- and those of them that read from cache. A database created before them gets them
+-- filled from llm_calls once (022_rollup_backfill.sql).
 
 CREATE TABLE IF NOT EXISTS {database}.llm_cost_hourly {cluster} (
     Hour DateTime,
@@ -32,7 +41,16 @@ CREATE TABLE IF NOT EXISTS {database}.llm_cost_hourly {cluster} (
     CostCacheWritePremium SimpleAggregateFunction(sum, Float64),
     CostSavings SimpleAggregateFunction(sum, Float64),
     DurationMsQuantiles AggregateFunction(quantiles(0.5, 0.9, 0.99), Float64),
-    TtftMsQuantiles AggregateFunction(quantilesIf(0.5, 0.9, 0.99), Float64, UInt8)
+    TtftMsQuantiles AggregateFunction(quantilesIf(0.5, 0.9, 0.99), Float64, UInt8),
+    MaxRetryAfterS SimpleAggregateFunction(max, Float64),
+    MinRequestsRemaining SimpleAggregateFunction(min, Nullable(Int64)),
+    RequestsLimit SimpleAggregateFunction(max, Nullable(Int64)),
+    MinTokensRemaining SimpleAggregateFunction(min, Nullable(Int64)),
+    TokensLimit SimpleAggregateFunction(max, Nullable(Int64)),
+    MinRequestsHeadroom SimpleAggregateFunction(min, Nullable(Float64)),
+    MinTokensHeadroom SimpleAggregateFunction(min, Nullable(Float64)),
+    CallsWithInput SimpleAggregateFunction(sum, UInt64),
+    CallsWithCacheRead SimpleAggregateFunction(sum, UInt64)
 ) ENGINE = {aggregating_merge_tree}
 PARTITION BY toYYYYMM(Hour)
 ORDER BY (Hour, ServiceName, Provider, Endpoint, RequestModel, Feature, Team)
@@ -70,8 +88,18 @@ AS SELECT
     sum(CostCacheWritePremium) AS CostCacheWritePremium,
     sum(CostSavings) AS CostSavings,
     quantilesState(0.5, 0.9, 0.99)(DurationMs) AS DurationMsQuantiles,
-    quantilesIfState(0.5, 0.9, 0.99)(ifNull(TtftMs, 0), toUInt8(isNotNull(TtftMs))) AS TtftMsQuantiles
-FROM {database}.llm_calls
+    quantilesIfState(0.5, 0.9, 0.99)(ifNull(TtftMs, 0), toUInt8(isNotNull(TtftMs))) AS TtftMsQuantiles,
+    max(RetryAfterS) AS MaxRetryAfterS,
+    min(RateLimitRequestsRemaining) AS MinRequestsRemaining,
+    max(RateLimitRequestsLimit) AS RequestsLimit,
+    min(RateLimitTokensRemaining) AS MinTokensRemaining,
+    max(RateLimitTokensLimit) AS TokensLimit,
+    min(RateLimitRequestsRemaining / RateLimitRequestsLimit) AS MinRequestsHeadroom,
+    min(RateLimitTokensRemaining / RateLimitTokensLimit) AS MinTokensHeadroom,
+    -- c.: the raw columns, not the sums of the same names above
+    toUInt64(countIf(c.InputTokens > 0)) AS CallsWithInput,
+    toUInt64(countIf(c.InputTokens > 0 AND c.CacheReadTokens > 0)) AS CallsWithCacheRead
+FROM {database}.llm_calls AS c
 GROUP BY
     Hour,
     ServiceName,

@@ -7,28 +7,30 @@
 -- name is ours. As in 002, every extraction is total (*OrNull, ifNotFinite): an
 -- exception in a materialized view would fail the insert into otel_traces itself.
 
--- Throttled = the call ended in a 429 or was retried after one.
+-- Throttled = the call ended in a 429 or was retried after one. Read from the hourly
+-- rollup (003: its key holds this grouping, plus Feature): the sums add up and the
+-- lowest/highest values are min/max of the per-row min/max, the same as over llm_calls.
 CREATE VIEW IF NOT EXISTS {database}.v_rate_limit_pressure {cluster} AS
 SELECT
-    toStartOfHour(Timestamp) AS Hour,
+    Hour,
     ServiceName,
     Provider,
     RequestModel,
     Endpoint,
     Team,
-    count() AS Calls,
-    countIf(HttpStatus = 429 OR Throttled = 1) AS ThrottledCalls,
+    sum(Calls) AS Calls,
+    sum(Throttled) AS ThrottledCalls,
     ThrottledCalls / Calls AS ThrottledShare,
     sum(ThrottledAttempts) AS ThrottledAttempts,
-    sum(RetryCount) AS Retries,
-    max(RetryAfterS) AS MaxRetryAfterS,
-    min(RateLimitRequestsRemaining) AS MinRequestsRemaining,
-    max(RateLimitRequestsLimit) AS RequestsLimit,
-    min(RateLimitTokensRemaining) AS MinTokensRemaining,
-    max(RateLimitTokensLimit) AS TokensLimit,
-    min(RateLimitRequestsRemaining / RateLimitRequestsLimit) AS MinRequestsHeadroom,
-    min(RateLimitTokensRemaining / RateLimitTokensLimit) AS MinTokensHeadroom
-FROM {database}.llm_calls
+    sum(Retries) AS Retries,
+    max(MaxRetryAfterS) AS MaxRetryAfterS,
+    min(MinRequestsRemaining) AS MinRequestsRemaining,
+    max(RequestsLimit) AS RequestsLimit,
+    min(MinTokensRemaining) AS MinTokensRemaining,
+    max(TokensLimit) AS TokensLimit,
+    min(MinRequestsHeadroom) AS MinRequestsHeadroom,
+    min(MinTokensHeadroom) AS MinTokensHeadroom
+FROM {database}.llm_cost_hourly
 GROUP BY
     Hour,
     ServiceName,

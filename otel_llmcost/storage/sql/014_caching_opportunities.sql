@@ -291,22 +291,23 @@ GROUP BY
 -- input tokens, as v_cache_efficiency's HitRate) and RequestHitRate (calls that read
 -- anything from cache / calls with input). They differ: a long answer on a short cached
 -- prefix counts fully in the request share and little in the token share. Calls with no
--- input tokens (failed, throttled) are no miss and left out of both shares.
+-- input tokens (failed, throttled) are no miss and left out of both shares. Read from the
+-- hourly rollup (003), whose key holds this grouping.
 CREATE VIEW IF NOT EXISTS {database}.v_cache_hit_share_hourly {cluster} AS
 SELECT
-    toStartOfHour(Timestamp) AS Hour,
+    Hour,
     ServiceName,
     Endpoint,
     Provider,
     RequestModel,
-    count() AS Calls,
-    countIf(c.InputTokens > 0) AS CallsWithInput,
-    countIf(c.InputTokens > 0 AND c.CacheReadTokens > 0) AS CallsWithCacheRead,
-    sum(c.InputTokens) AS InputTokens,
-    sum(c.CacheReadTokens) AS CacheReadTokens,
+    sum(Calls) AS Calls,
+    sum(CallsWithInput) AS CallsWithInput,
+    sum(CallsWithCacheRead) AS CallsWithCacheRead,
+    sum(InputTokens) AS InputTokens,
+    sum(CacheReadTokens) AS CacheReadTokens,
     CacheReadTokens / nullIf(InputTokens, 0) AS TokenHitRate,
     CallsWithCacheRead / nullIf(CallsWithInput, 0) AS RequestHitRate
-FROM {database}.llm_calls AS c
+FROM {database}.llm_cost_hourly
 GROUP BY
     Hour,
     ServiceName,
