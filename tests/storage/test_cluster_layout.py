@@ -151,7 +151,11 @@ def test_a_new_migration_file_is_laid_out_with_no_code_change(tmp_path, monkeypa
 
 
 def test_every_cluster_statement_names_the_cluster():
+    """Every DDL statement; a data back-fill (INSERT, 022) runs once, into the Distributed
+    table, which spreads its rows over the shards."""
     for statement in cluster_statements():
+        if statement.lstrip().startswith("INSERT"):
+            continue
         head = statement.split("(", 1)[0].split(" AS", 1)[0]
         assert " ON CLUSTER prod" in head, head
 

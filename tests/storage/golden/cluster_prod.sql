@@ -413,7 +413,16 @@ CREATE TABLE IF NOT EXISTS otel.llm_cost_hourly_local  ON CLUSTER prod (
     CostCacheWritePremium SimpleAggregateFunction(sum, Float64),
     CostSavings SimpleAggregateFunction(sum, Float64),
     DurationMsQuantiles AggregateFunction(quantiles(0.5, 0.9, 0.99), Float64),
-    TtftMsQuantiles AggregateFunction(quantilesIf(0.5, 0.9, 0.99), Float64, UInt8)
+    TtftMsQuantiles AggregateFunction(quantilesIf(0.5, 0.9, 0.99), Float64, UInt8),
+    MaxRetryAfterS SimpleAggregateFunction(max, Float64),
+    MinRequestsRemaining SimpleAggregateFunction(min, Nullable(Int64)),
+    RequestsLimit SimpleAggregateFunction(max, Nullable(Int64)),
+    MinTokensRemaining SimpleAggregateFunction(min, Nullable(Int64)),
+    TokensLimit SimpleAggregateFunction(max, Nullable(Int64)),
+    MinRequestsHeadroom SimpleAggregateFunction(min, Nullable(Float64)),
+    MinTokensHeadroom SimpleAggregateFunction(min, Nullable(Float64)),
+    CallsWithInput SimpleAggregateFunction(sum, UInt64),
+    CallsWithCacheRead SimpleAggregateFunction(sum, UInt64)
 ) ENGINE = ReplicatedAggregatingMergeTree('/clickhouse/tables/{shard}/{database}/{table}', '{replica}')
 PARTITION BY toYYYYMM(Hour)
 ORDER BY (Hour, ServiceName, Provider, Endpoint, RequestModel, Feature, Team)
@@ -449,7 +458,16 @@ CREATE TABLE IF NOT EXISTS otel.llm_cost_hourly ON CLUSTER prod (
     CostCacheWritePremium SimpleAggregateFunction(sum, Float64),
     CostSavings SimpleAggregateFunction(sum, Float64),
     DurationMsQuantiles AggregateFunction(quantiles(0.5, 0.9, 0.99), Float64),
-    TtftMsQuantiles AggregateFunction(quantilesIf(0.5, 0.9, 0.99), Float64, UInt8)
+    TtftMsQuantiles AggregateFunction(quantilesIf(0.5, 0.9, 0.99), Float64, UInt8),
+    MaxRetryAfterS SimpleAggregateFunction(max, Float64),
+    MinRequestsRemaining SimpleAggregateFunction(min, Nullable(Int64)),
+    RequestsLimit SimpleAggregateFunction(max, Nullable(Int64)),
+    MinTokensRemaining SimpleAggregateFunction(min, Nullable(Int64)),
+    TokensLimit SimpleAggregateFunction(max, Nullable(Int64)),
+    MinRequestsHeadroom SimpleAggregateFunction(min, Nullable(Float64)),
+    MinTokensHeadroom SimpleAggregateFunction(min, Nullable(Float64)),
+    CallsWithInput SimpleAggregateFunction(sum, UInt64),
+    CallsWithCacheRead SimpleAggregateFunction(sum, UInt64)
 ) ENGINE = Distributed('prod', 'otel', 'llm_cost_hourly_local', rand());
 
 CREATE MATERIALIZED VIEW IF NOT EXISTS otel.llm_cost_hourly_mv  ON CLUSTER prod
@@ -483,8 +501,18 @@ AS SELECT
     sum(CostCacheWritePremium) AS CostCacheWritePremium,
     sum(CostSavings) AS CostSavings,
     quantilesState(0.5, 0.9, 0.99)(DurationMs) AS DurationMsQuantiles,
-    quantilesIfState(0.5, 0.9, 0.99)(ifNull(TtftMs, 0), toUInt8(isNotNull(TtftMs))) AS TtftMsQuantiles
-FROM otel.llm_calls_local
+    quantilesIfState(0.5, 0.9, 0.99)(ifNull(TtftMs, 0), toUInt8(isNotNull(TtftMs))) AS TtftMsQuantiles,
+    max(RetryAfterS) AS MaxRetryAfterS,
+    min(RateLimitRequestsRemaining) AS MinRequestsRemaining,
+    max(RateLimitRequestsLimit) AS RequestsLimit,
+    min(RateLimitTokensRemaining) AS MinTokensRemaining,
+    max(RateLimitTokensLimit) AS TokensLimit,
+    min(RateLimitRequestsRemaining / RateLimitRequestsLimit) AS MinRequestsHeadroom,
+    min(RateLimitTokensRemaining / RateLimitTokensLimit) AS MinTokensHeadroom,
+    -- c.: the raw columns, not the sums of the same names above
+    toUInt64(countIf(c.InputTokens > 0)) AS CallsWithInput,
+    toUInt64(countIf(c.InputTokens > 0 AND c.CacheReadTokens > 0)) AS CallsWithCacheRead
+FROM otel.llm_calls_local AS c
 GROUP BY
     Hour,
     ServiceName,
@@ -1048,25 +1076,25 @@ LEFT JOIN otel.v_cache_min_tokens AS m ON m.Provider = s.Provider AND m.RequestM
 
 CREATE VIEW IF NOT EXISTS otel.v_rate_limit_pressure  ON CLUSTER prod AS
 SELECT
-    toStartOfHour(Timestamp) AS Hour,
+    Hour,
     ServiceName,
     Provider,
     RequestModel,
     Endpoint,
     Team,
-    count() AS Calls,
-    countIf(HttpStatus = 429 OR Throttled = 1) AS ThrottledCalls,
+    sum(Calls) AS Calls,
+    sum(Throttled) AS ThrottledCalls,
     ThrottledCalls / Calls AS ThrottledShare,
     sum(ThrottledAttempts) AS ThrottledAttempts,
-    sum(RetryCount) AS Retries,
-    max(RetryAfterS) AS MaxRetryAfterS,
-    min(RateLimitRequestsRemaining) AS MinRequestsRemaining,
-    max(RateLimitRequestsLimit) AS RequestsLimit,
-    min(RateLimitTokensRemaining) AS MinTokensRemaining,
-    max(RateLimitTokensLimit) AS TokensLimit,
-    min(RateLimitRequestsRemaining / RateLimitRequestsLimit) AS MinRequestsHeadroom,
-    min(RateLimitTokensRemaining / RateLimitTokensLimit) AS MinTokensHeadroom
-FROM otel.llm_calls
+    sum(Retries) AS Retries,
+    max(MaxRetryAfterS) AS MaxRetryAfterS,
+    min(MinRequestsRemaining) AS MinRequestsRemaining,
+    max(RequestsLimit) AS RequestsLimit,
+    min(MinTokensRemaining) AS MinTokensRemaining,
+    max(TokensLimit) AS TokensLimit,
+    min(MinRequestsHeadroom) AS MinRequestsHeadroom,
+    min(MinTokensHeadroom) AS MinTokensHeadroom
+FROM otel.llm_cost_hourly
 GROUP BY
     Hour,
     ServiceName,
@@ -3515,19 +3543,19 @@ GROUP BY
 
 CREATE VIEW IF NOT EXISTS otel.v_cache_hit_share_hourly  ON CLUSTER prod AS
 SELECT
-    toStartOfHour(Timestamp) AS Hour,
+    Hour,
     ServiceName,
     Endpoint,
     Provider,
     RequestModel,
-    count() AS Calls,
-    countIf(c.InputTokens > 0) AS CallsWithInput,
-    countIf(c.InputTokens > 0 AND c.CacheReadTokens > 0) AS CallsWithCacheRead,
-    sum(c.InputTokens) AS InputTokens,
-    sum(c.CacheReadTokens) AS CacheReadTokens,
+    sum(Calls) AS Calls,
+    sum(CallsWithInput) AS CallsWithInput,
+    sum(CallsWithCacheRead) AS CallsWithCacheRead,
+    sum(InputTokens) AS InputTokens,
+    sum(CacheReadTokens) AS CacheReadTokens,
     CacheReadTokens / nullIf(InputTokens, 0) AS TokenHitRate,
     CallsWithCacheRead / nullIf(CallsWithInput, 0) AS RequestHitRate
-FROM otel.llm_calls AS c
+FROM otel.llm_cost_hourly
 GROUP BY
     Hour,
     ServiceName,
@@ -4567,4 +4595,59 @@ FROM (
     HAVING SeenSavingUsd > 0
 )
 ORDER BY MonthlySavingUsd DESC;
+
+INSERT INTO otel.llm_cost_hourly (
+    Hour,
+    ServiceName,
+    Provider,
+    Endpoint,
+    RequestModel,
+    Feature,
+    Team,
+    MaxRetryAfterS,
+    MinRequestsRemaining,
+    RequestsLimit,
+    MinTokensRemaining,
+    TokensLimit,
+    MinRequestsHeadroom,
+    MinTokensHeadroom,
+    CallsWithInput,
+    CallsWithCacheRead
+)
+SELECT
+    toStartOfHour(Timestamp) AS Hour,
+    ServiceName,
+    Provider,
+    Endpoint,
+    RequestModel,
+    Feature,
+    Team,
+    max(RetryAfterS),
+    min(RateLimitRequestsRemaining),
+    max(RateLimitRequestsLimit),
+    min(RateLimitTokensRemaining),
+    max(RateLimitTokensLimit),
+    min(RateLimitRequestsRemaining / RateLimitRequestsLimit),
+    min(RateLimitTokensRemaining / RateLimitTokensLimit),
+    toUInt64(countIf(InputTokens > 0)),
+    toUInt64(countIf(InputTokens > 0 AND CacheReadTokens > 0))
+FROM otel.llm_calls
+WHERE (
+    SELECT count()
+    FROM otel.llm_cost_hourly
+    WHERE CallsWithInput > 0
+        OR MaxRetryAfterS > 0
+        OR MinRequestsRemaining IS NOT NULL
+        OR RequestsLimit IS NOT NULL
+        OR MinTokensRemaining IS NOT NULL
+        OR TokensLimit IS NOT NULL
+) = 0
+GROUP BY
+    Hour,
+    ServiceName,
+    Provider,
+    Endpoint,
+    RequestModel,
+    Feature,
+    Team;
 
