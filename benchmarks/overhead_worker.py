@@ -80,10 +80,7 @@ def setup_otel() -> tuple[Any, Any, Any, CountingExporter]:
     resource = Resource.create({"service.name": "llmcost-bench"})
     tracer_provider = TracerProvider(resource=resource)
     tracer_provider.add_span_processor(SimpleSpanProcessor(exporter))
-    reader = InMemoryMetricReader()
-    meter_provider = MeterProvider(resource=resource, metric_readers=[reader])
     trace.set_tracer_provider(tracer_provider)
-    metrics.set_meter_provider(meter_provider)
     try:  # a logger provider with no processor: events (if any) go nowhere, the same for all
         from opentelemetry._logs import set_logger_provider
         from opentelemetry.sdk._logs import LoggerProvider
@@ -91,6 +88,12 @@ def setup_otel() -> tuple[Any, Any, Any, CountingExporter]:
         set_logger_provider(LoggerProvider(resource=resource))
     except ImportError:
         pass
+    if os.environ.get("LLMCOST_BENCH_NO_METRICS") == "1":
+        # Metrics off for every variant: the no-op MeterProvider (no SDK metric pipeline).
+        return tracer_provider, metrics.NoOpMeterProvider(), None, exporter
+    reader = InMemoryMetricReader()
+    meter_provider = MeterProvider(resource=resource, metric_readers=[reader])
+    metrics.set_meter_provider(meter_provider)
     return tracer_provider, meter_provider, reader, exporter
 
 
@@ -258,6 +261,8 @@ def run_batch(call: Any, is_async: bool, count: int, loop: Any) -> int:
 
 def measure_metrics(reader: Any) -> int:
     points = 0
+    if reader is None:
+        return 0
     data = reader.get_metrics_data()
     if data is not None:
         for resource_metrics in data.resource_metrics:

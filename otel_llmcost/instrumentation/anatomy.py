@@ -36,6 +36,10 @@ Speed: counts are memoised per distinct text (by hash and length, so the cache h
 integers, never prompt text), and the stable part of a prompt — system prompt, tools,
 context and history — repeats call after call, so a typical call encodes only its
 latest message. ``benchmarks/bench_anatomy.py`` measures it against the bare SDK call.
+With prompt hashes on, :meth:`Anatomy.attributes` is also given the call's prefix and
+request hashes: a repeated request reuses its whole breakdown, and a new last message
+after a known prefix counts only that message (the prefix's components are kept by
+prefix hash). The result is the same as counting the whole prompt.
 
 ``OTEL_LLMCOST_PROMPT_ANATOMY`` (:mod:`otel_llmcost.config`): ``on`` (default), ``off``,
 or a sample rate such as ``0.1``. Default on because the warm cost (a few µs per call, see the benchmark) is
@@ -65,12 +69,16 @@ _CACHE_MAX = 8192
 class Anatomy:
     """Counts prompt components; one per process. ``rate`` is the share of calls counted."""
 
-    __slots__ = ("rate", "_counts", "_random")
+    __slots__ = ("rate", "_counts", "_random", "_prefixes", "_requests")
 
     def __init__(self, rate: float = 1.0) -> None:
         self.rate = rate
         self._counts: dict[tuple[int, int, int], int] = {}
         self._random = random.Random()
+        # (prefix hash, encoding) -> components of everything before the last message;
+        # (request hash, encoding) -> (components, prefix tokens) of the whole prompt.
+        self._prefixes: dict[tuple[str, str], tuple[int, ...]] = {}
+        self._requests: dict[tuple[str, str], tuple[tuple[int, ...], int]] = {}
 
     def sampled(self) -> bool:
         return self.rate >= 1.0 or self._random.random() < self.rate
@@ -84,8 +92,12 @@ class Anatomy:
     def measure(self, prompt: PromptView, model: str) -> tuple[list[int], int]:
         """(breakdown, prefix tokens): the prefix is everything before the last message,
         what ``llmcost.prompt.prefix_hash`` covers and a provider can cache."""
-        encoding = get_encoding(encoding_name_for_model(model))
-        count = self._counter(encoding)
+        parts, prefix, _ = self._measure(prompt, encoding_name_for_model(model))
+        return parts, prefix
+
+    def _measure(self, prompt: PromptView, encoding_name: str) -> tuple[list[int], int, tuple[int, ...]]:
+        """(breakdown, prefix tokens, the components of the prefix alone)."""
+        count = self._counter(get_encoding(encoding_name))
         parts = [0, 0, 0, 0, 0]
         if prompt.system is not None:
             parts[SYSTEM] += _strings(prompt.system, count)
@@ -93,21 +105,66 @@ class Anatomy:
             parts[TOOLS] += count(to_json(prompt.tools, fallback=""))
         messages = prompt.messages
         last = len(messages) - 1
+        for index in range(last):
+            _message(messages[index], HISTORY, count, parts)
+        prefix_parts = tuple(parts)
         prefix = sum(parts)
-        for index, message in enumerate(messages):
-            if index == last:
-                prefix = sum(parts)
-            _message(message, HISTORY if index < last else LATEST, count, parts)
+        if last >= 0:
+            _message(messages[last], LATEST, count, parts)
         parts[LATEST] += TOKENS_REPLY_PRIMER
+        return parts, prefix, prefix_parts
+
+    def _measure_keyed(
+        self, prompt: PromptView, model: str, prefix_key: str | None, request_key: str
+    ) -> tuple[list[int], int]:
+        """:meth:`measure`, remembered by the call's request hash, and the prefix's
+        components by its prefix hash (None: the prompt has no prefix, all zeros)."""
+        encoding_name = encoding_name_for_model(model)
+        requests = self._requests
+        key = (request_key, encoding_name)
+        known = requests.get(key)
+        if known is not None:
+            return list(known[0]), known[1]
+        if prefix_key is None:
+            prefix_parts: tuple[int, ...] | None = (0, 0, 0, 0, 0)
+        else:
+            prefix_parts = self._prefixes.get((prefix_key, encoding_name))
+        if prefix_parts is None:
+            parts, prefix, prefix_parts = self._measure(prompt, encoding_name)
+            prefixes = self._prefixes
+            if len(prefixes) >= _CACHE_MAX:
+                prefixes.clear()
+            prefixes[(prefix_key, encoding_name)] = prefix_parts  # type: ignore[index]  # not None here
+        else:
+            parts = list(prefix_parts)
+            prefix = sum(parts)
+            messages = prompt.messages
+            if messages:
+                _message(messages[-1], LATEST, self._counter(get_encoding(encoding_name)), parts)
+            parts[LATEST] += TOKENS_REPLY_PRIMER
+        if len(requests) >= _CACHE_MAX:
+            requests.clear()
+        requests[key] = (tuple(parts), prefix)
         return parts, prefix
 
     def total(self, prompt: PromptView, model: str) -> int:
         return sum(self.breakdown(prompt, model))
 
-    def attributes(self, prompt: PromptView, model: str, evidence_tokens: int = 0) -> dict[str, int]:
+    def attributes(
+        self,
+        prompt: PromptView,
+        model: str,
+        evidence_tokens: int = 0,
+        *,
+        hashes: tuple[str | None, str] | None = None,
+    ) -> dict[str, int]:
         """Component attributes and the prefix's tokens; ``evidence_tokens`` (declared by the
-        app, :mod:`otel_llmcost.signals.evidence`) count as context (see :func:`claim_context`)."""
-        parts, prefix = self.measure(prompt, model)
+        app, :mod:`otel_llmcost.signals.evidence`) count as context (see :func:`claim_context`).
+        ``hashes``: the call's (prefix hash, request hash), to reuse what was counted."""
+        if hashes is not None:
+            parts, prefix = self._measure_keyed(prompt, model, hashes[0], hashes[1])
+        else:
+            parts, prefix = self.measure(prompt, model)
         if evidence_tokens:
             claim_context(parts, evidence_tokens)
         attrs = dict(zip(ATTRIBUTES, parts, strict=True))

@@ -13,7 +13,7 @@ from typing import Any
 from .. import semconv
 from ..pricing import Cost, Usage
 from ..pricing.overrides import variant_label
-from ..pricing.usage import int64
+from ..pricing.usage import INT64_MAX, int64
 from ..providers.base import Request, ResponseRecord
 
 # Modality subsets of the token totals, recorded only when non-zero.
@@ -85,12 +85,20 @@ def put_transport(
 
 def put_usage(attrs: dict[str, Any], usage: Usage) -> None:
     """Token counts as reported, capped at int64 (the most OTLP can carry; see pricing.usage)."""
-    attrs[semconv.GEN_AI_USAGE_INPUT_TOKENS] = int64(usage.input_tokens)
-    attrs[semconv.GEN_AI_USAGE_OUTPUT_TOKENS] = int64(usage.output_tokens)
-    attrs[semconv.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS] = int64(usage.cache_read_tokens)
-    attrs[semconv.GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS] = int64(usage.cache_write_tokens)
-    attrs[semconv.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS] = int64(usage.reasoning_tokens)
-    attrs[semconv.USAGE_UNCACHED_INPUT_TOKENS] = int64(usage.uncached_input_tokens)
+    # int64() inlined: six calls per span on the hot path.
+    cap = INT64_MAX
+    count = usage.input_tokens
+    attrs[semconv.GEN_AI_USAGE_INPUT_TOKENS] = count if count <= cap else cap
+    count = usage.output_tokens
+    attrs[semconv.GEN_AI_USAGE_OUTPUT_TOKENS] = count if count <= cap else cap
+    count = usage.cache_read_tokens
+    attrs[semconv.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS] = count if count <= cap else cap
+    count = usage.cache_write_tokens
+    attrs[semconv.GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS] = count if count <= cap else cap
+    count = usage.reasoning_tokens
+    attrs[semconv.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS] = count if count <= cap else cap
+    count = usage.uncached_input_tokens
+    attrs[semconv.USAGE_UNCACHED_INPUT_TOKENS] = count if count <= cap else cap
     if usage.estimated:
         attrs[semconv.USAGE_ESTIMATED] = True
     ttl = usage.cache_write_ttl
@@ -157,6 +165,42 @@ def put_draft_cost(attrs: dict[str, Any], cost: Cost | None, reported: tuple[flo
     attrs[semconv.GEN_AI_USAGE_COST_AMOUNT] = amount
     attrs[semconv.GEN_AI_USAGE_COST_CURRENCY] = "USD"
     attrs[semconv.GEN_AI_USAGE_COST_SOURCE] = source
+
+
+# (operation, provider, request model, response model, host, error type, dimensions) ->
+# (metric attributes, the same with gen_ai.token.type input, with output): shared, never
+# mutated (the SDK copies what it keeps); bounded like the other per-process caches.
+MetricAttributeSets = tuple[dict[str, Any], dict[str, Any], dict[str, Any]]
+_metric_sets: dict[tuple[Any, ...], MetricAttributeSets] = {}
+_METRIC_SETS_MAX = 4096
+
+
+def metric_attribute_sets(
+    request: Request, record: ResponseRecord, error_type: str | None, dimensions: Mapping[str, str] | None
+) -> MetricAttributeSets:
+    """:func:`metric_attributes`, and the token-usage histogram's two variants of it,
+    built once per distinct combination."""
+    key = (
+        request.operation,
+        request.provider_name,
+        request.model,
+        record.model,
+        request.server_address,
+        error_type,
+        tuple(dimensions.items()) if dimensions else None,
+    )
+    sets = _metric_sets.get(key)
+    if sets is None:
+        attrs = metric_attributes(request, record, error_type, dimensions)
+        sets = (
+            attrs,
+            {**attrs, semconv.GEN_AI_TOKEN_TYPE: semconv.TOKEN_TYPE_INPUT},
+            {**attrs, semconv.GEN_AI_TOKEN_TYPE: semconv.TOKEN_TYPE_OUTPUT},
+        )
+        if len(_metric_sets) >= _METRIC_SETS_MAX:
+            _metric_sets.clear()
+        _metric_sets[key] = sets
+    return sets
 
 
 def metric_attributes(

@@ -300,8 +300,12 @@ class LLMCall:
             description = str(error)[:512] if telemetry.settings.capture_content else error_type
             span.set_status(Status(StatusCode.ERROR, description))
         span.set_attributes(attrs)
+        metric_attrs, input_attrs, output_attrs = attributes.metric_attribute_sets(
+            self.request, record, attrs.get(semconv.ERROR_TYPE), self.metric_dimensions
+        )
         telemetry.instruments.record(
-            attributes.metric_attributes(self.request, record, attrs.get(semconv.ERROR_TYPE), self.metric_dimensions),
+            metric_attrs,
+            token_attributes=(input_attrs, output_attrs),
             duration_s=end - self.start,
             input_tokens=usage.input_tokens if usage is not None else None,
             output_tokens=usage.output_tokens if usage is not None else None,

@@ -60,12 +60,25 @@ class Instruments:
         unpriced: bool,
         throttled_attempts: int,
         ttfc_s: float | None,
+        token_attributes: tuple[dict[str, Any], dict[str, Any]] | None = None,
     ) -> None:
+        """``token_attributes``: ``attributes`` with ``gen_ai.token.type`` input and output,
+        when the caller has them prebuilt (never mutated here)."""
         self.operation_duration.record(duration_s, attributes)
         if input_tokens is not None:
-            self.token_usage.record(input_tokens, {**attributes, semconv.GEN_AI_TOKEN_TYPE: semconv.TOKEN_TYPE_INPUT})
+            self.token_usage.record(
+                input_tokens,
+                token_attributes[0]
+                if token_attributes is not None
+                else {**attributes, semconv.GEN_AI_TOKEN_TYPE: semconv.TOKEN_TYPE_INPUT},
+            )
         if output_tokens is not None:
-            self.token_usage.record(output_tokens, {**attributes, semconv.GEN_AI_TOKEN_TYPE: semconv.TOKEN_TYPE_OUTPUT})
+            self.token_usage.record(
+                output_tokens,
+                token_attributes[1]
+                if token_attributes is not None
+                else {**attributes, semconv.GEN_AI_TOKEN_TYPE: semconv.TOKEN_TYPE_OUTPUT},
+            )
         if ttfc_s is not None:
             self.time_to_first_chunk.record(ttfc_s, attributes)
         if cost is not None:

@@ -41,6 +41,8 @@ logger = logging.getLogger(__name__)
 # Attribution dimensions that are safe as metric attributes (bounded cardinality);
 # user and session stay on spans only.
 _METRIC_DIMENSIONS = (semconv.ENDPOINT, semconv.FEATURE, semconv.TEAM)
+_UNSEEN = object()
+_SKETCHES_MAX = 8192  # request hash -> similarity sketch; cleared when full, as anatomy's counts
 
 
 class Telemetry:
@@ -57,6 +59,7 @@ class Telemetry:
         self.anatomy = Anatomy(rate) if rate > 0 else None
         self.budgets = _budgets(budgets, runtime, self.pricer)
         self._prompt_counter = self.anatomy or (Anatomy() if self.budgets is not None else None)
+        self._sketches: dict[str, Any] = {}
 
     # --- call lifecycle -----------------------------------------------------------
 
@@ -110,13 +113,23 @@ class Telemetry:
                     dimensions = {}
                 dimensions[attribute] = value
         call.metric_dimensions = dimensions
+        hashes: tuple[str | None, str] | None = None
         if settings.hash_prompts:
             try:
-                prefix_hash, request_hash = prompt_hashes(request)
+                hashes = prompt_hashes(request)
+                prefix_hash, request_hash = hashes
                 if prefix_hash:
                     attrs[semconv.PROMPT_PREFIX_HASH] = prefix_hash
                 attrs[semconv.PROMPT_REQUEST_HASH] = request_hash
-                sketch = prompt_simhash(request.prompt.messages)
+                # The sketch is a function of the last message, which the request hash covers:
+                # a repeated request reuses it (a new one is memoised by text, similarity.py).
+                sketches = self._sketches
+                sketch = sketches.get(request_hash, _UNSEEN)
+                if sketch is _UNSEEN:
+                    sketch = prompt_simhash(request.prompt.messages)
+                    if len(sketches) >= _SKETCHES_MAX:
+                        sketches.clear()
+                    sketches[request_hash] = sketch
                 if sketch:
                     attrs[semconv.PROMPT_SIMHASH] = sketch
             except Exception:
@@ -129,7 +142,7 @@ class Telemetry:
         # An embeddings, image or audio input is no conversation: no system, tools or history to break down.
         if anatomy is not None and request.operation not in semconv.NON_CONVERSATION_OPERATIONS and anatomy.sampled():
             try:
-                attrs.update(anatomy.attributes(request.prompt, model, evidence[2] if evidence else 0))
+                attrs.update(anatomy.attributes(request.prompt, model, evidence[2] if evidence else 0, hashes=hashes))
             except Exception:
                 logger.debug("otel-llmcost: could not count the prompt's components", exc_info=True)
         return call, attrs, evidence

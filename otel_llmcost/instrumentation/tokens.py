@@ -96,15 +96,27 @@ def _build(name: str) -> Any:
     return tiktoken.Encoding(**spec)
 
 
+_encoding_names: dict[str, str] = {}
+
+
 def encoding_name_for_model(model: str) -> str:
     """o200k_base for the gpt-4o/4.1/5 and o-series families, cl100k_base otherwise."""
+    cacheable = type(model) is str
+    name = _encoding_names.get(model) if cacheable else None
+    if name is not None:
+        return name
     try:
         from tiktoken.model import encoding_name_for_model as lookup
 
         name = lookup(model)
     except Exception:
         name = "o200k_base"
-    return name if name in ("cl100k_base", "o200k_base") else "o200k_base"
+    name = name if name in ("cl100k_base", "o200k_base") else "o200k_base"
+    if cacheable:
+        if len(_encoding_names) >= 1024:
+            _encoding_names.clear()  # bounded: model ids are few, but they come from the app
+        _encoding_names[model] = name
+    return name
 
 
 def count_text(text: str, model: str) -> int:

@@ -102,6 +102,8 @@ class Pricer:
         # until (epoch s), refresh deadline (monotonic)). Resolving costs more than the rest
         # of a call's pricing; the window makes a price change take effect at its date.
         self._rates: dict[tuple[Any, ...], tuple[PriceEntry | None, float, float, float]] = {}
+        # (request model, response model, provider, url) -> plausible token bound (as _lookup, kept)
+        self._plausible: dict[tuple[Any, ...], int] = {}
 
     @property
     def source_version(self) -> str:
@@ -127,6 +129,7 @@ class Pricer:
             )
             self.overrides = None
         self._rates = {}
+        self._plausible = {}
 
     # --- model resolution ---------------------------------------------------------
 
@@ -241,12 +244,20 @@ class Pricer:
             self._max_plausible_tokens = Settings.load().max_plausible_tokens or 0
         if self._max_plausible_tokens:
             return self._max_plausible_tokens
-        for model in call_models(request_model, response_model):
-            found = self.database_model(model, provider_id, api_url)
-            window = getattr(found[1], "context_window", None) if found is not None else None
-            if isinstance(window, int) and window > 0:
-                return max(window * CONTEXT_WINDOW_FACTOR, MIN_PLAUSIBLE_TOKENS)
-        return DEFAULT_MAX_PLAUSIBLE_TOKENS
+        key = (request_model, response_model, provider_id, api_url)
+        bound = self._plausible.get(key)
+        if bound is None:
+            bound = DEFAULT_MAX_PLAUSIBLE_TOKENS
+            for model in call_models(request_model, response_model):
+                found = self.database_model(model, provider_id, api_url)
+                window = getattr(found[1], "context_window", None) if found is not None else None
+                if isinstance(window, int) and window > 0:
+                    bound = max(window * CONTEXT_WINDOW_FACTOR, MIN_PLAUSIBLE_TOKENS)
+                    break
+            if len(self._plausible) > 4096:
+                self._plausible.clear()
+            self._plausible[key] = bound
+        return bound
 
     def call_window(
         self,

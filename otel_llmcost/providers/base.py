@@ -257,6 +257,32 @@ class ErrorReport:
     throttled: bool = False  # the error says "throttled" without a throttling status (an error event mid-stream)
 
 
+def _header_getter(headers: Any, get: Callable[[str], Any]) -> Callable[[str], Any]:
+    """``headers.get``, or for httpx/httpx2 ``Headers`` the same lookups from one pass over
+    their raw bytes: their ``get`` scans every header for each name asked (and raises and
+    catches a KeyError for each absent one). As httpx does: the name lowercased and encoded
+    with the headers' encoding, repeated headers joined with ", ", the value decoded."""
+    cls = type(headers)
+    if cls.__name__ != "Headers" or not cls.__module__.startswith("httpx"):
+        return get
+    try:
+        raw = headers.raw
+        encoding = headers.encoding
+    except Exception:
+        return get
+    values: dict[bytes, bytes] = {}
+    for key, value in raw:
+        key = key.lower()
+        seen = values.get(key)
+        values[key] = value if seen is None else seen + b", " + value
+
+    def lookup(name: str) -> str | None:
+        value = values.get(name.lower().encode(encoding))
+        return None if value is None else value.decode(encoding)
+
+    return lookup
+
+
 class Provider:
     """Defaults shared by every provider; a provider module subclasses it."""
 
@@ -291,6 +317,7 @@ class Provider:
         get = getattr(headers, "get", None)
         if get is None:
             return None
+        get = _header_getter(headers, get)
         ratelimits = ratelimit_values(get, self.header_specs) if self.header_specs else {}
         retry_after = parse_retry_after(headers) if status in self.throttle_statuses else None
         cost = reported_cost_from_headers(get) if status is not None and status < 400 else None

@@ -10,13 +10,31 @@ from __future__ import annotations
 import json
 from typing import Any
 
+_MISSING = object()
+
 
 def field(obj: Any, name: str) -> Any:
-    """``obj.name`` for SDK models, ``obj[name]`` for dicts, ``None`` otherwise."""
+    """``obj.name`` for SDK models, ``obj[name]`` for dicts, ``None`` otherwise.
+
+    A pydantic (v2) model's declared fields are read from its ``__dict__``; a name it does
+    not declare is looked up where ``BaseModel.__getattr__`` would look (its extras, its
+    class), without the failing ``__getattr__`` and its AttributeError (microseconds each).
+    """
     if obj is None:
         return None
     if isinstance(obj, dict):
         return obj.get(name)
+    values = getattr(obj, "__dict__", None)
+    if type(values) is dict:
+        value = values.get(name, _MISSING)
+        if value is not _MISSING:
+            return value
+        cls = type(obj)
+        if getattr(cls, "__pydantic_fields__", None) is not None and not name.startswith("_"):
+            if hasattr(cls, name):  # a property or method: found before __getattr__
+                return getattr(obj, name, None)
+            extra = getattr(obj, "__pydantic_extra__", None)
+            return extra.get(name) if extra else None
     return getattr(obj, name, None)
 
 
