@@ -4517,7 +4517,7 @@ FROM (
             '{} calls in {} group{} of near-identical requests ({} distinct texts differing in case, spacing or a word)',
             sum(Calls), count(), if(count() = 1, '', 's'), sum(DistinctRequests)
         ) AS Evidence,
-        'cache answers by normalized text (a semantic cache), beyond exact matches' AS Action
+        'cache answers by normalized text (a semantic cache), once the words that differ are known not to change the answer' AS Action
     FROM otel.v_near_duplicates(since_hours = {since_hours:UInt32})
     WHERE DistinctRequests > 1
     GROUP BY
