@@ -70,7 +70,7 @@ def missed(client, svc: str) -> list[tuple]:
         client,
         "SELECT PrefixHash, Calls, PrefixTokens, MinCacheTokens, ExpectedReads, ExpectedWrites, PriceBasis,"
         " round(EstSavings, 6), round(EstSavingsPerMonth, 6)"
-        " FROM otel.v_missed_caching WHERE ServiceName = {s:String} ORDER BY PrefixHash",
+        " FROM otel.v_missed_caching(since_hours = 24) WHERE ServiceName = {s:String} ORDER BY PrefixHash",
         s=svc,
     )
 
@@ -169,7 +169,8 @@ def never_paid_back(client, svc: str) -> list[tuple]:
         client,
         "SELECT PrefixHash, Endpoint, Writes, Writes1h, WrittenTokens, Reads, round(BreakevenReads, 4),"
         " round(WritePremium, 6), round(NetLoss, 6)"
-        " FROM otel.v_cache_never_paid_back WHERE ServiceName = {s:String} ORDER BY PrefixHash, Endpoint",
+        " FROM otel.v_cache_never_paid_back(since_hours = 24) WHERE ServiceName = {s:String}"
+        " ORDER BY PrefixHash, Endpoint",
         s=svc,
     )
 
@@ -262,7 +263,10 @@ def test_request_share_and_token_share_of_cache_hits_differ(chdb_module_client):
     assert (row["HitRate"], row["RequestHitRate"]) == (0.18, 0.9)
 
 
-@pytest.mark.parametrize("view", ["v_missed_caching", "v_cache_never_paid_back", "v_cache_hit_share_hourly"])
+@pytest.mark.parametrize(
+    "view",
+    ["v_missed_caching(since_hours = 24)", "v_cache_never_paid_back(since_hours = 24)", "v_cache_hit_share_hourly"],
+)
 def test_caching_views_run_on_an_empty_service(chdb_module_client, view):
     assert q(chdb_module_client, f"SELECT count() FROM otel.{view} WHERE ServiceName = 'nobody'") == [(0,)]
 

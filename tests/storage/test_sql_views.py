@@ -291,7 +291,7 @@ def test_cache_never_paid_back_lists_only_old_writes_without_later_reads(chdb_mo
     got = q(
         chdb_module_client,
         "SELECT PrefixHash, Writes, WrittenTokens, round(WriteCost, 6), round(WritePremium, 6)"
-        " FROM otel.v_cache_never_paid_back WHERE ServiceName = {s:String}",
+        " FROM otel.v_cache_never_paid_back(since_hours = 24) WHERE ServiceName = {s:String}",
         s=svc,
     )
     assert got == [("never", 1, 2000, 0.01, 0.002)]
@@ -324,7 +324,7 @@ def test_missed_caching_needs_two_uncached_repeats_of_a_cacheable_prefix(chdb_mo
     got = q(
         chdb_module_client,
         "SELECT PrefixHash, Calls, TotalInputTokens, round(InputCost, 6), PrefixTokens, MinCacheTokens"
-        " FROM otel.v_missed_caching WHERE ServiceName = {s:String}",
+        " FROM otel.v_missed_caching(since_hours = 24) WHERE ServiceName = {s:String}",
         s=svc,
     )
     assert got == [("miss", 3, 6000, 0.03, 1500, 1024)]

@@ -13,7 +13,7 @@ SELECT
     round(EstSavingsPerMonth, 6) AS EstSavingsPerMonthUsd,
     PriceBasis,
     LastSeen
-FROM {db}.v_missed_caching
+FROM {db}.v_missed_caching(since_hours = {since_hours:UInt32})
 WHERE LastSeen >= now() - toIntervalHour({since_hours:UInt32})
 ORDER BY EstSavingsPerMonthUsd DESC NULLS LAST
 LIMIT {limit:UInt32}

@@ -4,6 +4,11 @@
 -- breakeven the instrumentation recorded (llmcost.cache.breakeven_reads), and the hit
 -- rate as a share of requests beside the share of tokens. Views follow the rules of 004.
 --
+-- v_missed_caching and v_cache_never_paid_back take the window in hours and read only
+-- its calls, as the views of 016 do (`v_missed_caching(since_hours = 168)`): their cost
+-- follows the window asked for, never the retention. A prefix or write is judged on the
+-- calls of the window; rates from recorded calls too, with the catalogue as the fallback.
+--
 -- The cache lifetime these views assume: 5 minutes (Anthropic's default TTL, OpenAI's
 -- shortest retention), 1 hour for a write with a 1-hour TTL (llmcost.cache.write_ttl
 -- '1h' or 'mixed').
@@ -83,6 +88,7 @@ FROM (
             dateDiff('millisecond', lagInFrame(Timestamp, 1) OVER w, Timestamp) / 1000 AS GapS
         FROM {database}.llm_calls
         WHERE PrefixHash != ''
+          AND Timestamp >= now() - toIntervalHour({since_hours:UInt32})
         WINDOW w AS (
             PARTITION BY ServiceName, Provider, RequestModel, PrefixHash
             ORDER BY Timestamp
@@ -117,7 +123,8 @@ LEFT JOIN (
         sumIf(CostCacheRead, NOT Unpriced) / nullIf(sumIf(CacheReadTokens, NOT Unpriced), 0) AS ReadRate,
         sumIf(CostCacheWritePremium, NOT Unpriced) / nullIf(sumIf(CacheWriteTokens, NOT Unpriced), 0) AS PremiumRate
     FROM {database}.llm_calls
-    WHERE CacheReadTokens > 0 OR CacheWriteTokens > 0
+    WHERE (CacheReadTokens > 0 OR CacheWriteTokens > 0)
+      AND Timestamp >= now() - toIntervalHour({since_hours:UInt32})
     GROUP BY
         Provider,
         RequestModel
@@ -141,6 +148,7 @@ LEFT JOIN (
             PriceVariant
         FROM {database}.llm_calls
         WHERE PrefixHash != ''
+          AND Timestamp >= now() - toIntervalHour({since_hours:UInt32})
     ) AS c
     INNER JOIN (
         SELECT *
@@ -260,7 +268,8 @@ FROM (
                         ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW
                     ) AS WriteSeq
                 FROM {database}.llm_calls AS c
-                WHERE CacheWriteTokens > 0 OR CacheReadTokens > 0
+                WHERE (CacheWriteTokens > 0 OR CacheReadTokens > 0)
+                  AND c.Timestamp >= now() - toIntervalHour({since_hours:UInt32})
             )
             WHERE WriteSeq > 0
             WINDOW s AS (

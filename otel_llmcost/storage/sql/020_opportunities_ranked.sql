@@ -51,7 +51,7 @@ FROM (
             Provider IN ('google', 'gcp.gemini', 'gcp.vertex_ai'), 'put the shared prefix in a context cache (client.caches.create)',
             'enable prompt caching for the shared prefix'
         ) AS Action
-    FROM {database}.v_missed_caching
+    FROM {database}.v_missed_caching(since_hours = {since_hours:UInt32})
     WHERE LastSeen >= now() - toIntervalHour({since_hours:UInt32})
       AND EstSavingsPerMonth > 0
 
@@ -78,7 +78,7 @@ FROM (
             'use the 5-minute cache TTL, or drop cache_control here',
             'drop cache_control from this prompt'
         ) AS Action
-    FROM {database}.v_cache_never_paid_back
+    FROM {database}.v_cache_never_paid_back(since_hours = {since_hours:UInt32})
     WHERE LastWrite >= now() - toIntervalHour({since_hours:UInt32})
       AND NetLoss > 0
     GROUP BY

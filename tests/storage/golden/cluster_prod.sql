@@ -3351,6 +3351,7 @@ FROM (
             dateDiff('millisecond', lagInFrame(Timestamp, 1) OVER w, Timestamp) / 1000 AS GapS
         FROM otel.llm_calls
         WHERE PrefixHash != ''
+          AND Timestamp >= now() - toIntervalHour({since_hours:UInt32})
         WINDOW w AS (
             PARTITION BY ServiceName, Provider, RequestModel, PrefixHash
             ORDER BY Timestamp
@@ -3385,7 +3386,8 @@ LEFT JOIN (
         sumIf(CostCacheRead, NOT Unpriced) / nullIf(sumIf(CacheReadTokens, NOT Unpriced), 0) AS ReadRate,
         sumIf(CostCacheWritePremium, NOT Unpriced) / nullIf(sumIf(CacheWriteTokens, NOT Unpriced), 0) AS PremiumRate
     FROM otel.llm_calls
-    WHERE CacheReadTokens > 0 OR CacheWriteTokens > 0
+    WHERE (CacheReadTokens > 0 OR CacheWriteTokens > 0)
+      AND Timestamp >= now() - toIntervalHour({since_hours:UInt32})
     GROUP BY
         Provider,
         RequestModel
@@ -3409,6 +3411,7 @@ LEFT JOIN (
             PriceVariant
         FROM otel.llm_calls
         WHERE PrefixHash != ''
+          AND Timestamp >= now() - toIntervalHour({since_hours:UInt32})
     ) AS c
     INNER JOIN (
         SELECT *
@@ -3514,7 +3517,8 @@ FROM (
                         ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW
                     ) AS WriteSeq
                 FROM otel.llm_calls AS c
-                WHERE CacheWriteTokens > 0 OR CacheReadTokens > 0
+                WHERE (CacheWriteTokens > 0 OR CacheReadTokens > 0)
+                  AND c.Timestamp >= now() - toIntervalHour({since_hours:UInt32})
             )
             WHERE WriteSeq > 0
             WINDOW s AS (
@@ -4441,7 +4445,7 @@ FROM (
             Provider IN ('google', 'gcp.gemini', 'gcp.vertex_ai'), 'put the shared prefix in a context cache (client.caches.create)',
             'enable prompt caching for the shared prefix'
         ) AS Action
-    FROM otel.v_missed_caching
+    FROM otel.v_missed_caching(since_hours = {since_hours:UInt32})
     WHERE LastSeen >= now() - toIntervalHour({since_hours:UInt32})
       AND EstSavingsPerMonth > 0
 
@@ -4468,7 +4472,7 @@ FROM (
             'use the 5-minute cache TTL, or drop cache_control here',
             'drop cache_control from this prompt'
         ) AS Action
-    FROM otel.v_cache_never_paid_back
+    FROM otel.v_cache_never_paid_back(since_hours = {since_hours:UInt32})
     WHERE LastWrite >= now() - toIntervalHour({since_hours:UInt32})
       AND NetLoss > 0
     GROUP BY
