@@ -87,10 +87,12 @@ def parse_duration(text: str) -> dt.timedelta:
     return dt.timedelta(seconds=seconds)
 
 
-def check_kinds(kinds: Sequence[str]) -> list[str]:
-    unknown = [k for k in kinds if k not in KINDS]
+def check_kinds(kinds: Sequence[str], known: Sequence[str] = KINDS) -> list[str]:
+    """``kinds`` without repeats, or a ValueError naming those not in ``known`` (the
+    detectors' kinds by default; ``otel-llmcost opportunities`` passes its own)."""
+    unknown = [k for k in kinds if k not in known]
     if unknown:
-        raise ValueError(f"unknown --kind {', '.join(map(repr, unknown))}; choose from {', '.join(KINDS)}")
+        raise ValueError(f"unknown --kind {', '.join(map(repr, unknown))}; choose from {', '.join(known)}")
     return list(dict.fromkeys(kinds))
 
 

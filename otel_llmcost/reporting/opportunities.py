@@ -11,11 +11,13 @@ Routing and batch items need the price catalogue (``otel-llmcost prices sync``):
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from typing import Any
 
-from . import reports
+from . import anomalies, reports
+
+# The list output and the --kind check are the anomalies command's, for the same contract.
+to_json = anomalies.to_json
 
 # v_opportunities.Kind, in the order docs/views.md explains them.
 KINDS = (
@@ -47,10 +49,7 @@ _NUMBERS = ("monthly_saving_usd", "seen_saving_usd", "days_seen")
 
 
 def check_kinds(kinds: Sequence[str]) -> list[str]:
-    unknown = [k for k in kinds if k not in KINDS]
-    if unknown:
-        raise ValueError(f"unknown --kind {', '.join(map(repr, unknown))}; choose from {', '.join(KINDS)}")
-    return list(dict.fromkeys(kinds))
+    return anomalies.check_kinds(kinds, KINDS)
 
 
 def query(
@@ -83,10 +82,6 @@ def to_object(row: dict[str, Any]) -> dict[str, Any]:
         else:
             out[key] = "" if value is None else str(value)
     return out
-
-
-def to_json(objects: Sequence[dict[str, Any]]) -> str:
-    return json.dumps(list(objects), indent=2, ensure_ascii=False) + "\n"
 
 
 def as_report(objects: Sequence[dict[str, Any]], *, columns: Sequence[str] = JSON_KEYS) -> reports.Report:

@@ -63,7 +63,7 @@ FROM (
         if(Endpoint != '', Endpoint, arrayStringConcat(arraySort(arrayDistinct(arrayFlatten(groupArray(Endpoints)))), ', ')) AS Key,
         Provider,
         RequestModel AS Model,
-        sum(NetLoss) * 30 / greatest(1, dateDiff('second', min(FirstWrite), max(LastWrite)) / 86400) AS MonthlySavingUsd,
+        SeenSavingUsd * 30 / DaysSeen AS MonthlySavingUsd,
         sum(NetLoss) AS SeenSavingUsd,
         greatest(1, dateDiff('second', min(FirstWrite), max(LastWrite)) / 86400) AS DaysSeen,
         format(
@@ -96,7 +96,7 @@ FROM (
         if(Endpoints[1] != '', Endpoints[1], '(no endpoint)') AS Key,
         '' AS Provider,
         RequestModel AS Model,
-        sum(RepeatSpend) * 30 / greatest(1, dateDiff('second', min(FirstSeen), max(LastSeen)) / 86400) AS MonthlySavingUsd,
+        SeenSavingUsd * 30 / DaysSeen AS MonthlySavingUsd,
         sum(RepeatSpend) AS SeenSavingUsd,
         greatest(1, dateDiff('second', min(FirstSeen), max(LastSeen)) / 86400) AS DaysSeen,
         format(
@@ -119,8 +119,7 @@ FROM (
         if(Endpoints[1] != '', Endpoints[1], '(no endpoint)') AS Key,
         '' AS Provider,
         RequestModel AS Model,
-        sum(NearOnlyRepeatSpend) * 30 / greatest(1, dateDiff('second', min(FirstSeen), max(LastSeen)) / 86400)
-            AS MonthlySavingUsd,
+        SeenSavingUsd * 30 / DaysSeen AS MonthlySavingUsd,
         sum(NearOnlyRepeatSpend) AS SeenSavingUsd,
         greatest(1, dateDiff('second', min(FirstSeen), max(LastSeen)) / 86400) AS DaysSeen,
         format(
@@ -188,7 +187,7 @@ FROM (
         Endpoint AS Key,
         '' AS Provider,
         '' AS Model,
-        sum(NeverCitedUsd) * 30 / greatest(1, dateDiff('second', min(Hour), max(Hour)) / 86400) AS MonthlySavingUsd,
+        SeenSavingUsd * 30 / DaysSeen AS MonthlySavingUsd,
         sum(NeverCitedUsd) AS SeenSavingUsd,
         greatest(1, dateDiff('second', min(Hour), max(Hour)) / 86400) AS DaysSeen,
         format(
