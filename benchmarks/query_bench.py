@@ -213,6 +213,24 @@ ORDER BY CostUsd DESC, User
 LIMIT 50"""
 
 
+def generate(client: Any, rows: int, *, endpoints: int, models_count: int, users: int) -> None:
+    """Insert ``rows`` generated spans into ``otel_traces`` (and so, through the views, everywhere)."""
+    names = models_for(models_count)
+    models = "[" + ",".join(f"'{m}'" for m in names) + "]"
+    openai_models = sum(1 for m in names if m.startswith("gpt"))
+    client.command(
+        GENERATE.format(
+            db=DB,
+            rows=rows,
+            models=models,
+            endpoints=endpoints,
+            nmodels=models_count,
+            users=users,
+            openai_models=openai_models,
+        )
+    )
+
+
 class TimedClient:
     """Wraps a clickhouse-connect client; remembers the last query's wall and CPU time.
 
@@ -287,21 +305,8 @@ def run_one(
     client = storage.connect(dsn)
     try:
         migrations.migrate(client, database=DB)
-        names = models_for(models_count)
-        models = "[" + ",".join(f"'{m}'" for m in names) + "]"
-        openai_models = sum(1 for m in names if m.startswith("gpt"))
         start = time.perf_counter()
-        client.command(
-            GENERATE.format(
-                db=DB,
-                rows=rows,
-                models=models,
-                endpoints=endpoints,
-                nmodels=models_count,
-                users=users,
-                openai_models=openai_models,
-            )
-        )
+        generate(client, rows, endpoints=endpoints, models_count=models_count, users=users)
         generate_s = time.perf_counter() - start
         client.command(f"OPTIMIZE TABLE {DB}.llm_cost_hourly FINAL")
         client.command(f"OPTIMIZE TABLE {DB}.llm_user_daily FINAL")

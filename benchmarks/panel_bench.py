@@ -1,0 +1,213 @@
+"""Every dashboard panel, timed on generated traffic for 1 h, 7 d and 30 d, and checked
+for cost that grows with retention (issue 22, items 1 and 6).
+
+Data: ``query_bench``'s generator (N GenAI spans over the last 30 days, inserted into
+``otel_traces`` so that the materialized views fill ``llm_calls`` and every rollup the real
+way). Each panel of every dashboard in ``dashboards/`` is expanded exactly as Grafana's
+ClickHouse plugin would (``otel_llmcost.reporting.grafana_macros``, through the same
+functions the HTML report uses), with every variable on All, and run ``repeats`` times;
+the best wall and process-CPU time count (chdb runs in this process, so CPU is the
+engine's own work and far steadier than the wall clock on a shared machine).
+
+Retention check: after the timings, the same number of spans is copied 60 to 150 days
+back (inside the default 180-day TTL), as a database that has kept five months would
+hold, and each panel's rows read for the 7-day range is measured again. A panel whose
+rows read grew reads data outside the range it was asked for: its cost grows with
+retention. Rows read come from the query's own statistics (``FORMAT JSON``).
+
+    python benchmarks/panel_bench.py --rows 10000000          # the issue's size (~15 min)
+    python benchmarks/panel_bench.py --rows 20000 --repeats 1  # what CI runs
+
+chdb opens one data path per process: run as a script, this is that process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+import query_bench  # noqa: E402
+
+DB = query_bench.DB
+RANGES = {"1h": 3600, "7d": 7 * 86400, "30d": 30 * 86400}
+BUDGET_RANGE = "7d"  # the issue's goal: every panel under 1 s for 7 days at 10M calls
+BUDGET_S = 1.0
+OLD_DAYS = (60, 150)  # where the retention copy lands, inside the default 180-day TTL
+
+
+def _rows_read(client: Any, sql: str) -> int:
+    raw = client.raw_query(sql + "\nFORMAT JSON")
+    return int(json.loads(raw)["statistics"]["rows_read"])
+
+
+def _timed(client: Any, sql: str, repeats: int) -> tuple[float, float]:
+    wall, cpu = float("inf"), float("inf")
+    for _ in range(repeats):
+        c0, w0 = time.process_time(), time.perf_counter()
+        client.query(sql)
+        wall, cpu = min(wall, time.perf_counter() - w0), min(cpu, time.process_time() - c0)
+    return wall, cpu
+
+
+def _panels(client: Any, now: dt.datetime) -> list[tuple[str, dict[str, Any], dict[str, dict[str, Any]]]]:
+    """(panel id, panel, {range: {"sql": ...}}) for every panel, variables resolved per range."""
+    from otel_llmcost.reporting import grafana_macros as gm
+    from otel_llmcost.reporting.html import expanded_panel_sql, iter_panels, load_dashboards, resolve_variables
+
+    out = []
+    for board in load_dashboards():
+        per_range = {}
+        for name, seconds in RANGES.items():
+            time_range = gm.TimeRange.last(seconds, now=now)
+            per_range[name] = (time_range, resolve_variables(client, board, time_range))
+        for panel in iter_panels(board):
+            sqls = {
+                name: {"sql": expanded_panel_sql(panel, tr, variables)} for name, (tr, variables) in per_range.items()
+            }
+            out.append((f"{board['uid']}: {panel.get('title', '')}", panel, sqls))
+    return out
+
+
+def run(rows: int, repeats: int, endpoints: int, models: int, users: int) -> dict[str, Any]:
+    from otel_llmcost import storage
+    from otel_llmcost.storage import migrations
+
+    workdir = Path(tempfile.mkdtemp(prefix="llmcost-panel-bench-"))
+    dsn = f"chdb://{workdir / 'chdb'}"
+    client = storage.connect(dsn)
+    migrations.migrate(client, database=DB)
+    client.close()
+    client = storage.connect(dsn, database=DB)  # the panels name their views unqualified, as Grafana's data source does
+    try:
+        start = time.perf_counter()
+        query_bench.generate(client, rows, endpoints=endpoints, models_count=models, users=users)
+        generate_s = time.perf_counter() - start
+        calls = client.query(f"SELECT count() FROM {DB}.llm_calls").result_rows[0][0]
+        now = dt.datetime.now(dt.timezone.utc)
+        panels = _panels(client, now)
+        results = []
+        for panel_id, _panel, sqls in panels:
+            entry: dict[str, Any] = {"panel": panel_id, "ranges": {}}
+            for name, item in sqls.items():
+                try:
+                    wall, cpu = _timed(client, item["sql"], repeats)
+                    entry["ranges"][name] = {"wall_s": wall, "cpu_s": cpu, "rows_read": _rows_read(client, item["sql"])}
+                except Exception as exc:  # report the panel, keep timing the others
+                    entry["ranges"][name] = {"error": str(exc).strip().splitlines()[0][:300]}
+            results.append(entry)
+            print(
+                f"{panel_id}: "
+                + ", ".join(
+                    f"{n} {r['wall_s']:.2f}s" if "wall_s" in r else f"{n} error" for n, r in entry["ranges"].items()
+                ),
+                file=sys.stderr,
+                flush=True,
+            )  # progress: a full run takes minutes
+
+        # Retention: the same spans again, 60-150 days old; the 7-day panels must not read them.
+        lo, hi = OLD_DAYS
+        client.command(
+            f"INSERT INTO {DB}.otel_traces SELECT * REPLACE ("
+            f" Timestamp - toIntervalSecond({lo * 86400} + cityHash64(SpanId) % {(hi - lo - 30) * 86400}) AS Timestamp,"
+            f" concat('old', SpanId) AS SpanId) FROM {DB}.otel_traces"
+        )
+        old_calls = client.query(f"SELECT count() FROM {DB}.llm_calls").result_rows[0][0] - calls
+        for entry, (_, _panel, sqls) in zip(results, panels, strict=True):
+            before = entry["ranges"][BUDGET_RANGE].get("rows_read")
+            if before is None:
+                continue
+            after = _rows_read(client, sqls[BUDGET_RANGE]["sql"])
+            entry["rows_read_with_old_data"] = after
+            entry["grows_with_retention"] = after > before
+        return {
+            "status": "ok",
+            "rows": rows,
+            "calls": calls,
+            "old_calls": old_calls,
+            "cardinality": {"endpoints": endpoints, "models": models, "users": users},
+            "generate_s": generate_s,
+            "repeats": repeats,
+            "budget": {"range": BUDGET_RANGE, "seconds": BUDGET_S},
+            "panels": results,
+        }
+    finally:
+        client.close()
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def summary(result: dict[str, Any]) -> dict[str, Any]:
+    """The verdicts: failing panels, panels over the time budget, panels that grow with retention."""
+    panels = result["panels"]
+    failing = [p["panel"] for p in panels if any("error" in r for r in p["ranges"].values())]
+    over = [
+        p["panel"]
+        for p in panels
+        if p["ranges"].get(BUDGET_RANGE, {}).get("wall_s", 0) > BUDGET_S
+        and p["ranges"][BUDGET_RANGE].get("cpu_s", 0) > BUDGET_S
+    ]
+    grows = [p["panel"] for p in panels if p.get("grows_with_retention")]
+    return {"panels": len(panels), "failing": failing, "over_budget": over, "grows_with_retention": grows}
+
+
+def render(result: dict[str, Any]) -> str:
+    if result.get("status") != "ok":
+        return f"panel benchmark failed: {result.get('detail')}"
+    verdict = summary(result)
+    lines = [
+        f"{result['calls']:,} calls generated in {result['generate_s']:.0f} s; {verdict['panels']} panels,"
+        f" best of {result['repeats']}; then {result['old_calls']:,} calls 60-150 days old for the retention check.",
+        f"Over {BUDGET_S:g} s (wall and CPU) at {BUDGET_RANGE}: {', '.join(verdict['over_budget']) or 'none'}."
+        f" Rows read at {BUDGET_RANGE} grew with older data: {', '.join(verdict['grows_with_retention']) or 'none'}."
+        f" Failing: {', '.join(verdict['failing']) or 'none'}.",
+        "",
+        "| panel | "
+        + " | ".join(f"{r} ms (CPU ms)" for r in RANGES)
+        + f" | rows read {BUDGET_RANGE} (with old data) |",
+        "|---|" + "---|" * len(RANGES) + "---|",
+    ]
+
+    def cost(p: dict[str, Any]) -> float:
+        return float(p["ranges"].get(BUDGET_RANGE, {}).get("wall_s", 1e9))
+
+    for p in sorted(result["panels"], key=cost, reverse=True):
+        cells = []
+        for name in RANGES:
+            r = p["ranges"].get(name, {})
+            cells.append(
+                f"error: {r['error'][:60]}" if "error" in r else f"{r['wall_s'] * 1000:,.0f} ({r['cpu_s'] * 1000:,.0f})"
+            )
+        read = p["ranges"].get(BUDGET_RANGE, {}).get("rows_read")
+        old = p.get("rows_read_with_old_data")
+        reads = "-" if read is None else f"{read:,}" + ("" if old is None else f" ({old:,})")
+        lines.append(f"| {p['panel']} | " + " | ".join(cells) + f" | {reads} |")
+    return "\n".join(lines)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--endpoints", type=int, default=20)
+    parser.add_argument("--models", type=int, default=10)
+    parser.add_argument("--users", type=int, default=5000)
+    parser.add_argument("--json", type=Path, help="also write the result here")
+    args = parser.parse_args()
+    result = run(args.rows, args.repeats, args.endpoints, args.models, args.users)
+    print(render(result))
+    if args.json:
+        args.json.write_text(json.dumps(result, indent=1, default=str), encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
