@@ -127,3 +127,25 @@ def test_old_database_gains_the_call_detail_columns_and_views(old_database):
     assert client.query(
         f"SELECT Component, Tokens FROM {DB}.v_prompt_component_cost(since_hours = 24) ORDER BY Tokens"
     ).result_rows == [("system", 1), ("tools", 2), ("context", 3), ("history", 4), ("latest", 5)]
+
+
+def test_an_old_llm_calls_gets_the_codecs_of_a_new_one_and_keeps_its_rows(old_database):
+    """The compact codecs (issue 22, item 3; 025_compact_calls.sql) reach a table created with
+    the old ones: every column ends with the type and codec a new database creates."""
+    client = old_database
+    insert_spans(client, [call_row("upgrade-codecs", now_ns(), gen_ai_usage_input_tokens=7)])
+    migrations.migrate(client, database=DB)
+    migrations.migrate(client, database="fresh")
+
+    def definitions(database: str) -> dict[str, tuple[str, str]]:
+        rows = client.query(
+            "SELECT name, type, compression_codec FROM system.columns"
+            f" WHERE database = '{database}' AND table = 'llm_calls'"
+        ).result_rows
+        return {name: (kind, codec) for name, kind, codec in rows}
+
+    upgraded = definitions(DB)
+    assert upgraded == definitions("fresh")
+    assert upgraded["Timestamp"][1] == "CODEC(Delta(8), T64('bit'), ZSTD(1))"
+    kept = client.query(f"SELECT InputTokens FROM {DB}.llm_calls WHERE ServiceName = 'upgrade-codecs'")
+    assert kept.result_rows == [(7,)]

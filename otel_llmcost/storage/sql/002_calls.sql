@@ -10,29 +10,49 @@
 -- native and the summation error (~1e-16 relative) is far below a cent.
 -- Rate-limit numbers are Nullable(Int64), not a -1 sentinel: most calls carry no
 -- headers, and min()/max() skip NULLs, so "lowest remaining" stays correct.
+--
+-- Codecs (issue 22, item 3; benchmarks/storage_bytes.py, compressed bytes per row at 1M
+-- calls after OPTIMIZE FINAL: 93.0 -> 85.9 in all; 025_compact_calls.sql gives older tables
+-- the same). Every column keeps its type: every view, rollup and reader sees the same values.
+-- - Timestamp: Delta(8), T64('bit'), ZSTD(1). The key sorts by hour, so deltas jump back
+--   an hour between groups; T64 packs the bits that vary (5.9 -> 4.6 B).
+-- - integers and flags: T64, ZSTD(1) (the rate-limit columns 8.2 -> 4.4 B: LZ4 before);
+--   LowCardinality columns: ZSTD(1) on the dictionary keys (a model 0.64 -> 0.34 B).
+-- - ids and hashes stay hex String, ZSTD(1): random hex is 4 bits a digit, which ZSTD
+--   reaches (TraceId 15.9 B for 16 bytes of entropy); FixedString(16) of unhex() saves 0.4 B
+--   and would break the joins with otel_traces. ZSTD(3) is larger here.
+-- - money and DurationMs stay Float64, ZSTD(1). Measured: Decimal64(9) with T64 (exact sums
+--   to the nano-dollar) stores the five cost columns in 9.8 B instead of 16.4, and
+--   nanoseconds in an integer DurationMs in 3.9 B instead of 7.3; but a type change reaches
+--   every view, rollup state (sum and quantiles of Float64) and Python reader (Decimal).
+--   Gorilla and FPC do worse (CostTotal 6.9 and 7.2 B against 5.5: prices are inexact
+--   binary fractions, so every mantissa bit of a cost varies). ALP, lossless (bit for bit,
+--   checked), gives what Decimal gives with no type change: the costs 9.8 B, DurationMs
+--   4.1 B; it is beta in ClickHouse 26.9 (enable_alp_codec) and older servers reject it,
+--   so it waits until it is generally available: then one MODIFY COLUMN per column.
 
 CREATE TABLE IF NOT EXISTS {database}.llm_calls {cluster} (
-    Timestamp DateTime64(9) CODEC(Delta(8), ZSTD(1)),
+    Timestamp DateTime64(9) CODEC(Delta(8), T64('bit'), ZSTD(1)),
     TraceId String CODEC(ZSTD(1)),
     SpanId String CODEC(ZSTD(1)),
     ParentSpanId String CODEC(ZSTD(1)),
-    ServiceName LowCardinality(String),
-    Provider LowCardinality(String),
-    Operation LowCardinality(String),
-    RequestModel LowCardinality(String),
-    ResponseModel LowCardinality(String),
-    Endpoint LowCardinality(String),
-    Feature LowCardinality(String),
-    Team LowCardinality(String),
-    User String CODEC(ZSTD(1)),
+    ServiceName LowCardinality(String) CODEC(ZSTD(1)),
+    Provider LowCardinality(String) CODEC(ZSTD(1)),
+    Operation LowCardinality(String) CODEC(ZSTD(1)),
+    RequestModel LowCardinality(String) CODEC(ZSTD(1)),
+    ResponseModel LowCardinality(String) CODEC(ZSTD(1)),
+    Endpoint LowCardinality(String) CODEC(ZSTD(1)),
+    Feature LowCardinality(String) CODEC(ZSTD(1)),
+    Team LowCardinality(String) CODEC(ZSTD(1)),
+    User String CODEC(ZSTD(3)),
     Session String CODEC(ZSTD(1)),
     TaskId String CODEC(ZSTD(1)),
-    StatusCode LowCardinality(String),
-    ErrorType LowCardinality(String),
-    HttpStatus UInt16,
+    StatusCode LowCardinality(String) CODEC(ZSTD(1)),
+    ErrorType LowCardinality(String) CODEC(ZSTD(1)),
+    HttpStatus UInt16 CODEC(T64, ZSTD(1)),
     DurationMs Float64 CODEC(ZSTD(1)),
-    TtftMs Nullable(Float64),
-    Stream UInt8,
+    TtftMs Nullable(Float64) CODEC(ZSTD(1)),
+    Stream UInt8 CODEC(T64, ZSTD(1)),
     InputTokens UInt64 CODEC(T64, ZSTD(1)),
     OutputTokens UInt64 CODEC(T64, ZSTD(1)),
     CacheReadTokens UInt64 CODEC(T64, ZSTD(1)),
@@ -46,31 +66,31 @@ CREATE TABLE IF NOT EXISTS {database}.llm_calls {cluster} (
     CostCacheWrite Float64 CODEC(ZSTD(1)),
     CostCacheWritePremium Float64 CODEC(ZSTD(1)),
     CostSavings Float64 CODEC(ZSTD(1)),
-    Unpriced UInt8,
-    Estimated UInt8,
-    Throttled UInt8,
-    ThrottledAttempts UInt32,
-    RetryCount UInt32,
-    RetryAfterS Float64,
-    RateLimitRequestsRemaining Nullable(Int64),
-    RateLimitRequestsLimit Nullable(Int64),
-    RateLimitTokensRemaining Nullable(Int64),
-    RateLimitTokensLimit Nullable(Int64),
-    CacheWriteTtl LowCardinality(String),
-    CacheBreakevenReads Float64,
+    Unpriced UInt8 CODEC(T64, ZSTD(1)),
+    Estimated UInt8 CODEC(T64, ZSTD(1)),
+    Throttled UInt8 CODEC(T64, ZSTD(1)),
+    ThrottledAttempts UInt32 CODEC(T64, ZSTD(1)),
+    RetryCount UInt32 CODEC(T64, ZSTD(1)),
+    RetryAfterS Float64 CODEC(ZSTD(1)),
+    RateLimitRequestsRemaining Nullable(Int64) CODEC(T64, ZSTD(1)),
+    RateLimitRequestsLimit Nullable(Int64) CODEC(T64, ZSTD(1)),
+    RateLimitTokensRemaining Nullable(Int64) CODEC(T64, ZSTD(1)),
+    RateLimitTokensLimit Nullable(Int64) CODEC(T64, ZSTD(1)),
+    CacheWriteTtl LowCardinality(String) CODEC(ZSTD(1)),
+    CacheBreakevenReads Float64 CODEC(ZSTD(1)),
     PrefixHash String CODEC(ZSTD(1)),
     RequestHash String CODEC(ZSTD(1)),
     -- Which price entry priced the call (see semconv.PRICE_*); PriceProvider is set on
     -- unpriced calls too, so `prices sync` can match a price added later.
-    PriceSource LowCardinality(String),
-    PriceVersion LowCardinality(String),
-    PriceProvider LowCardinality(String),
-    PriceModel LowCardinality(String),
-    PriceVariant LowCardinality(String),
+    PriceSource LowCardinality(String) CODEC(ZSTD(1)),
+    PriceVersion LowCardinality(String) CODEC(ZSTD(1)),
+    PriceProvider LowCardinality(String) CODEC(ZSTD(1)),
+    PriceModel LowCardinality(String) CODEC(ZSTD(1)),
+    PriceVariant LowCardinality(String) CODEC(ZSTD(1)),
     PriceEffectiveFrom Nullable(Date),
     -- What the host says it billed, beside CostTotal and never added to it.
-    CostReported Nullable(Float64),
-    CostReportedSource LowCardinality(String),
+    CostReported Nullable(Float64) CODEC(ZSTD(1)),
+    CostReportedSource LowCardinality(String) CODEC(ZSTD(1)),
     -- The 1-hour-TTL share of CacheWriteTokens, and the audio and image subsets of the
     -- token totals above (otel_llmcost/pricing/usage.py): what repricing needs beyond the totals.
     CacheWrite1hTokens UInt64 CODEC(T64, ZSTD(1)),
@@ -81,9 +101,9 @@ CREATE TABLE IF NOT EXISTS {database}.llm_calls {cluster} (
     CacheImageReadTokens UInt64 CODEC(T64, ZSTD(1)),
     OutputImageTokens UInt64 CODEC(T64, ZSTD(1)),
     -- The user's plan (llmcost.user.tier): tier budgets and cost per tier.
-    Tier LowCardinality(String),
+    Tier LowCardinality(String) CODEC(ZSTD(1)),
     -- Usage beyond any plausible bound (llmcost.usage.implausible): kept as reported, never priced.
-    Implausible UInt8,
+    Implausible UInt8 CODEC(T64, ZSTD(1)),
     -- Prompt anatomy (llmcost.prompt.component.*, otel_llmcost/instrumentation/anatomy.py):
     -- the prompt's tokens per component, counted offline (an estimate that adds up to the
     -- prompt, not to InputTokens); all 0 when anatomy was off or sampled out.
@@ -94,14 +114,14 @@ CREATE TABLE IF NOT EXISTS {database}.llm_calls {cluster} (
     PromptLatestTokens UInt64 CODEC(T64, ZSTD(1)),
     -- The first of gen_ai.response.finish_reasons as the provider spells it ('stop',
     -- 'length', 'end_turn', 'max_tokens', ...); '' when none was recorded.
-    FinishReason LowCardinality(String),
+    FinishReason LowCardinality(String) CODEC(ZSTD(1)),
     -- gen_ai.request.max_tokens; 0 when the request set none.
     MaxTokens UInt64 CODEC(T64, ZSTD(1)),
     -- The model asked for when a budget downgraded the call (llmcost.budget.original_model); '' otherwise.
-    OriginalModel LowCardinality(String),
+    OriginalModel LowCardinality(String) CODEC(ZSTD(1)),
     -- Whether the app marked the call as work no user waits for (llmcost.background, set
     -- by llmcost.attributes(background=...)): 1 or 0, NULL when it said nothing.
-    Background Nullable(UInt8),
+    Background Nullable(UInt8) CODEC(T64, ZSTD(1)),
     -- The OpenAI Batch API output file whose spend an Operation = 'batch' row records
     -- (llmcost.batch.file_id; otel_llmcost/instrumentation/batches.py); '' for every other call.
     -- One process records a file once; a file read in two processes is two rows per model:
