@@ -40,6 +40,9 @@ SUITES = (
     "tests/providers/test_cohere.py",
     "tests/providers/test_ollama.py",
     "tests/providers/test_bedrock.py",
+    # LiteLLM is not in `all`: the combos that pin it (openai1-latest: its oldest end, newest)
+    # install it; elsewhere the suite skips (pytest.importorskip).
+    "tests/providers/test_litellm.py",
     "tests/providers/test_stream_estimates.py",
     "tests/providers/test_prompt_components.py",
     "tests/providers/test_reported_cost.py",
@@ -97,7 +100,17 @@ COMBOS: dict[str, tuple[str, tuple[str, ...]]] = {
     ),
     "openai1-latest": (
         "3.11",
-        ("openai==1.109.1", "anthropic==0.125.0", "google-genai==1.75.0", "wrapt==1.17.3", *OTEL_NEWEST),
+        (
+            "openai==1.109.1",
+            "anthropic==0.125.0",
+            "google-genai==1.75.0",
+            # litellm's oldest end lives here, not in "oldest": every litellm >= 1.60 needs
+            # openai >= 1.55.3 (oldest pins 1.47.0), and 1.60.0-1.60.2 need httpx < 0.28, which
+            # google-genai >= 1.51 does not allow
+            "litellm==1.60.4",
+            "wrapt==1.17.3",
+            *OTEL_NEWEST,
+        ),
     ),
     "openai2-latest": (
         "3.11",
@@ -119,6 +132,7 @@ COMBOS: dict[str, tuple[str, tuple[str, ...]]] = {
             "ollama==0.6.3",
             "boto3==1.44.8",
             "botocore==1.44.8",
+            "litellm==1.110.2",
             "wrapt==2.5.2",
             *OTEL_NEWEST,
         ),
@@ -146,6 +160,7 @@ _REPORTED = (
     "ollama",
     "boto3",
     "botocore",
+    "litellm",
     "wrapt",
     "opentelemetry-sdk",
     "opentelemetry-instrumentation",

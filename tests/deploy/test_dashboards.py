@@ -63,6 +63,7 @@ EXPECTED_COLUMNS: dict[str, dict[str, list[str]]] = {
             "OutputTokens",
             "LastSeen",
         ],
+        "Spend by source": ["Source", "SourceCalls", "UnpricedCalls", "Spend"],
         "Recorded cost against the price catalogue": [
             "Provider",
             "RequestModel",

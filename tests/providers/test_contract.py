@@ -341,6 +341,11 @@ class LiteLLM(ContractSdk):
         client = openai_client(fake, max_retries=0)
         return litellm.completion(model=f"openai/{self.model}", messages=MESSAGES, client=client, stream=True)
 
+    def streams_close(self) -> bool:
+        from litellm import CustomStreamWrapper
+
+        return hasattr(CustomStreamWrapper, "close")  # 1.60 has no close()
+
     async def astream(self, fake: FakeLLMServer) -> Any:
         import litellm
 

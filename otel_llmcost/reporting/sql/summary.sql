@@ -1,8 +1,8 @@
 -- title: Summary
--- The window asked for and what it holds: spend and calls (v_cost_by_endpoint_hourly, the sum of
--- the spend_by_endpoint report), cache savings, unpriced calls (v_cost_hourly), open anomalies
--- (v_anomalies), the three endpoints that cost most and the three largest savings
--- opportunities (v_opportunities).
+-- The window asked for and what it holds: spend, calls, cache savings and unpriced calls
+-- (v_spend_hourly: ours and other instrumentations' calls, each once; the sum of the
+-- spend_by_endpoint report), open anomalies (v_anomalies), the three endpoints that cost most
+-- and the three largest savings opportunities (v_opportunities).
 SELECT
     toStartOfHour(now() - toIntervalHour({since_hours:UInt32})) AS WindowStart,
     now() AS WindowEnd,
@@ -11,11 +11,7 @@ SELECT
     e.Calls AS Calls,
     e.CostUsd AS CostUsd,
     e.CacheSavingsUsd AS CacheSavingsUsd,
-    (
-        SELECT sum(Unpriced)
-        FROM {db}.v_cost_hourly
-        WHERE Hour >= toStartOfHour(now() - toIntervalHour({since_hours:UInt32}))
-    ) AS UnpricedCalls,
+    e.UnpricedCalls AS UnpricedCalls,
     (SELECT count() FROM {db}.v_anomalies WHERE Open = 1) AS OpenAnomalies,
     e.TopEndpoints AS TopEndpoints,
     (
@@ -32,6 +28,7 @@ FROM (
         sum(EndpointCalls) AS Calls,
         sum(EndpointCost) AS CostUsd,
         sum(EndpointSavings) AS CacheSavingsUsd,
+        sum(EndpointUnpriced) AS UnpricedCalls,
         min(EndpointFirstHour) AS FirstHour,
         max(EndpointLastHour) AS LastHour,
         arraySlice(arrayReverseSort(x -> x.3, groupArray((ServiceName, Endpoint, EndpointCost))), 1, 3) AS TopEndpoints
@@ -40,12 +37,12 @@ FROM (
             ServiceName,
             Endpoint,
             sum(Calls) AS EndpointCalls,
-            sum(CostTotal) AS EndpointCost,
+            sum(CostUsd) AS EndpointCost,
             sum(CostSavings) AS EndpointSavings,
+            sum(UnpricedCalls) AS EndpointUnpriced,
             min(Hour) AS EndpointFirstHour,
             max(Hour) AS EndpointLastHour
-        FROM {db}.v_cost_by_endpoint_hourly
-        WHERE Hour >= toStartOfHour(now() - toIntervalHour({since_hours:UInt32}))
+        FROM {db}.v_spend_hourly(since_hours = {since_hours:UInt32})
         GROUP BY
             ServiceName,
             Endpoint

@@ -4726,6 +4726,277 @@ GROUP BY
     Feature,
     Team;
 
+CREATE TABLE IF NOT EXISTS otel.llm_foreign_cost_hourly_local  ON CLUSTER prod (
+    Hour DateTime,
+    ServiceName LowCardinality(String),
+    Source LowCardinality(String),
+    Provider LowCardinality(String),
+    PriceProvider LowCardinality(String),
+    RequestModel LowCardinality(String),
+    ResponseModel LowCardinality(String),
+    InputBand UInt64,
+    Calls SimpleAggregateFunction(sum, UInt64),
+    Errors SimpleAggregateFunction(sum, UInt64),
+    InputTokens SimpleAggregateFunction(sum, UInt64),
+    UncachedInputTokens SimpleAggregateFunction(sum, UInt64),
+    CacheReadTokens SimpleAggregateFunction(sum, UInt64),
+    CacheWriteTokens SimpleAggregateFunction(sum, UInt64),
+    OutputTokens SimpleAggregateFunction(sum, UInt64),
+    ReasoningTokens SimpleAggregateFunction(sum, UInt64)
+) ENGINE = ReplicatedAggregatingMergeTree('/clickhouse/tables/{shard}/{database}/{table}', '{replica}')
+PARTITION BY toYYYYMM(Hour)
+ORDER BY (Hour, ServiceName, Source, Provider, PriceProvider, RequestModel, ResponseModel, InputBand)
+TTL Hour + toIntervalDay(180)
+SETTINGS index_granularity = 8192, non_replicated_deduplication_window = 1000;
+
+CREATE TABLE IF NOT EXISTS otel.llm_foreign_cost_hourly ON CLUSTER prod (
+    Hour DateTime,
+    ServiceName LowCardinality(String),
+    Source LowCardinality(String),
+    Provider LowCardinality(String),
+    PriceProvider LowCardinality(String),
+    RequestModel LowCardinality(String),
+    ResponseModel LowCardinality(String),
+    InputBand UInt64,
+    Calls SimpleAggregateFunction(sum, UInt64),
+    Errors SimpleAggregateFunction(sum, UInt64),
+    InputTokens SimpleAggregateFunction(sum, UInt64),
+    UncachedInputTokens SimpleAggregateFunction(sum, UInt64),
+    CacheReadTokens SimpleAggregateFunction(sum, UInt64),
+    CacheWriteTokens SimpleAggregateFunction(sum, UInt64),
+    OutputTokens SimpleAggregateFunction(sum, UInt64),
+    ReasoningTokens SimpleAggregateFunction(sum, UInt64)
+) ENGINE = Distributed('prod', 'otel', 'llm_foreign_cost_hourly_local', rand());
+
+CREATE MATERIALIZED VIEW IF NOT EXISTS otel.llm_foreign_cost_hourly_mv  ON CLUSTER prod
+TO otel.llm_foreign_cost_hourly_local
+AS SELECT
+    toStartOfHour(Timestamp) AS Hour,
+    ServiceName,
+    Source,
+    Provider,
+    PriceProvider,
+    RequestModel,
+    ResponseModel,
+    arrayLast(b -> b <= f.InputTokens,
+              CAST([0, 32001, 100001, 128001, 200000, 200001, 256001, 272001, 512001, 524289], 'Array(UInt64)')) AS InputBand,
+    toUInt64(count()) AS Calls,
+    toUInt64(countIf(StatusCode = 'Error')) AS Errors,
+    sum(f.InputTokens) AS InputTokens,
+    sum(f.UncachedInputTokens) AS UncachedInputTokens,
+    sum(f.CacheReadTokens) AS CacheReadTokens,
+    sum(f.CacheWriteTokens) AS CacheWriteTokens,
+    sum(f.OutputTokens) AS OutputTokens,
+    sum(f.ReasoningTokens) AS ReasoningTokens
+FROM otel.llm_foreign_calls_local AS f
+GROUP BY
+    Hour,
+    ServiceName,
+    Source,
+    Provider,
+    PriceProvider,
+    RequestModel,
+    ResponseModel,
+    InputBand;
+
+INSERT INTO otel.llm_foreign_cost_hourly
+SELECT
+    toStartOfHour(Timestamp) AS Hour,
+    ServiceName,
+    Source,
+    Provider,
+    PriceProvider,
+    RequestModel,
+    ResponseModel,
+    arrayLast(b -> b <= f.InputTokens,
+              CAST([0, 32001, 100001, 128001, 200000, 200001, 256001, 272001, 512001, 524289], 'Array(UInt64)')) AS InputBand,
+    toUInt64(count()) AS Calls,
+    toUInt64(countIf(StatusCode = 'Error')) AS Errors,
+    sum(f.InputTokens) AS InputTokens,
+    sum(f.UncachedInputTokens) AS UncachedInputTokens,
+    sum(f.CacheReadTokens) AS CacheReadTokens,
+    sum(f.CacheWriteTokens) AS CacheWriteTokens,
+    sum(f.OutputTokens) AS OutputTokens,
+    sum(f.ReasoningTokens) AS ReasoningTokens
+FROM otel.llm_foreign_calls AS f
+WHERE (SELECT count() FROM otel.llm_foreign_cost_hourly) = 0
+GROUP BY
+    Hour,
+    ServiceName,
+    Source,
+    Provider,
+    PriceProvider,
+    RequestModel,
+    ResponseModel,
+    InputBand;
+
+CREATE VIEW IF NOT EXISTS otel.v_foreign_spend_hourly  ON CLUSTER prod AS
+SELECT
+    k.Hour AS Hour,
+    k.ServiceName AS ServiceName,
+    k.Source AS Source,
+    k.Provider AS Provider,
+    k.RequestModel AS RequestModel,
+    k.ResponseModel AS ResponseModel,
+    k.InputBand AS InputBand,
+    toUInt64(k.Calls) AS Calls,
+    toUInt64(k.Errors) AS Errors,
+    toUInt64(k.InputTokens) AS InputTokens,
+    toUInt64(k.CacheReadTokens) AS CacheReadTokens,
+    toUInt64(k.CacheWriteTokens) AS CacheWriteTokens,
+    toUInt64(k.OutputTokens) AS OutputTokens,
+    toUInt64(k.ReasoningTokens) AS ReasoningTokens,
+    toUInt64(k.DuplicateCalls) AS DuplicateCalls,
+    p.Model != '' AS Priced,
+    toUInt64(if(Priced, 0, k.Calls)) AS UnpricedCalls,
+    if(Priced,
+       (k.UncachedInputTokens * p.InputMtok + k.CacheReadTokens * p.CacheReadMtok
+        + k.CacheWriteTokens * p.CacheWrite5mMtok
+        + (k.OutputTokens - k.ReasoningTokens) * p.OutputMtok + k.ReasoningTokens * p.ReasoningMtok) / 1e6,
+       NULL) AS CostUsd
+FROM (
+    SELECT
+        Hour, ServiceName, Source, Provider, PriceProvider, RequestModel, ResponseModel, InputBand,
+        sum(Calls) AS Calls,
+        sum(Errors) AS Errors,
+        sum(InputTokens) AS InputTokens,
+        sum(UncachedInputTokens) AS UncachedInputTokens,
+        sum(CacheReadTokens) AS CacheReadTokens,
+        sum(CacheWriteTokens) AS CacheWriteTokens,
+        sum(OutputTokens) AS OutputTokens,
+        sum(ReasoningTokens) AS ReasoningTokens,
+        sum(DuplicateCalls) AS DuplicateCalls
+    FROM (
+        SELECT
+            Hour, toString(ServiceName) AS ServiceName, toString(Source) AS Source,
+            toString(Provider) AS Provider, toString(PriceProvider) AS PriceProvider,
+            toString(RequestModel) AS RequestModel, toString(ResponseModel) AS ResponseModel, InputBand,
+            toInt64(Calls) AS Calls,
+            toInt64(Errors) AS Errors,
+            toInt64(InputTokens) AS InputTokens,
+            toInt64(UncachedInputTokens) AS UncachedInputTokens,
+            toInt64(CacheReadTokens) AS CacheReadTokens,
+            toInt64(CacheWriteTokens) AS CacheWriteTokens,
+            toInt64(OutputTokens) AS OutputTokens,
+            toInt64(ReasoningTokens) AS ReasoningTokens,
+            toInt64(0) AS DuplicateCalls
+        FROM otel.llm_foreign_cost_hourly
+        WHERE Hour >= toStartOfHour(now() - toIntervalHour({since_hours:UInt32}))
+        UNION ALL
+        -- the window's duplicates, subtracted
+        SELECT
+            toStartOfHour(x.Timestamp) AS Hour, toString(x.ServiceName) AS ServiceName,
+            toString(x.Source) AS Source, toString(x.Provider) AS Provider,
+            toString(x.PriceProvider) AS PriceProvider, toString(x.RequestModel) AS RequestModel,
+            toString(x.ResponseModel) AS ResponseModel,
+            arrayLast(b -> b <= x.InputTokens,
+                      CAST([0, 32001, 100001, 128001, 200000, 200001, 256001, 272001, 512001, 524289], 'Array(UInt64)'))
+                AS InputBand,
+            -toInt64(count()) AS Calls,
+            -toInt64(countIf(x.StatusCode = 'Error')) AS Errors,
+            -toInt64(sum(x.InputTokens)) AS InputTokens,
+            -toInt64(sum(x.UncachedInputTokens)) AS UncachedInputTokens,
+            -toInt64(sum(x.CacheReadTokens)) AS CacheReadTokens,
+            -toInt64(sum(x.CacheWriteTokens)) AS CacheWriteTokens,
+            -toInt64(sum(x.OutputTokens)) AS OutputTokens,
+            -toInt64(sum(x.ReasoningTokens)) AS ReasoningTokens,
+            toInt64(count()) AS DuplicateCalls
+        FROM otel.llm_foreign_calls AS x
+        WHERE x.Timestamp >= toStartOfHour(now() - toIntervalHour({since_hours:UInt32}))
+          AND x.SpanId IN (
+            SELECT y.SpanId
+            FROM otel.llm_foreign_calls AS y
+            INNER JOIN (
+                SELECT TraceId, SpanId, ParentSpanId, RequestModel,
+                       toUnixTimestamp64Nano(Timestamp) AS start_ns,
+                       start_ns + toInt64(DurationMs * 1e6) AS end_ns
+                FROM otel.llm_calls
+                -- our side of a duplicate starts at most an hour before the window
+                WHERE Timestamp >= toStartOfHour(now() - toIntervalHour({since_hours:UInt32})) - INTERVAL 1 HOUR
+                  AND TraceId IN (
+                    SELECT TraceId
+                    FROM otel.llm_foreign_calls
+                    WHERE Timestamp >= toStartOfHour(now() - toIntervalHour({since_hours:UInt32}))
+                  )
+            ) AS c ON c.TraceId = y.TraceId
+            WHERE y.Timestamp >= toStartOfHour(now() - toIntervalHour({since_hours:UInt32}))
+              AND (c.SpanId = y.ParentSpanId
+                   OR c.ParentSpanId = y.SpanId
+                   OR (c.RequestModel = y.RequestModel
+                       AND c.start_ns <= toUnixTimestamp64Nano(y.Timestamp) + toInt64(y.DurationMs * 1e6)
+                       AND toUnixTimestamp64Nano(y.Timestamp) <= c.end_ns))
+          )
+        GROUP BY Hour, ServiceName, Source, Provider, PriceProvider, RequestModel, ResponseModel, InputBand
+    )
+    GROUP BY Hour, ServiceName, Source, Provider, PriceProvider, RequestModel, ResponseModel, InputBand
+    HAVING Calls > 0
+) AS k
+LEFT JOIN (
+    SELECT *
+    FROM otel.llm_price_refs
+    WHERE SyncId = (SELECT max(SyncId) FROM otel.llm_price_syncs)
+) AS m
+    ON m.PriceProvider = k.PriceProvider
+    AND m.RequestModel = k.RequestModel
+    AND m.ResponseModel = k.ResponseModel
+    AND m.CallVariant = ''
+    AND k.Hour >= m.ValidFrom
+    AND k.Hour < m.ValidUntil
+LEFT JOIN (
+    SELECT *
+    FROM otel.llm_prices
+    WHERE SyncId = (SELECT max(SyncId) FROM otel.llm_price_syncs)
+) AS p
+    ON p.Provider = m.Provider
+    AND p.Model = m.Model
+    AND p.Variant = m.Variant
+    AND k.Hour >= p.EffectiveFrom
+    AND k.Hour < p.EffectiveUntil
+    AND k.InputBand >= p.InputTokensFrom
+    AND k.InputBand < p.InputTokensUntil;
+
+CREATE VIEW IF NOT EXISTS otel.v_spend_hourly  ON CLUSTER prod AS
+SELECT
+    Hour,
+    toString(ServiceName) AS ServiceName,
+    toString('otel-llmcost') AS Source,
+    toString(Provider) AS Provider,
+    toString(Endpoint) AS Endpoint,
+    toString(RequestModel) AS RequestModel,
+    toString(Feature) AS Feature,
+    toString(Team) AS Team,
+    toUInt64(sum(Calls)) AS Calls,
+    toUInt64(sum(Errors)) AS Errors,
+    toUInt64(sum(Unpriced)) AS UnpricedCalls,
+    toUInt64(sum(InputTokens)) AS InputTokens,
+    toUInt64(sum(CacheReadTokens)) AS CacheReadTokens,
+    toUInt64(sum(OutputTokens)) AS OutputTokens,
+    toFloat64(sum(CostTotal)) AS CostUsd,
+    toFloat64(sum(CostSavings)) AS CostSavings
+FROM otel.llm_cost_hourly
+WHERE Hour >= toStartOfHour(now() - toIntervalHour({since_hours:UInt32}))
+GROUP BY Hour, ServiceName, Provider, Endpoint, RequestModel, Feature, Team
+UNION ALL
+SELECT
+    Hour,
+    ServiceName,
+    Source,
+    Provider,
+    '' AS Endpoint,
+    RequestModel,
+    '' AS Feature,
+    '' AS Team,
+    toUInt64(sum(Calls)) AS Calls,
+    toUInt64(sum(Errors)) AS Errors,
+    toUInt64(sum(UnpricedCalls)) AS UnpricedCalls,
+    toUInt64(sum(InputTokens)) AS InputTokens,
+    toUInt64(sum(CacheReadTokens)) AS CacheReadTokens,
+    toUInt64(sum(OutputTokens)) AS OutputTokens,
+    toFloat64(sum(ifNull(CostUsd, 0))) AS CostUsd,
+    toFloat64(0) AS CostSavings
+FROM otel.v_foreign_spend_hourly(since_hours = {since_hours:UInt32})
+GROUP BY Hour, ServiceName, Source, Provider, RequestModel;
+
 ALTER TABLE otel.llm_calls_local  ON CLUSTER prod
     MODIFY COLUMN Timestamp DateTime64(9) CODEC(Delta(8), T64('bit'), ZSTD(1)),
     MODIFY COLUMN ServiceName LowCardinality(String) CODEC(ZSTD(1)),
