@@ -31,9 +31,12 @@ from typing import Any
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-# Content capture off for every variant (otel-llmcost's default and the contrib's);
+# Content capture off for every variant. otel-llmcost and the contrib instrumentation are
+# off when OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT is unset, so it is unset: the
+# contrib (util-genai) takes NO_CONTENT / SPAN_ONLY / ..., rejects "false" and logs a
+# warning on every call, which inflated its figures by ~194k instructions per call.
 # OpenLLMetry and openlit capture prompts by default, which is a different workload.
-os.environ["OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT"] = "false"
+os.environ.pop("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT", None)
 os.environ["TRACELOOP_TRACE_CONTENT"] = "false"
 
 
