@@ -13,7 +13,8 @@ traffic: the run's calls were traced under that task or trace, their cost joins 
 Fields: ``task_id`` and/or ``trace_id`` (one is required; 32 hex digits for a trace),
 ``grade`` (required: a string, a number or true/false); optional ``timestamp`` (ISO
 8601, or Unix seconds; default: the import time, so a later grade wins over an earlier
-live outcome), ``feature``, ``endpoint``, ``team``, ``user``, ``service``. Other fields
+live outcome; the views count a task's calls from up to a day before its outcome, so give a
+run graded later than that its own time), ``feature``, ``endpoint``, ``team``, ``user``, ``service``. Other fields
 (inputs, outputs, evaluator notes) are ignored and never stored.
 
 Success: ``true``/``false`` as given; a string is a success when it is one of the

@@ -50,6 +50,19 @@ def q(client: Any, sql: str, **params: Any) -> list[tuple]:
     return client.query(sql, parameters=params).result_rows
 
 
+def reads_only_the_window(client: Any, sql: str, **params: Any) -> bool:
+    """Whether every table ``sql`` reads is cut by a condition on its partition key (the
+    day), so old days are never read: ClickHouse's ``force_index_by_date`` refuses the
+    query otherwise. Needs rows in the tables (a table with no parts is not checked)."""
+    try:
+        client.query(sql, parameters=params, settings={"force_index_by_date": 1})
+    except Exception as exc:
+        if "INDEX_NOT_USED" in str(exc):
+            return False
+        raise
+    return True
+
+
 def query_dsn(dsn: str, sql: str, **params: Any) -> list[tuple]:
     """Open ``dsn``, run ``sql``, close: for modules whose code under test opens the path itself."""
     from otel_llmcost import storage

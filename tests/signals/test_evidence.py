@@ -16,7 +16,7 @@ from otel_llmcost.instrumentation import tokens
 from otel_llmcost.instrumentation.anatomy import CONTEXT, HISTORY, LATEST, claim_context
 from otel_llmcost.reporting import reports
 from otel_llmcost.signals.evidence import MAX_ID_CHARS, MAX_ITEMS, item_id
-from tests.helpers.chdb import insert_spans, q
+from tests.helpers.chdb import insert_spans, q, reads_only_the_window
 from tests.helpers.span_rows import call_row, now_ns
 
 DOC_A = "Refunds are issued within 14 days of receiving the returned item, minus shipping costs."
@@ -217,7 +217,7 @@ def test_waste_view_sent_cited_never_cited_and_dollars(chdb_module_client):
         chdb_module_client,
         "SELECT Endpoint, Calls, CallsWithCitations, ItemsSent, ItemsCited, EvidenceTokensSent, EvidenceTokensCited,"
         " EvidenceTokensNeverCited, EvidenceTokensUnreported, NeverCitedUsd, CitedShare"
-        " FROM otel.v_evidence_waste_hourly WHERE ServiceName = {s:String} ORDER BY Endpoint",
+        " FROM otel.v_evidence_waste_hourly(since_hours = 24) WHERE ServiceName = {s:String} ORDER BY Endpoint",
         s=svc,
     )
     ask, other = got
@@ -231,6 +231,14 @@ def test_waste_view_sent_cited_never_cited_and_dollars(chdb_module_client):
     by_endpoint = {r[1]: dict(zip(rep.columns, r, strict=True)) for r in rep.rows if r[0] == svc}
     assert (by_endpoint["/ask"]["TokensSent"], by_endpoint["/ask"]["TokensNeverCited"]) == (770, 500)
     assert by_endpoint["/ask"]["NeverCitedUsd"] == pytest.approx(4.5e-4)
+    # The views read only the window's evidence, calls and citations (issue 22).
+    for view in ("v_evidence_calls", "v_evidence_waste_hourly"):
+        assert reads_only_the_window(chdb_module_client, f"SELECT * FROM otel.{view}(since_hours = 24)")
+    assert q(
+        chdb_module_client,
+        "SELECT count() FROM otel.v_evidence_calls(since_hours = 24) WHERE ServiceName = {s:String}",
+        s=svc,
+    ) == [(4,)]
 
 
 def test_cut_arrays_keep_the_total_and_drop_the_items(chdb_module_client):
@@ -265,7 +273,7 @@ def test_real_spans_land_and_join_end_to_end(instrument, otel, fake, chdb_module
     got = q(
         chdb_module_client,
         "SELECT Endpoint, CitationsRecorded, CitedTokens, NeverCitedTokens, NeverCitedCost"
-        " FROM otel.v_evidence_calls WHERE SetId = {i:String}",
+        " FROM otel.v_evidence_calls(since_hours = 24) WHERE SetId = {i:String}",
         i=ev.set_id,
     )
     assert len(got) == 1

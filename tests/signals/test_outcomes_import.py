@@ -123,7 +123,8 @@ def test_graded_run_gives_cost_per_successful_task(chdb_module_dsn, tmp_path):
     assert "imported 3 outcomes" in result.output
     got = query_dsn(
         chdb_module_dsn,
-        "SELECT Tasks, SuccessfulTasks, CostTotal, CostPerSuccessfulTask FROM otel.v_cost_per_successful_task"
+        "SELECT Tasks, SuccessfulTasks, CostTotal, CostPerSuccessfulTask"
+        " FROM otel.v_cost_per_successful_task(since_hours = 24)"
         " WHERE ServiceName = {s:String} AND Feature = 'triage'",
         s=svc,
     )

@@ -2,7 +2,9 @@
 llm_calls (issue 24, item 3): the views give exactly what their old definitions over
 llm_calls gave (lowest headroom and NULL-when-no-headers included), read no row of
 llm_calls, and a database created before the rollup's new columns gets them filled once
-from llm_calls on upgrade (022_rollup_backfill.sql), never twice."""
+from llm_calls on upgrade (022_rollup_backfill.sql), never twice. The daily views read
+llm_cost_daily (issue 22, item 2) and give what the calls of each day give; an older
+database gets llm_cost_daily filled from llm_cost_hourly once (023_rollup_daily_backfill.sql)."""
 
 from __future__ import annotations
 
@@ -47,6 +49,45 @@ FROM {DB}.llm_calls AS c GROUP BY Hour, ServiceName, Endpoint, Provider, Request
 ORDER BY Hour, ServiceName, Endpoint, Provider, RequestModel
 """
 NEW_HIT = f"SELECT * FROM {DB}.v_cache_hit_share_hourly ORDER BY Hour, ServiceName, Endpoint, Provider, RequestModel"
+# The daily views read llm_cost_daily (issue 22): the same as the calls of each day.
+_DAILY_SUMS = (
+    "count(), countIf(StatusCode = 'Error' OR ErrorType != ''), countIf(Unpriced = 1), sum(InputTokens),"
+    " sum(OutputTokens), sum(CacheReadTokens), sum(CacheWriteTokens), sum(ReasoningTokens),"
+    " round(sum(CostTotal), 9), round(sum(CostSavings), 9)"
+)
+OLD_DAILY = {
+    "v_cost_by_model_daily": f"""
+SELECT toDate(Timestamp) AS Day, ServiceName, Provider, RequestModel, {_DAILY_SUMS}
+FROM {DB}.llm_calls GROUP BY Day, ServiceName, Provider, RequestModel ORDER BY ALL""",
+    "v_cost_by_feature_daily": f"""
+SELECT toDate(Timestamp) AS Day, ServiceName, Feature, count(), sum(InputTokens), sum(OutputTokens),
+    round(sum(CostTotal), 9), round(sum(CostSavings), 9)
+FROM {DB}.llm_calls GROUP BY Day, ServiceName, Feature ORDER BY ALL""",
+    "v_cost_by_team_daily": f"""
+SELECT toDate(Timestamp) AS Day, ServiceName, Team, count(), sum(InputTokens), sum(OutputTokens),
+    round(sum(CostTotal), 9), round(sum(CostSavings), 9)
+FROM {DB}.llm_calls GROUP BY Day, ServiceName, Team ORDER BY ALL""",
+}
+OLD_DAILY["v_top_users"] = f"""
+SELECT ServiceName, User, count(), sum(InputTokens), sum(OutputTokens), round(sum(CostTotal), 9),
+    min(toDate(Timestamp)), max(toDate(Timestamp))
+FROM {DB}.llm_calls WHERE User != '' AND toDate(Timestamp) >= toDate(now() - toIntervalHour(50))
+GROUP BY ServiceName, User ORDER BY ALL"""
+NEW_DAILY = {
+    "v_top_users": f"""
+SELECT ServiceName, User, Calls, InputTokens, OutputTokens, round(CostTotal, 9), FirstDay, LastDay
+FROM {DB}.v_top_users(since_hours = 50) ORDER BY ALL""",
+    "v_cost_by_model_daily": f"""
+SELECT Day, ServiceName, Provider, RequestModel, Calls, Errors, Unpriced, InputTokens, OutputTokens, CacheReadTokens,
+    CacheWriteTokens, ReasoningTokens, round(CostTotal, 9), round(CostSavings, 9)
+FROM {DB}.v_cost_by_model_daily ORDER BY ALL""",
+    "v_cost_by_feature_daily": f"""
+SELECT Day, ServiceName, Feature, Calls, InputTokens, OutputTokens, round(CostTotal, 9), round(CostSavings, 9)
+FROM {DB}.v_cost_by_feature_daily ORDER BY ALL""",
+    "v_cost_by_team_daily": f"""
+SELECT Day, ServiceName, Team, Calls, InputTokens, OutputTokens, round(CostTotal, 9), round(CostSavings, 9)
+FROM {DB}.v_cost_by_team_daily ORDER BY ALL""",
+}
 
 
 def _calls(service: str, n: int, start_ns: int) -> list[list[Any]]:
@@ -62,6 +103,7 @@ def _calls(service: str, n: int, start_ns: int) -> list[list[Any]]:
             "llmcost.endpoint": f"POST /e{i % 3 % 2}",
             "llmcost.feature": f"f{i % 5 % 2}",
             "llmcost.team": "t",
+            "llmcost.user": f"u{i % 4}" if i % 5 else "",
             sc.GEN_AI_USAGE_INPUT_TOKENS: str(0 if i % 7 == 0 else 100 + i),
             sc.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS: str(50 if i % 3 == 0 else 0),
             sc.RETRY_COUNT: str(i % 4 // 3),
@@ -102,6 +144,27 @@ def test_the_views_over_the_rollup_give_what_the_old_views_over_llm_calls_gave(t
         client.query(NEW_HIT, settings=limit)
 
 
+def _same_daily(client: Any) -> None:
+    for view, old in OLD_DAILY.items():
+        assert _same(client, NEW_DAILY[view], old), view
+
+
+def test_the_daily_views_read_the_daily_rollup_and_give_what_the_calls_give(tmp_path: Path) -> None:
+    day_ns = 24 * 3600 * 10**9
+    with migrated_client(chdb_dsn(tmp_path)) as client:
+        for days_ago in (3, 2, 1):  # 40 calls 10 minutes apart: some days are split in two
+            insert_spans(client, _calls("daily", 40, now_ns() - days_ago * day_ns - 3 * 3600 * 10**9))
+        insert_spans(client, _calls("daily", 13, now_ns() - 3600 * 10**9))
+
+        _same_daily(client)
+        hourly = client.query(f"SELECT count() FROM {DB}.llm_cost_hourly").result_rows[0][0]
+        daily = client.query(f"SELECT count() FROM {DB}.llm_cost_daily FINAL").result_rows[0][0]
+        assert daily < hourly
+        limit = {"max_rows_to_read": daily * 2, "read_overflow_mode": "throw"}  # parts not yet merged
+        for sql in NEW_DAILY.values():
+            client.query(sql, settings=limit)
+
+
 @pytest.fixture
 def old_database(tmp_path: Path) -> Any:
     client = clickhouse_connect.get_client(dsn=chdb_dsn(tmp_path))
@@ -119,10 +182,14 @@ def test_an_upgraded_database_gets_the_new_columns_filled_once_from_llm_calls(ol
     insert_spans(client, _calls("upgrade", 11, now_ns() - 5 * 3600 * 10**9))  # and after
     _same(client, NEW_RATE, OLD_RATE)
     _same(client, NEW_HIT, OLD_HIT)
+    _same_daily(client)  # llm_cost_daily filled from llm_cost_hourly (023_rollup_daily_backfill.sql)
 
     # The back-fill applied again (an edited file, a repair) adds nothing.
-    backfill = (migrations.MIGRATIONS_DIR / "022_rollup_backfill.sql").read_text(encoding="utf-8")
-    for statement in migrations.split_statements(migrations.render(backfill, database=DB, cluster=None, ttl_days=180)):
-        client.command(statement)
+    for name in ("022_rollup_backfill.sql", "023_rollup_daily_backfill.sql"):
+        backfill = (migrations.MIGRATIONS_DIR / name).read_text(encoding="utf-8")
+        rendered = migrations.render(backfill, database=DB, cluster=None, ttl_days=180)
+        for statement in migrations.split_statements(rendered):
+            client.command(statement)
     _same(client, NEW_RATE, OLD_RATE)
     _same(client, NEW_HIT, OLD_HIT)
+    _same_daily(client)

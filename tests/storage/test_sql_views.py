@@ -16,7 +16,7 @@ import pytest
 from otel_llmcost import semconv as sc
 from otel_llmcost.reporting import reports
 from otel_llmcost.storage import migrations
-from tests.helpers.chdb import insert_spans, q
+from tests.helpers.chdb import insert_spans, q, reads_only_the_window
 from tests.helpers.span_rows import HOUR_NS, call_row, now_ns
 
 DB = "otel"
@@ -333,21 +333,36 @@ def test_missed_caching_needs_two_uncached_repeats_of_a_cacheable_prefix(chdb_mo
     ]
 
 
+OLD_HASHES = ("r1", "r2", "r2")
+
+
 def test_duplicate_requests_spend_on_repeats(chdb_module_client):
     svc = "dupes"
     t = now_ns()
     insert_spans(
         chdb_module_client,
         [call_row(svc, t + i, prompt_request_hash="r1", cost_total=0.1) for i in range(3)]
-        + [call_row(svc, t, prompt_request_hash="r2", cost_total=0.1)],
+        + [call_row(svc, t, prompt_request_hash="r2", cost_total=0.1)]
+        # three days old: outside a 24-hour window, so never read nor counted there
+        + [
+            call_row(svc, t - 72 * HOUR_NS + i, prompt_request_hash=h, cost_total=1.0) for i, h in enumerate(OLD_HASHES)
+        ],
     )
-    got = q(
-        chdb_module_client,
-        "SELECT RequestHash, Calls, Repeats, round(Spend, 6), round(RepeatSpend, 6)"
-        " FROM otel.v_duplicate_requests WHERE ServiceName = {s:String}",
-        s=svc,
-    )
-    assert got == [("r1", 3, 2, 0.3, 0.2)]
+
+    def dupes(since_hours: int) -> list[tuple]:
+        return q(
+            chdb_module_client,
+            "SELECT RequestHash, Calls, Repeats, round(Spend, 6), round(RepeatSpend, 6)"
+            " FROM otel.v_duplicate_requests(since_hours = {h:UInt32}) WHERE ServiceName = {s:String}"
+            " ORDER BY RequestHash",
+            s=svc,
+            h=since_hours,
+        )
+
+    assert dupes(24) == [("r1", 3, 2, 0.3, 0.2)]
+    assert dupes(24 * 7) == [("r1", 4, 3, 1.3, 0.3), ("r2", 3, 2, 2.1, 1.1)]
+    assert reads_only_the_window(chdb_module_client, "SELECT * FROM otel.v_duplicate_requests(since_hours = 24)")
+    assert not reads_only_the_window(chdb_module_client, "SELECT * FROM otel.llm_calls WHERE RequestHash != ''")
 
 
 def test_rate_limit_pressure_share_retries_and_lowest_remaining(chdb_module_client):
@@ -416,10 +431,15 @@ def test_cost_per_successful_task_joins_by_task_id_or_trace_id(chdb_module_clien
     failed = call_row(svc, t, name=sc.TASK_SPAN_NAME, trace_id=trace, feature="agent")
     for span, success in ((ok, "true"), (failed, "false")):
         span[11] = {sc.TASK_ID: span[11].get(sc.TASK_ID, ""), sc.TASK_SUCCESS: success, sc.FEATURE: "agent"}
-    insert_spans(chdb_module_client, [*rows, ok, failed])
+    # A task recorded three days ago, with its call: outside a 24-hour window.
+    old = t - 72 * HOUR_NS
+    old_call = call_row(svc, old, task_id="OLD", cost_total=4.0, feature="agent")
+    old_outcome = call_row(svc, old, name=sc.TASK_SPAN_NAME, task_id="OLD", feature="agent")
+    old_outcome[11] = {sc.TASK_ID: "OLD", sc.TASK_SUCCESS: "true", sc.FEATURE: "agent"}
+    insert_spans(chdb_module_client, [*rows, ok, failed, old_call, old_outcome])
     outcomes = q(
         chdb_module_client,
-        "SELECT TaskKey = 'T1', Success, Calls, round(CostTotal, 6) FROM otel.v_task_outcomes"
+        "SELECT TaskKey = 'T1', Success, Calls, round(CostTotal, 6) FROM otel.v_task_outcomes(since_hours = 24)"
         " WHERE ServiceName = {s:String} ORDER BY Success",
         s=svc,
     )
@@ -427,12 +447,37 @@ def test_cost_per_successful_task_joins_by_task_id_or_trace_id(chdb_module_clien
     per = q(
         chdb_module_client,
         "SELECT Tasks, SuccessfulTasks, round(CostTotal, 6), round(CostPerSuccessfulTask, 6)"
-        " FROM otel.v_cost_per_successful_task WHERE ServiceName = {s:String}",
+        " FROM otel.v_cost_per_successful_task(since_hours = 24) WHERE ServiceName = {s:String}",
         s=svc,
     )
     assert per == [(2, 1, 0.8, 0.8)]
+    week = q(
+        chdb_module_client,
+        "SELECT sum(Tasks), sum(SuccessfulTasks), round(sum(CostTotal), 6)"
+        " FROM otel.v_cost_per_successful_task(since_hours = 24 * 7) WHERE ServiceName = {s:String}",
+        s=svc,
+    )
+    assert week == [(3, 2, 4.8)]
     rep = [r for r in reports.run(chdb_module_client, "cost_per_task", since_hours=1).rows if r[0] == svc]
     assert rep[0][-1] == 0.8
+    # Old days of outcomes and calls are never read.
+    for view in ("v_task_outcomes", "v_cost_per_successful_task"):
+        assert reads_only_the_window(chdb_module_client, f"SELECT * FROM otel.{view}(since_hours = 24)")
+
+
+def test_a_task_counts_its_calls_from_the_day_before_its_outcome(chdb_module_client):
+    svc = "tasks_early_calls"
+    t = now_ns()
+    early = call_row(svc, t - 20 * HOUR_NS, task_id="LONG", cost_total=0.4)  # 20 h before its outcome
+    outcome = call_row(svc, t, name=sc.TASK_SPAN_NAME, task_id="LONG")
+    outcome[11] = {sc.TASK_ID: "LONG", sc.TASK_SUCCESS: "true"}
+    insert_spans(chdb_module_client, [early, outcome])
+    got = q(
+        chdb_module_client,
+        "SELECT Calls, round(CostTotal, 6) FROM otel.v_task_outcomes(since_hours = 1) WHERE ServiceName = {s:String}",
+        s=svc,
+    )
+    assert got == [(1, 0.4)]
 
 
 # --- anomaly views ------------------------------------------------------------------------

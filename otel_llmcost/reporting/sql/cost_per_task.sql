@@ -8,7 +8,7 @@ SELECT
     round(sum(Success) / count(), 4) AS SuccessRate,
     round(sum(CostTotal), 6) AS CostUsd,
     round(sum(CostTotal) / nullIf(sum(Success), 0), 6) AS CostPerSuccessUsd
-FROM {db}.v_task_outcomes
+FROM {db}.v_task_outcomes(since_hours = {since_hours:UInt32})
 WHERE Timestamp >= now() - toIntervalHour({since_hours:UInt32})
 GROUP BY
     ServiceName,

@@ -13,7 +13,7 @@ SELECT
     sum(EvidenceTokensNeverCited) AS TokensNeverCited,
     round(TokensCited / nullIf(TokensCited + TokensNeverCited, 0), 4) AS CitedShare,
     round(sum(NeverCitedUsd), 6) AS NeverCitedUsd
-FROM {db}.v_evidence_waste_hourly
+FROM {db}.v_evidence_waste_hourly(since_hours = {since_hours:UInt32})
 WHERE Hour >= toStartOfHour(now() - toIntervalHour({since_hours:UInt32}))
 GROUP BY
     ServiceName,

@@ -3,6 +3,12 @@
 -- (read them with sum()), latencies are quantile states (read them with
 -- quantilesMerge / quantilesIfMerge). The views hide both details.
 --
+-- Calls per rollup row at 1,000,000 calls over 30 days (20 endpoints each calling 1 to 3
+-- of 10 models, feature and team following from the endpoint, 5,000 users;
+-- benchmarks/query_bench.py): llm_cost_hourly 34, llm_cost_daily 787, llm_user_daily 1.5,
+-- llm_user_spend_daily 6.5. Feature and team cost llm_cost_hourly no rows while they
+-- follow from the endpoint; its rows are hours x the endpoint-model pairs in use.
+--
 -- llm_cost_hourly also serves rate-limit pressure (v_rate_limit_pressure, 007) and the
 -- request hit share of the cache (v_cache_hit_share_hourly, 014), whose groupings are a
 -- subset of its key (issue 24): the lowest remaining requests and tokens, the highest
@@ -109,6 +115,85 @@ GROUP BY
     Feature,
     Team;
 
+-- The same sums by day, for the views that cut time by whole days (v_cost_by_model_daily,
+-- v_cost_by_feature_daily, v_cost_by_team_daily, 004; v_spend_anomalies_daily, 010): a
+-- range of weeks reads one row per day and key instead of 24. Same key as
+-- llm_cost_hourly: feature and team follow from the endpoint in real traffic, so they add
+-- almost no rows (benchmarks/query_bench.py measures calls per row of each rollup). No
+-- latency quantiles or rate-limit columns: the hourly rollup keeps those. A database
+-- created before it gets it filled from llm_cost_hourly once (023_rollup_daily_backfill.sql).
+CREATE TABLE IF NOT EXISTS {database}.llm_cost_daily {cluster} (
+    Day Date,
+    ServiceName LowCardinality(String),
+    Provider LowCardinality(String),
+    Endpoint LowCardinality(String),
+    RequestModel LowCardinality(String),
+    Feature LowCardinality(String),
+    Team LowCardinality(String),
+    Calls SimpleAggregateFunction(sum, UInt64),
+    Errors SimpleAggregateFunction(sum, UInt64),
+    Throttled SimpleAggregateFunction(sum, UInt64),
+    Retries SimpleAggregateFunction(sum, UInt64),
+    Unpriced SimpleAggregateFunction(sum, UInt64),
+    Estimated SimpleAggregateFunction(sum, UInt64),
+    InputTokens SimpleAggregateFunction(sum, UInt64),
+    OutputTokens SimpleAggregateFunction(sum, UInt64),
+    CacheReadTokens SimpleAggregateFunction(sum, UInt64),
+    CacheWriteTokens SimpleAggregateFunction(sum, UInt64),
+    ReasoningTokens SimpleAggregateFunction(sum, UInt64),
+    UncachedInputTokens SimpleAggregateFunction(sum, UInt64),
+    CostTotal SimpleAggregateFunction(sum, Float64),
+    CostInput SimpleAggregateFunction(sum, Float64),
+    CostOutput SimpleAggregateFunction(sum, Float64),
+    CostCacheRead SimpleAggregateFunction(sum, Float64),
+    CostCacheWrite SimpleAggregateFunction(sum, Float64),
+    CostCacheWritePremium SimpleAggregateFunction(sum, Float64),
+    CostSavings SimpleAggregateFunction(sum, Float64)
+) ENGINE = {aggregating_merge_tree}
+PARTITION BY toYYYYMM(Day)
+ORDER BY (Day, ServiceName, Provider, Endpoint, RequestModel, Feature, Team)
+TTL Day + toIntervalDay({ttl_days})
+SETTINGS index_granularity = 8192, non_replicated_deduplication_window = 1000;
+
+CREATE MATERIALIZED VIEW IF NOT EXISTS {database}.llm_cost_daily_mv {cluster}
+TO {database}.llm_cost_daily
+AS SELECT
+    toDate(Timestamp) AS Day,
+    ServiceName,
+    Provider,
+    Endpoint,
+    RequestModel,
+    Feature,
+    Team,
+    toUInt64(count()) AS Calls,
+    toUInt64(countIf(StatusCode = 'Error' OR ErrorType != '')) AS Errors,
+    toUInt64(countIf(Throttled = 1 OR HttpStatus = 429)) AS Throttled,
+    toUInt64(sum(RetryCount)) AS Retries,
+    toUInt64(countIf(Unpriced = 1)) AS Unpriced,
+    toUInt64(countIf(Estimated = 1)) AS Estimated,
+    sum(InputTokens) AS InputTokens,
+    sum(OutputTokens) AS OutputTokens,
+    sum(CacheReadTokens) AS CacheReadTokens,
+    sum(CacheWriteTokens) AS CacheWriteTokens,
+    sum(ReasoningTokens) AS ReasoningTokens,
+    sum(UncachedInputTokens) AS UncachedInputTokens,
+    sum(CostTotal) AS CostTotal,
+    sum(CostInput) AS CostInput,
+    sum(CostOutput) AS CostOutput,
+    sum(CostCacheRead) AS CostCacheRead,
+    sum(CostCacheWrite) AS CostCacheWrite,
+    sum(CostCacheWritePremium) AS CostCacheWritePremium,
+    sum(CostSavings) AS CostSavings
+FROM {database}.llm_calls
+GROUP BY
+    Day,
+    ServiceName,
+    Provider,
+    Endpoint,
+    RequestModel,
+    Feature,
+    Team;
+
 -- Per-user daily spend. User is high-cardinality, so it gets its own narrow
 -- table instead of a dimension on llm_cost_hourly.
 
@@ -143,4 +228,41 @@ GROUP BY
     Day,
     ServiceName,
     Team,
+    User;
+
+-- Per-user daily spend without the team: what "top users over a range" reads
+-- (v_top_users, 004). A user's calls are spread over the teams of the endpoints
+-- they use, so llm_user_daily holds up to a row per team for each user and day (1.5
+-- calls per row at 1,000,000 calls, 20 endpoints over 8 teams, 5,000 users): this one
+-- holds at most one per user and day. A database created before it gets it filled from
+-- llm_user_daily once (023_rollup_daily_backfill.sql).
+CREATE TABLE IF NOT EXISTS {database}.llm_user_spend_daily {cluster} (
+    Day Date,
+    ServiceName LowCardinality(String),
+    User String,
+    Calls SimpleAggregateFunction(sum, UInt64),
+    InputTokens SimpleAggregateFunction(sum, UInt64),
+    OutputTokens SimpleAggregateFunction(sum, UInt64),
+    CostTotal SimpleAggregateFunction(sum, Float64)
+) ENGINE = {aggregating_merge_tree}
+PARTITION BY toYYYYMM(Day)
+ORDER BY (Day, ServiceName, User)
+TTL Day + toIntervalDay({ttl_days})
+SETTINGS index_granularity = 8192, non_replicated_deduplication_window = 1000;
+
+CREATE MATERIALIZED VIEW IF NOT EXISTS {database}.llm_user_spend_daily_mv {cluster}
+TO {database}.llm_user_spend_daily
+AS SELECT
+    toDate(Timestamp) AS Day,
+    ServiceName,
+    User,
+    toUInt64(count()) AS Calls,
+    sum(InputTokens) AS InputTokens,
+    sum(OutputTokens) AS OutputTokens,
+    sum(CostTotal) AS CostTotal
+FROM {database}.llm_calls
+WHERE User != ''
+GROUP BY
+    Day,
+    ServiceName,
     User;

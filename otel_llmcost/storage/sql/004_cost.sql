@@ -1,8 +1,9 @@
 -- Spend: by hour and by every dimension, unpriced and estimated calls, failures.
 --
 -- Views an analyst can guess by name. They read llm_calls and the rollups,
--- never the attribute maps of otel_traces, and they take no parameters:
--- filter them by time from outside (WHERE Hour >= now() - INTERVAL 1 DAY).
+-- never the attribute maps of otel_traces, and they take no parameters (but
+-- v_top_users, which takes the window in hours): filter them by time from outside
+-- (WHERE Hour >= now() - INTERVAL 1 DAY).
 -- Ratios are NULL, not 0 or NaN, when their denominator is zero.
 
 -- Everything in the hourly rollup, finalised; the building block for ad-hoc
@@ -70,9 +71,10 @@ GROUP BY
     ServiceName,
     Endpoint;
 
+-- The daily views read the daily rollup (003): one row per day and key.
 CREATE VIEW IF NOT EXISTS {database}.v_cost_by_model_daily {cluster} AS
 SELECT
-    toDate(Hour) AS Day,
+    Day,
     ServiceName,
     Provider,
     RequestModel,
@@ -87,7 +89,7 @@ SELECT
     sum(CostTotal) AS CostTotal,
     sum(CostSavings) AS CostSavings,
     CostTotal / nullIf(Calls, 0) AS CostPerCall
-FROM {database}.llm_cost_hourly
+FROM {database}.llm_cost_daily
 GROUP BY
     Day,
     ServiceName,
@@ -96,7 +98,7 @@ GROUP BY
 
 CREATE VIEW IF NOT EXISTS {database}.v_cost_by_feature_daily {cluster} AS
 SELECT
-    toDate(Hour) AS Day,
+    Day,
     ServiceName,
     Feature,
     sum(Calls) AS Calls,
@@ -105,7 +107,7 @@ SELECT
     sum(CostTotal) AS CostTotal,
     sum(CostSavings) AS CostSavings,
     CostTotal / nullIf(Calls, 0) AS CostPerCall
-FROM {database}.llm_cost_hourly
+FROM {database}.llm_cost_daily
 GROUP BY
     Day,
     ServiceName,
@@ -113,7 +115,7 @@ GROUP BY
 
 CREATE VIEW IF NOT EXISTS {database}.v_cost_by_team_daily {cluster} AS
 SELECT
-    toDate(Hour) AS Day,
+    Day,
     ServiceName,
     Team,
     sum(Calls) AS Calls,
@@ -122,7 +124,7 @@ SELECT
     sum(CostTotal) AS CostTotal,
     sum(CostSavings) AS CostSavings,
     CostTotal / nullIf(Calls, 0) AS CostPerCall
-FROM {database}.llm_cost_hourly
+FROM {database}.llm_cost_daily
 GROUP BY
     Day,
     ServiceName,
@@ -144,6 +146,28 @@ GROUP BY
     Day,
     ServiceName,
     Team,
+    User;
+
+-- Top users over a range: spend per service and user (teams summed) on the days of the
+-- last since_hours hours (whole days: the first one from its midnight), from the narrower
+-- per-user rollup (003), aggregated once: `v_top_users(since_hours = 720)`. Ranking users
+-- through v_cost_by_user_daily groups every user, team and day first, and that is most of
+-- its cost. Calls without a user are left out.
+CREATE VIEW IF NOT EXISTS {database}.v_top_users {cluster} AS
+SELECT
+    ServiceName,
+    User,
+    sum(Calls) AS Calls,
+    sum(InputTokens) AS InputTokens,
+    sum(OutputTokens) AS OutputTokens,
+    sum(CostTotal) AS CostTotal,
+    CostTotal / nullIf(Calls, 0) AS CostPerCall,
+    min(Day) AS FirstDay,
+    max(Day) AS LastDay
+FROM {database}.llm_user_spend_daily
+WHERE Day >= toDate(now() - toIntervalHour({since_hours:UInt32}))
+GROUP BY
+    ServiceName,
     User;
 
 -- Spend per user by hour, with every dimension a dashboard filters on (endpoint, model,

@@ -45,6 +45,12 @@ WHERE SpanName = 'llmcost.task';
 -- One row per task with a recorded outcome, with the cost of its LLM calls.
 -- Calls belong to a task by llmcost.task.id, or by trace id when they carry none.
 -- A task recorded twice keeps its latest outcome.
+--
+-- Both views take the window in hours and read only the outcomes recorded in it
+-- (`v_task_outcomes(since_hours = 168)`), so their cost follows the window asked for,
+-- never the retention (issue 22). A task's calls are read from a day before the window
+-- too, since a task starts before its outcome is recorded (as v_task_cost_by_model, 019):
+-- import an evaluation graded more than a day after its run with the run's `timestamp`.
 CREATE VIEW IF NOT EXISTS {database}.v_task_outcomes {cluster} AS
 SELECT
     o.TaskKey AS TaskKey,
@@ -68,6 +74,7 @@ FROM (
         argMax(Endpoint, Timestamp) AS Endpoint,
         argMax(Team, Timestamp) AS Team
     FROM {database}.llm_task_outcomes
+    WHERE Timestamp >= now() - toIntervalHour({since_hours:UInt32})
     GROUP BY TaskKey
 ) AS o
 LEFT JOIN (
@@ -81,12 +88,17 @@ LEFT JOIN (
         any(Endpoint) AS Endpoint,
         any(Team) AS Team
     FROM {database}.llm_calls
-    WHERE if(TaskId != '', TaskId, TraceId) IN (SELECT TaskKey FROM {database}.llm_task_outcomes)
+    WHERE Timestamp >= now() - toIntervalHour({since_hours:UInt32} + 24)
+      AND if(TaskId != '', TaskId, TraceId) IN (
+        SELECT TaskKey
+        FROM {database}.llm_task_outcomes
+        WHERE Timestamp >= now() - toIntervalHour({since_hours:UInt32})
+    )
     GROUP BY TaskKey
 ) AS c ON o.TaskKey = c.TaskKey;
 
 -- Cost per successful task counts the spend of failed tasks too: that is the
--- price of each success.
+-- price of each success. Tasks recorded in the last since_hours hours, as v_task_outcomes.
 CREATE VIEW IF NOT EXISTS {database}.v_cost_per_successful_task {cluster} AS
 SELECT
     toDate(Timestamp) AS Day,
@@ -99,7 +111,7 @@ SELECT
     SuccessfulTasks / Tasks AS SuccessRate,
     sum(CostTotal) AS CostTotal,
     CostTotal / nullIf(SuccessfulTasks, 0) AS CostPerSuccessfulTask
-FROM {database}.v_task_outcomes
+FROM {database}.v_task_outcomes(since_hours = {since_hours:UInt32})
 GROUP BY
     Day,
     ServiceName,

@@ -78,6 +78,8 @@ GROUP BY
 --     the others (Sonnet 3.7/4/4.5, Opus 4/4.1).
 --   Google: ai.google.dev/gemini-api/docs/caching - implicit caching from 1024 tokens
 --     on Flash models, 4096 on Pro models (2.5 and 3).
+-- The models come from the daily rollup (003), a row per day and key, not from every
+-- call: v_missed_caching joins this view, and must read only the calls of its window.
 CREATE VIEW IF NOT EXISTS {database}.v_cache_min_tokens {cluster} AS
 WITH [
     ('^anthropic$', 'opus-4-[56]|haiku-4-5', 4096),
@@ -98,7 +100,7 @@ FROM (
     SELECT DISTINCT
         Provider,
         RequestModel
-    FROM {database}.llm_calls
+    FROM {database}.llm_cost_daily
 );
 
 -- Calls per prompt prefix, hour and endpoint: the building block of prefix

@@ -32,11 +32,11 @@ FROM (
         if(PriorDays > 0, stddevPop(Spend) OVER w, NULL) AS PriorStddev
     FROM (
         SELECT
-            toDate(Hour) AS Day,
+            Day,
             ServiceName,
             Endpoint,
             sum(CostTotal) AS Spend
-        FROM {database}.llm_cost_hourly
+        FROM {database}.llm_cost_daily
         GROUP BY
             Day,
             ServiceName,

@@ -9,8 +9,10 @@
 -- Missed caching (v_missed_caching) is in 014_caching_opportunities.sql, beside the
 -- other caching views that need the prefix tokens and the providers' minimums of 006.
 
--- Identical requests (same request hash): RepeatSpend is everything spent
--- after the first one, i.e. what a response cache would have saved.
+-- Identical requests (same request hash) in the last since_hours hours
+-- (`v_duplicate_requests(since_hours = 24)`: only the window's calls are read, issue 22):
+-- RepeatSpend is everything spent after the first one, i.e. what a response cache would
+-- have saved. v_exact_duplicates (018) adds the teams.
 CREATE VIEW IF NOT EXISTS {database}.v_duplicate_requests {cluster} AS
 SELECT
     ServiceName,
@@ -24,7 +26,8 @@ SELECT
     min(Timestamp) AS FirstSeen,
     max(Timestamp) AS LastSeen
 FROM {database}.llm_calls
-WHERE RequestHash != ''
+WHERE Timestamp >= now() - toIntervalHour({since_hours:UInt32})
+  AND RequestHash != ''
 GROUP BY
     ServiceName,
     RequestModel,
@@ -108,6 +111,10 @@ WHERE ScopeName = 'otel_llmcost'
 -- prompt came from cache (no uncached tokens) the call's blended input rate is used.
 -- Unpriced calls have no rate: NULL, never $0. Calls whose citations were never
 -- recorded count as sent, but neither as cited nor as never-cited.
+--
+-- Both views take the window in hours and read only its evidence, calls and citations
+-- (`v_evidence_waste_hourly(since_hours = 168)`; issue 22): citations are recorded after
+-- their call, so those of a call in the window are in it too.
 CREATE VIEW IF NOT EXISTS {database}.v_evidence_calls {cluster} AS
 SELECT
     e.Timestamp AS Timestamp,
@@ -151,15 +158,22 @@ LEFT JOIN (
         CostCacheRead,
         CostCacheWrite
     FROM {database}.llm_calls
-    WHERE TraceId IN (SELECT TraceId FROM {database}.llm_evidence)
+    WHERE Timestamp >= now() - toIntervalHour({since_hours:UInt32})
+      AND TraceId IN (
+        SELECT TraceId
+        FROM {database}.llm_evidence
+        WHERE Timestamp >= now() - toIntervalHour({since_hours:UInt32})
+    )
 ) AS c ON c.TraceId = e.TraceId AND c.SpanId = e.SpanId
 LEFT JOIN (
     SELECT
         SetId,
         groupUniqArrayArray(CitedIds) AS CitedIds
     FROM {database}.llm_citations
+    WHERE Timestamp >= now() - toIntervalHour({since_hours:UInt32})
     GROUP BY SetId
-) AS k ON k.SetId = e.SetId;
+) AS k ON k.SetId = e.SetId
+WHERE e.Timestamp >= now() - toIntervalHour({since_hours:UInt32});
 
 -- Evidence tokens sent vs cited per endpoint, model, team and hour, and the dollars spent on
 -- evidence no answer cited. CitedShare is over the calls whose citations were
@@ -181,7 +195,7 @@ SELECT
     sumIf(EvidenceTokens, NOT CitationsRecorded) AS EvidenceTokensUnreported,
     sum(NeverCitedCost) AS NeverCitedUsd,
     EvidenceTokensCited / nullIf(EvidenceTokensCited + EvidenceTokensNeverCited, 0) AS CitedShare
-FROM {database}.v_evidence_calls
+FROM {database}.v_evidence_calls(since_hours = {since_hours:UInt32})
 GROUP BY
     Hour,
     ServiceName,

@@ -196,7 +196,7 @@ FROM (
             sum(CallsWithCitations)
         ) AS Evidence,
         'retrieve fewer or shorter chunks, or rerank them' AS Action
-    FROM {database}.v_evidence_waste_hourly
+    FROM {database}.v_evidence_waste_hourly(since_hours = {since_hours:UInt32})
     WHERE Hour >= toStartOfHour(now() - toIntervalHour({since_hours:UInt32}))
     GROUP BY
         ServiceName,

@@ -522,6 +522,107 @@ GROUP BY
     Feature,
     Team;
 
+CREATE TABLE IF NOT EXISTS otel.llm_cost_daily_local  ON CLUSTER prod (
+    Day Date,
+    ServiceName LowCardinality(String),
+    Provider LowCardinality(String),
+    Endpoint LowCardinality(String),
+    RequestModel LowCardinality(String),
+    Feature LowCardinality(String),
+    Team LowCardinality(String),
+    Calls SimpleAggregateFunction(sum, UInt64),
+    Errors SimpleAggregateFunction(sum, UInt64),
+    Throttled SimpleAggregateFunction(sum, UInt64),
+    Retries SimpleAggregateFunction(sum, UInt64),
+    Unpriced SimpleAggregateFunction(sum, UInt64),
+    Estimated SimpleAggregateFunction(sum, UInt64),
+    InputTokens SimpleAggregateFunction(sum, UInt64),
+    OutputTokens SimpleAggregateFunction(sum, UInt64),
+    CacheReadTokens SimpleAggregateFunction(sum, UInt64),
+    CacheWriteTokens SimpleAggregateFunction(sum, UInt64),
+    ReasoningTokens SimpleAggregateFunction(sum, UInt64),
+    UncachedInputTokens SimpleAggregateFunction(sum, UInt64),
+    CostTotal SimpleAggregateFunction(sum, Float64),
+    CostInput SimpleAggregateFunction(sum, Float64),
+    CostOutput SimpleAggregateFunction(sum, Float64),
+    CostCacheRead SimpleAggregateFunction(sum, Float64),
+    CostCacheWrite SimpleAggregateFunction(sum, Float64),
+    CostCacheWritePremium SimpleAggregateFunction(sum, Float64),
+    CostSavings SimpleAggregateFunction(sum, Float64)
+) ENGINE = ReplicatedAggregatingMergeTree('/clickhouse/tables/{shard}/{database}/{table}', '{replica}')
+PARTITION BY toYYYYMM(Day)
+ORDER BY (Day, ServiceName, Provider, Endpoint, RequestModel, Feature, Team)
+TTL Day + toIntervalDay(180)
+SETTINGS index_granularity = 8192, non_replicated_deduplication_window = 1000;
+
+CREATE TABLE IF NOT EXISTS otel.llm_cost_daily ON CLUSTER prod (
+    Day Date,
+    ServiceName LowCardinality(String),
+    Provider LowCardinality(String),
+    Endpoint LowCardinality(String),
+    RequestModel LowCardinality(String),
+    Feature LowCardinality(String),
+    Team LowCardinality(String),
+    Calls SimpleAggregateFunction(sum, UInt64),
+    Errors SimpleAggregateFunction(sum, UInt64),
+    Throttled SimpleAggregateFunction(sum, UInt64),
+    Retries SimpleAggregateFunction(sum, UInt64),
+    Unpriced SimpleAggregateFunction(sum, UInt64),
+    Estimated SimpleAggregateFunction(sum, UInt64),
+    InputTokens SimpleAggregateFunction(sum, UInt64),
+    OutputTokens SimpleAggregateFunction(sum, UInt64),
+    CacheReadTokens SimpleAggregateFunction(sum, UInt64),
+    CacheWriteTokens SimpleAggregateFunction(sum, UInt64),
+    ReasoningTokens SimpleAggregateFunction(sum, UInt64),
+    UncachedInputTokens SimpleAggregateFunction(sum, UInt64),
+    CostTotal SimpleAggregateFunction(sum, Float64),
+    CostInput SimpleAggregateFunction(sum, Float64),
+    CostOutput SimpleAggregateFunction(sum, Float64),
+    CostCacheRead SimpleAggregateFunction(sum, Float64),
+    CostCacheWrite SimpleAggregateFunction(sum, Float64),
+    CostCacheWritePremium SimpleAggregateFunction(sum, Float64),
+    CostSavings SimpleAggregateFunction(sum, Float64)
+) ENGINE = Distributed('prod', 'otel', 'llm_cost_daily_local', rand());
+
+CREATE MATERIALIZED VIEW IF NOT EXISTS otel.llm_cost_daily_mv  ON CLUSTER prod
+TO otel.llm_cost_daily_local
+AS SELECT
+    toDate(Timestamp) AS Day,
+    ServiceName,
+    Provider,
+    Endpoint,
+    RequestModel,
+    Feature,
+    Team,
+    toUInt64(count()) AS Calls,
+    toUInt64(countIf(StatusCode = 'Error' OR ErrorType != '')) AS Errors,
+    toUInt64(countIf(Throttled = 1 OR HttpStatus = 429)) AS Throttled,
+    toUInt64(sum(RetryCount)) AS Retries,
+    toUInt64(countIf(Unpriced = 1)) AS Unpriced,
+    toUInt64(countIf(Estimated = 1)) AS Estimated,
+    sum(InputTokens) AS InputTokens,
+    sum(OutputTokens) AS OutputTokens,
+    sum(CacheReadTokens) AS CacheReadTokens,
+    sum(CacheWriteTokens) AS CacheWriteTokens,
+    sum(ReasoningTokens) AS ReasoningTokens,
+    sum(UncachedInputTokens) AS UncachedInputTokens,
+    sum(CostTotal) AS CostTotal,
+    sum(CostInput) AS CostInput,
+    sum(CostOutput) AS CostOutput,
+    sum(CostCacheRead) AS CostCacheRead,
+    sum(CostCacheWrite) AS CostCacheWrite,
+    sum(CostCacheWritePremium) AS CostCacheWritePremium,
+    sum(CostSavings) AS CostSavings
+FROM otel.llm_calls_local
+GROUP BY
+    Day,
+    ServiceName,
+    Provider,
+    Endpoint,
+    RequestModel,
+    Feature,
+    Team;
+
 CREATE TABLE IF NOT EXISTS otel.llm_user_daily_local  ON CLUSTER prod (
     Day Date,
     ServiceName LowCardinality(String),
@@ -564,6 +665,47 @@ GROUP BY
     Day,
     ServiceName,
     Team,
+    User;
+
+CREATE TABLE IF NOT EXISTS otel.llm_user_spend_daily_local  ON CLUSTER prod (
+    Day Date,
+    ServiceName LowCardinality(String),
+    User String,
+    Calls SimpleAggregateFunction(sum, UInt64),
+    InputTokens SimpleAggregateFunction(sum, UInt64),
+    OutputTokens SimpleAggregateFunction(sum, UInt64),
+    CostTotal SimpleAggregateFunction(sum, Float64)
+) ENGINE = ReplicatedAggregatingMergeTree('/clickhouse/tables/{shard}/{database}/{table}', '{replica}')
+PARTITION BY toYYYYMM(Day)
+ORDER BY (Day, ServiceName, User)
+TTL Day + toIntervalDay(180)
+SETTINGS index_granularity = 8192, non_replicated_deduplication_window = 1000;
+
+CREATE TABLE IF NOT EXISTS otel.llm_user_spend_daily ON CLUSTER prod (
+    Day Date,
+    ServiceName LowCardinality(String),
+    User String,
+    Calls SimpleAggregateFunction(sum, UInt64),
+    InputTokens SimpleAggregateFunction(sum, UInt64),
+    OutputTokens SimpleAggregateFunction(sum, UInt64),
+    CostTotal SimpleAggregateFunction(sum, Float64)
+) ENGINE = Distributed('prod', 'otel', 'llm_user_spend_daily_local', rand());
+
+CREATE MATERIALIZED VIEW IF NOT EXISTS otel.llm_user_spend_daily_mv  ON CLUSTER prod
+TO otel.llm_user_spend_daily_local
+AS SELECT
+    toDate(Timestamp) AS Day,
+    ServiceName,
+    User,
+    toUInt64(count()) AS Calls,
+    sum(InputTokens) AS InputTokens,
+    sum(OutputTokens) AS OutputTokens,
+    sum(CostTotal) AS CostTotal
+FROM otel.llm_calls_local
+WHERE User != ''
+GROUP BY
+    Day,
+    ServiceName,
     User;
 
 CREATE VIEW IF NOT EXISTS otel.v_cost_hourly  ON CLUSTER prod AS
@@ -631,7 +773,7 @@ GROUP BY
 
 CREATE VIEW IF NOT EXISTS otel.v_cost_by_model_daily  ON CLUSTER prod AS
 SELECT
-    toDate(Hour) AS Day,
+    Day,
     ServiceName,
     Provider,
     RequestModel,
@@ -646,7 +788,7 @@ SELECT
     sum(CostTotal) AS CostTotal,
     sum(CostSavings) AS CostSavings,
     CostTotal / nullIf(Calls, 0) AS CostPerCall
-FROM otel.llm_cost_hourly
+FROM otel.llm_cost_daily
 GROUP BY
     Day,
     ServiceName,
@@ -655,7 +797,7 @@ GROUP BY
 
 CREATE VIEW IF NOT EXISTS otel.v_cost_by_feature_daily  ON CLUSTER prod AS
 SELECT
-    toDate(Hour) AS Day,
+    Day,
     ServiceName,
     Feature,
     sum(Calls) AS Calls,
@@ -664,7 +806,7 @@ SELECT
     sum(CostTotal) AS CostTotal,
     sum(CostSavings) AS CostSavings,
     CostTotal / nullIf(Calls, 0) AS CostPerCall
-FROM otel.llm_cost_hourly
+FROM otel.llm_cost_daily
 GROUP BY
     Day,
     ServiceName,
@@ -672,7 +814,7 @@ GROUP BY
 
 CREATE VIEW IF NOT EXISTS otel.v_cost_by_team_daily  ON CLUSTER prod AS
 SELECT
-    toDate(Hour) AS Day,
+    Day,
     ServiceName,
     Team,
     sum(Calls) AS Calls,
@@ -681,7 +823,7 @@ SELECT
     sum(CostTotal) AS CostTotal,
     sum(CostSavings) AS CostSavings,
     CostTotal / nullIf(Calls, 0) AS CostPerCall
-FROM otel.llm_cost_hourly
+FROM otel.llm_cost_daily
 GROUP BY
     Day,
     ServiceName,
@@ -703,6 +845,23 @@ GROUP BY
     Day,
     ServiceName,
     Team,
+    User;
+
+CREATE VIEW IF NOT EXISTS otel.v_top_users  ON CLUSTER prod AS
+SELECT
+    ServiceName,
+    User,
+    sum(Calls) AS Calls,
+    sum(InputTokens) AS InputTokens,
+    sum(OutputTokens) AS OutputTokens,
+    sum(CostTotal) AS CostTotal,
+    CostTotal / nullIf(Calls, 0) AS CostPerCall,
+    min(Day) AS FirstDay,
+    max(Day) AS LastDay
+FROM otel.llm_user_spend_daily
+WHERE Day >= toDate(now() - toIntervalHour({since_hours:UInt32}))
+GROUP BY
+    ServiceName,
     User;
 
 CREATE VIEW IF NOT EXISTS otel.v_cost_by_user_hourly  ON CLUSTER prod AS
@@ -876,6 +1035,7 @@ FROM (
         argMax(Endpoint, Timestamp) AS Endpoint,
         argMax(Team, Timestamp) AS Team
     FROM otel.llm_task_outcomes
+    WHERE Timestamp >= now() - toIntervalHour({since_hours:UInt32})
     GROUP BY TaskKey
 ) AS o
 LEFT JOIN (
@@ -889,7 +1049,12 @@ LEFT JOIN (
         any(Endpoint) AS Endpoint,
         any(Team) AS Team
     FROM otel.llm_calls
-    WHERE if(TaskId != '', TaskId, TraceId) IN (SELECT TaskKey FROM otel.llm_task_outcomes)
+    WHERE Timestamp >= now() - toIntervalHour({since_hours:UInt32} + 24)
+      AND if(TaskId != '', TaskId, TraceId) IN (
+        SELECT TaskKey
+        FROM otel.llm_task_outcomes
+        WHERE Timestamp >= now() - toIntervalHour({since_hours:UInt32})
+    )
     GROUP BY TaskKey
 ) AS c ON o.TaskKey = c.TaskKey;
 
@@ -905,7 +1070,7 @@ SELECT
     SuccessfulTasks / Tasks AS SuccessRate,
     sum(CostTotal) AS CostTotal,
     CostTotal / nullIf(SuccessfulTasks, 0) AS CostPerSuccessfulTask
-FROM otel.v_task_outcomes
+FROM otel.v_task_outcomes(since_hours = {since_hours:UInt32})
 GROUP BY
     Day,
     ServiceName,
@@ -995,7 +1160,7 @@ FROM (
     SELECT DISTINCT
         Provider,
         RequestModel
-    FROM otel.llm_calls
+    FROM otel.llm_cost_daily
 );
 
 CREATE VIEW IF NOT EXISTS otel.v_prefix_calls_hourly  ON CLUSTER prod AS
@@ -1635,11 +1800,11 @@ FROM (
         if(PriorDays > 0, stddevPop(Spend) OVER w, NULL) AS PriorStddev
     FROM (
         SELECT
-            toDate(Hour) AS Day,
+            Day,
             ServiceName,
             Endpoint,
             sum(CostTotal) AS Spend
-        FROM otel.llm_cost_hourly
+        FROM otel.llm_cost_daily
         GROUP BY
             Day,
             ServiceName,
@@ -1758,7 +1923,8 @@ SELECT
     min(Timestamp) AS FirstSeen,
     max(Timestamp) AS LastSeen
 FROM otel.llm_calls
-WHERE RequestHash != ''
+WHERE Timestamp >= now() - toIntervalHour({since_hours:UInt32})
+  AND RequestHash != ''
 GROUP BY
     ServiceName,
     RequestModel,
@@ -1889,15 +2055,22 @@ LEFT JOIN (
         CostCacheRead,
         CostCacheWrite
     FROM otel.llm_calls
-    WHERE TraceId IN (SELECT TraceId FROM otel.llm_evidence)
+    WHERE Timestamp >= now() - toIntervalHour({since_hours:UInt32})
+      AND TraceId IN (
+        SELECT TraceId
+        FROM otel.llm_evidence
+        WHERE Timestamp >= now() - toIntervalHour({since_hours:UInt32})
+    )
 ) AS c ON c.TraceId = e.TraceId AND c.SpanId = e.SpanId
 LEFT JOIN (
     SELECT
         SetId,
         groupUniqArrayArray(CitedIds) AS CitedIds
     FROM otel.llm_citations
+    WHERE Timestamp >= now() - toIntervalHour({since_hours:UInt32})
     GROUP BY SetId
-) AS k ON k.SetId = e.SetId;
+) AS k ON k.SetId = e.SetId
+WHERE e.Timestamp >= now() - toIntervalHour({since_hours:UInt32});
 
 CREATE VIEW IF NOT EXISTS otel.v_evidence_waste_hourly  ON CLUSTER prod AS
 SELECT
@@ -1916,7 +2089,7 @@ SELECT
     sumIf(EvidenceTokens, NOT CitationsRecorded) AS EvidenceTokensUnreported,
     sum(NeverCitedCost) AS NeverCitedUsd,
     EvidenceTokensCited / nullIf(EvidenceTokensCited + EvidenceTokensNeverCited, 0) AS CitedShare
-FROM otel.v_evidence_calls
+FROM otel.v_evidence_calls(since_hours = {since_hours:UInt32})
 GROUP BY
     Hour,
     ServiceName,
@@ -4662,7 +4835,7 @@ FROM (
             sum(CallsWithCitations)
         ) AS Evidence,
         'retrieve fewer or shorter chunks, or rerank them' AS Action
-    FROM otel.v_evidence_waste_hourly
+    FROM otel.v_evidence_waste_hourly(since_hours = {since_hours:UInt32})
     WHERE Hour >= toStartOfHour(now() - toIntervalHour({since_hours:UInt32}))
     GROUP BY
         ServiceName,
@@ -4725,6 +4898,97 @@ GROUP BY
     RequestModel,
     Feature,
     Team;
+
+INSERT INTO otel.llm_cost_daily (
+    Day,
+    ServiceName,
+    Provider,
+    Endpoint,
+    RequestModel,
+    Feature,
+    Team,
+    Calls,
+    Errors,
+    Throttled,
+    Retries,
+    Unpriced,
+    Estimated,
+    InputTokens,
+    OutputTokens,
+    CacheReadTokens,
+    CacheWriteTokens,
+    ReasoningTokens,
+    UncachedInputTokens,
+    CostTotal,
+    CostInput,
+    CostOutput,
+    CostCacheRead,
+    CostCacheWrite,
+    CostCacheWritePremium,
+    CostSavings
+)
+SELECT
+    toDate(Hour) AS Day,
+    ServiceName,
+    Provider,
+    Endpoint,
+    RequestModel,
+    Feature,
+    Team,
+    sum(Calls),
+    sum(Errors),
+    sum(Throttled),
+    sum(Retries),
+    sum(Unpriced),
+    sum(Estimated),
+    sum(InputTokens),
+    sum(OutputTokens),
+    sum(CacheReadTokens),
+    sum(CacheWriteTokens),
+    sum(ReasoningTokens),
+    sum(UncachedInputTokens),
+    sum(CostTotal),
+    sum(CostInput),
+    sum(CostOutput),
+    sum(CostCacheRead),
+    sum(CostCacheWrite),
+    sum(CostCacheWritePremium),
+    sum(CostSavings)
+FROM otel.llm_cost_hourly
+WHERE (SELECT count() FROM otel.llm_cost_daily) = 0
+GROUP BY
+    Day,
+    ServiceName,
+    Provider,
+    Endpoint,
+    RequestModel,
+    Feature,
+    Team;
+
+INSERT INTO otel.llm_user_spend_daily (
+    Day,
+    ServiceName,
+    User,
+    Calls,
+    InputTokens,
+    OutputTokens,
+    CostTotal
+)
+SELECT
+    Day,
+    ServiceName,
+    User,
+    sum(Calls),
+    sum(InputTokens),
+    sum(OutputTokens),
+    sum(CostTotal)
+FROM otel.llm_user_daily
+WHERE User != ''
+  AND (SELECT count() FROM otel.llm_user_spend_daily) = 0
+GROUP BY
+    Day,
+    ServiceName,
+    User;
 
 CREATE TABLE IF NOT EXISTS otel.llm_foreign_cost_hourly_local  ON CLUSTER prod (
     Hour DateTime,
