@@ -78,24 +78,37 @@ GROUP BY
 --     the others (Sonnet 3.7/4/4.5, Opus 4/4.1).
 --   Google: ai.google.dev/gemini-api/docs/caching - implicit caching from 1024 tokens
 --     on Flash models, 4096 on Pro models (2.5 and 3).
--- The models come from the daily rollup (003), a row per day and key, not from every
--- call: v_missed_caching joins this view, and must read only the calls of its window.
+-- Rank orders the rules. A view needing the minimum of its own rows' models computes it
+-- with the lookup below, over these rules only: joining a list of every recorded model
+-- would read the whole history to answer for the models of one window.
+CREATE VIEW IF NOT EXISTS {database}.v_cache_min_rules {cluster} AS
+SELECT
+    tupleElement(Rule, 1) AS Rank,
+    tupleElement(Rule, 2) AS ProviderPattern,
+    tupleElement(Rule, 3) AS ModelPattern,
+    tupleElement(Rule, 4) AS MinCacheTokens
+FROM (
+    SELECT arrayJoin([
+        (1, '^anthropic$', 'opus-4-[56]|haiku-4-5', 4096),
+        (2, '^anthropic$', 'sonnet-4-6|haiku', 2048),
+        (3, '^anthropic$', '', 1024),
+        (4, '^(openai|azure.ai.openai)$', '', 1024),
+        (5, '^gcp[.](gemini|vertex_ai)$', 'pro', 4096),
+        (6, '^gcp[.](gemini|vertex_ai)$', '', 1024)
+    ]) AS Rule
+);
+
+-- The minimum per recorded provider and model (a listing; the views use the lookup:
+--   nullIf(tupleElement(arrayFirst(r -> match(Provider, r.1) AND match(RequestModel, r.2),
+--       (SELECT groupArray((ProviderPattern, ModelPattern, MinCacheTokens)) FROM
+--        (SELECT * FROM v_cache_min_rules ORDER BY Rank))), 3), 0)).
 CREATE VIEW IF NOT EXISTS {database}.v_cache_min_tokens {cluster} AS
-WITH [
-    ('^anthropic$', 'opus-4-[56]|haiku-4-5', 4096),
-    ('^anthropic$', 'sonnet-4-6|haiku', 2048),
-    ('^anthropic$', '', 1024),
-    ('^(openai|azure.ai.openai)$', '', 1024),
-    ('^gcp[.](gemini|vertex_ai)$', 'pro', 4096),
-    ('^gcp[.](gemini|vertex_ai)$', '', 1024)
-] AS Rules
 SELECT
     Provider,
     RequestModel,
-    nullIf(
-        tupleElement(arrayFirst(r -> match(Provider, tupleElement(r, 1)) AND match(RequestModel, tupleElement(r, 2)), Rules), 3),
-        0
-    ) AS MinCacheTokens
+    nullIf(tupleElement(arrayFirst(r -> match(Provider, r.1) AND match(RequestModel, r.2),
+        (SELECT groupArray((ProviderPattern, ModelPattern, MinCacheTokens))
+         FROM (SELECT * FROM {database}.v_cache_min_rules ORDER BY Rank))), 3), 0) AS MinCacheTokens
 FROM (
     SELECT DISTINCT
         Provider,
@@ -155,8 +168,10 @@ SELECT
     s.TopPrefixCalls AS TopPrefixCalls,
     s.TopPrefixCalls / s.AllCalls AS TopPrefixShare,
     s.TopPrefixTokens AS TopPrefixTokens,
-    m.MinCacheTokens AS MinCacheTokens,
-    s.TopPrefixTokens >= m.MinCacheTokens AS PrefixCacheable,
+    nullIf(tupleElement(arrayFirst(r -> match(s.Provider, r.1) AND match(s.RequestModel, r.2),
+        (SELECT groupArray((ProviderPattern, ModelPattern, MinCacheTokens))
+         FROM (SELECT * FROM {database}.v_cache_min_rules ORDER BY Rank))), 3), 0) AS MinCacheTokens,
+    s.TopPrefixTokens >= MinCacheTokens AS PrefixCacheable,
     s.AllInputTokens AS InputTokens,
     s.AllCacheReadTokens AS CacheReadTokens,
     s.AllCacheReadTokens / nullIf(s.AllInputTokens, 0) AS HitRate,
@@ -182,5 +197,4 @@ FROM (
         Endpoint,
         Provider,
         RequestModel
-) AS s
-LEFT JOIN {database}.v_cache_min_tokens AS m ON m.Provider = s.Provider AND m.RequestModel = s.RequestModel;
+) AS s;

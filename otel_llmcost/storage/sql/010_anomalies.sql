@@ -7,6 +7,10 @@
 -- more is flagged and ZScore is NULL. On an endpoint's first day there are no prior
 -- days: PriorMean, PriorStddev and ZScore are NULL (not NaN), so sums skip them.
 -- Kept for the daily dashboard panels; the hourly detectors are v_anomalies (013).
+-- v_spend_anomalies_daily(since_hours = 168): the days of the window, read with the 7 days
+-- before it and no further, so its cost does not grow with retention. An endpoint's history
+-- starts there: one silent for those 7 days counts as new (no prior days) when it returns;
+-- a key new to the whole history is the hourly detectors' new_entity.
 CREATE VIEW IF NOT EXISTS {database}.v_spend_anomalies_daily {cluster} AS
 SELECT
     Day,
@@ -37,6 +41,7 @@ FROM (
             Endpoint,
             sum(CostTotal) AS Spend
         FROM {database}.llm_cost_daily
+        WHERE Day >= toDate(now() - toIntervalHour({since_hours:UInt32})) - 7
         GROUP BY
             Day,
             ServiceName,
@@ -51,7 +56,8 @@ FROM (
         ORDER BY toRelativeDayNum(Day)
         RANGE BETWEEN 7 PRECEDING AND 1 PRECEDING
     )
-);
+)
+WHERE Day >= toDate(now() - toIntervalHour({since_hours:UInt32}));
 
 -- Hourly cache hit rate per endpoint, model and team against the token-weighted hit
 -- rate of the 24 hours before it (hours with input only). Flagged when it fell by half or more,

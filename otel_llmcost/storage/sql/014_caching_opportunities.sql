@@ -43,7 +43,9 @@ SELECT
     g.FirstSeen AS FirstSeen,
     g.LastSeen AS LastSeen,
     p.PrefixTokens AS PrefixTokens,
-    m.MinCacheTokens AS MinCacheTokens,
+    nullIf(tupleElement(arrayFirst(r -> match(g.Provider, r.1) AND match(g.RequestModel, r.2),
+        (SELECT groupArray((ProviderPattern, ModelPattern, MinCacheTokens))
+         FROM (SELECT * FROM {database}.v_cache_min_rules ORDER BY Rank))), 3), 0) AS MinCacheTokens,
     g.Repeats AS ExpectedReads,
     g.Calls - g.Repeats AS ExpectedWrites,
     coalesce(g.InputRate, k.InputRate) AS InputUsdPerToken,
@@ -113,7 +115,6 @@ INNER JOIN (
         ServiceName,
         PrefixHash
 ) AS p ON p.ServiceName = g.ServiceName AND p.PrefixHash = g.PrefixHash
-INNER JOIN {database}.v_cache_min_tokens AS m ON m.Provider = g.Provider AND m.RequestModel = g.RequestModel
 LEFT JOIN (
     -- What the model's own calls paid per cache-read token and per written token above
     -- the input price (NULL when it never read, or never wrote).
@@ -173,7 +174,7 @@ LEFT JOIN (
         Provider,
         RequestModel
 ) AS k ON k.Provider = g.Provider AND k.RequestModel = g.RequestModel
-WHERE p.PrefixTokens >= m.MinCacheTokens
+WHERE p.PrefixTokens >= MinCacheTokens
     AND g.Repeats >= 1
     AND (EstSavings IS NULL OR EstSavings >= 0);
 

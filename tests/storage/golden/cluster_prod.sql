@@ -1140,22 +1140,30 @@ GROUP BY
     ServiceName,
     PrefixHash;
 
+CREATE VIEW IF NOT EXISTS otel.v_cache_min_rules  ON CLUSTER prod AS
+SELECT
+    tupleElement(Rule, 1) AS Rank,
+    tupleElement(Rule, 2) AS ProviderPattern,
+    tupleElement(Rule, 3) AS ModelPattern,
+    tupleElement(Rule, 4) AS MinCacheTokens
+FROM (
+    SELECT arrayJoin([
+        (1, '^anthropic$', 'opus-4-[56]|haiku-4-5', 4096),
+        (2, '^anthropic$', 'sonnet-4-6|haiku', 2048),
+        (3, '^anthropic$', '', 1024),
+        (4, '^(openai|azure.ai.openai)$', '', 1024),
+        (5, '^gcp[.](gemini|vertex_ai)$', 'pro', 4096),
+        (6, '^gcp[.](gemini|vertex_ai)$', '', 1024)
+    ]) AS Rule
+);
+
 CREATE VIEW IF NOT EXISTS otel.v_cache_min_tokens  ON CLUSTER prod AS
-WITH [
-    ('^anthropic$', 'opus-4-[56]|haiku-4-5', 4096),
-    ('^anthropic$', 'sonnet-4-6|haiku', 2048),
-    ('^anthropic$', '', 1024),
-    ('^(openai|azure.ai.openai)$', '', 1024),
-    ('^gcp[.](gemini|vertex_ai)$', 'pro', 4096),
-    ('^gcp[.](gemini|vertex_ai)$', '', 1024)
-] AS Rules
 SELECT
     Provider,
     RequestModel,
-    nullIf(
-        tupleElement(arrayFirst(r -> match(Provider, tupleElement(r, 1)) AND match(RequestModel, tupleElement(r, 2)), Rules), 3),
-        0
-    ) AS MinCacheTokens
+    nullIf(tupleElement(arrayFirst(r -> match(Provider, r.1) AND match(RequestModel, r.2),
+        (SELECT groupArray((ProviderPattern, ModelPattern, MinCacheTokens))
+         FROM (SELECT * FROM otel.v_cache_min_rules ORDER BY Rank))), 3), 0) AS MinCacheTokens
 FROM (
     SELECT DISTINCT
         Provider,
@@ -1209,8 +1217,10 @@ SELECT
     s.TopPrefixCalls AS TopPrefixCalls,
     s.TopPrefixCalls / s.AllCalls AS TopPrefixShare,
     s.TopPrefixTokens AS TopPrefixTokens,
-    m.MinCacheTokens AS MinCacheTokens,
-    s.TopPrefixTokens >= m.MinCacheTokens AS PrefixCacheable,
+    nullIf(tupleElement(arrayFirst(r -> match(s.Provider, r.1) AND match(s.RequestModel, r.2),
+        (SELECT groupArray((ProviderPattern, ModelPattern, MinCacheTokens))
+         FROM (SELECT * FROM otel.v_cache_min_rules ORDER BY Rank))), 3), 0) AS MinCacheTokens,
+    s.TopPrefixTokens >= MinCacheTokens AS PrefixCacheable,
     s.AllInputTokens AS InputTokens,
     s.AllCacheReadTokens AS CacheReadTokens,
     s.AllCacheReadTokens / nullIf(s.AllInputTokens, 0) AS HitRate,
@@ -1236,8 +1246,7 @@ FROM (
         Endpoint,
         Provider,
         RequestModel
-) AS s
-LEFT JOIN otel.v_cache_min_tokens AS m ON m.Provider = s.Provider AND m.RequestModel = s.RequestModel;
+) AS s;
 
 CREATE VIEW IF NOT EXISTS otel.v_rate_limit_pressure  ON CLUSTER prod AS
 SELECT
@@ -1805,6 +1814,7 @@ FROM (
             Endpoint,
             sum(CostTotal) AS Spend
         FROM otel.llm_cost_daily
+        WHERE Day >= toDate(now() - toIntervalHour({since_hours:UInt32})) - 7
         GROUP BY
             Day,
             ServiceName,
@@ -1819,7 +1829,8 @@ FROM (
         ORDER BY toRelativeDayNum(Day)
         RANGE BETWEEN 7 PRECEDING AND 1 PRECEDING
     )
-);
+)
+WHERE Day >= toDate(now() - toIntervalHour({since_hours:UInt32}));
 
 CREATE VIEW IF NOT EXISTS otel.v_cache_hit_drops_hourly  ON CLUSTER prod AS
 SELECT
@@ -3551,7 +3562,9 @@ SELECT
     g.FirstSeen AS FirstSeen,
     g.LastSeen AS LastSeen,
     p.PrefixTokens AS PrefixTokens,
-    m.MinCacheTokens AS MinCacheTokens,
+    nullIf(tupleElement(arrayFirst(r -> match(g.Provider, r.1) AND match(g.RequestModel, r.2),
+        (SELECT groupArray((ProviderPattern, ModelPattern, MinCacheTokens))
+         FROM (SELECT * FROM otel.v_cache_min_rules ORDER BY Rank))), 3), 0) AS MinCacheTokens,
     g.Repeats AS ExpectedReads,
     g.Calls - g.Repeats AS ExpectedWrites,
     coalesce(g.InputRate, k.InputRate) AS InputUsdPerToken,
@@ -3621,7 +3634,6 @@ INNER JOIN (
         ServiceName,
         PrefixHash
 ) AS p ON p.ServiceName = g.ServiceName AND p.PrefixHash = g.PrefixHash
-INNER JOIN otel.v_cache_min_tokens AS m ON m.Provider = g.Provider AND m.RequestModel = g.RequestModel
 LEFT JOIN (
     -- What the model's own calls paid per cache-read token and per written token above
     -- the input price (NULL when it never read, or never wrote).
@@ -3681,7 +3693,7 @@ LEFT JOIN (
         Provider,
         RequestModel
 ) AS k ON k.Provider = g.Provider AND k.RequestModel = g.RequestModel
-WHERE p.PrefixTokens >= m.MinCacheTokens
+WHERE p.PrefixTokens >= MinCacheTokens
     AND g.Repeats >= 1
     AND (EstSavings IS NULL OR EstSavings >= 0);
 
