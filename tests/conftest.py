@@ -19,7 +19,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from otel_llmcost import LLMCostInstrumentor, runtime
 from otel_llmcost.demo.fakes import FakeLLMServer
 from otel_llmcost.pricing import Pricer
-from tests.helpers.chdb import chdb_dsn, migrated_client
+from tests.helpers.chdb import copy_migrated, fresh_client
 
 # pytest-xdist workers inherit COLUMNS=80, and rich fixes a console's width from COLUMNS
 # when it is created (the CLI's, at import): tests that set COLUMNS for one command
@@ -34,7 +34,20 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption("--runslow", action="store_true", default=False, help="run long soaks and benchmarks")
 
 
+# Modules whose tests take the longest (each benchmark runs subprocesses for minutes on a
+# slow machine): run first, so that under -n the workers end on short tests together
+# instead of one worker finishing a benchmark alone while the other has nothing left.
+# A stable sort: each module's tests stay together and in their order.
+_RUN_FIRST = ("tests/test_benchmarks_", "tests/reliability/")
+
+
+def _run_order(item: pytest.Item) -> int:
+    path = item.nodeid.replace("\\", "/")
+    return next((i for i, prefix in enumerate(_RUN_FIRST) if path.startswith(prefix)), len(_RUN_FIRST))
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    items.sort(key=_run_order)
     if config.getoption("--runslow"):
         return
     skip = pytest.mark.skip(reason="slow: run with --runslow")
@@ -144,7 +157,7 @@ def _migrate_options(request: pytest.FixtureRequest) -> dict[str, Any]:
 @pytest.fixture
 def chdb_client(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Any]:
     """A fresh migrated database (``otel``) for one test, for tests that read every row."""
-    with migrated_client(chdb_dsn(tmp_path), **_migrate_options(request)) as client:
+    with fresh_client(tmp_path, **_migrate_options(request)) as client:
         yield client
 
 
@@ -152,7 +165,7 @@ def chdb_client(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Any]
 def chdb_module_client(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     """One migrated database shared by a module's tests (opening and migrating takes ~0.5 s);
     the tests keep apart by each using its own ServiceName."""
-    with migrated_client(chdb_dsn(tmp_path_factory.mktemp("chdb")), **_migrate_options(request)) as client:
+    with fresh_client(tmp_path_factory.mktemp("chdb"), **_migrate_options(request)) as client:
         yield client
 
 
@@ -160,7 +173,4 @@ def chdb_module_client(request: pytest.FixtureRequest, tmp_path_factory: pytest.
 def chdb_module_dsn(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> str:
     """The DSN of a migrated database shared by a module, with no client left open: for
     modules whose code under test opens the path itself (the CLI)."""
-    dsn = chdb_dsn(tmp_path_factory.mktemp("chdb"))
-    with migrated_client(dsn, **_migrate_options(request)):
-        pass
-    return dsn
+    return copy_migrated(tmp_path_factory.mktemp("chdb"), **_migrate_options(request))
