@@ -54,6 +54,8 @@ class VariantResult:
     attributes: dict[str, int] = field(default_factory=dict)
     spans_per_call: dict[str, float] = field(default_factory=dict)
     metric_points: int = 0
+    startup_cpu_ms: float | None = None  # min over runs: CPU from process start until instrumented
+    maxrss_mb: float | None = None  # min over runs: peak RSS of the worker after its calls
 
 
 def _parse(stdout: str) -> dict[str, Any] | None:
@@ -127,6 +129,9 @@ def measure_wall(
                 continue
             res.status, res.version, res.sdk_version = "ok", data["version"], data["sdk_version"]
             res.metric_points = max(res.metric_points, data.get("metric_points", 0))
+            for key in ("startup_cpu_ms", "maxrss_mb"):
+                if data.get(key) is not None:
+                    setattr(res, key, min(getattr(res, key) or data[key], data[key]))
             for sc in data["scenarios"]:
                 name = sc["scenario"]
                 best = sc["min_us"]

@@ -24,6 +24,7 @@ import gc
 import json
 import operator
 import os
+import resource
 import statistics
 import sys
 import time
@@ -368,6 +369,9 @@ def main() -> int:
         emit({"status": "not installed", "detail": str(exc)})
         return NOT_INSTALLED
 
+    # Start-up: CPU of this process from its start until instrumented (interpreter, SDK,
+    # OpenTelemetry SDK and the variant's imports and instrument()); the bare variant is the baseline.
+    startup_cpu_ms = time.process_time() * 1000
     scenarios = [run_scenario(args, s, exporter) for s in args.scenarios.split(",") if s]
     emit(
         {
@@ -378,6 +382,8 @@ def main() -> int:
             "version": variant_version,
             "scenarios": scenarios,
             "metric_points": measure_metrics(reader),
+            "startup_cpu_ms": startup_cpu_ms,
+            "maxrss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         }
     )
     return 0
