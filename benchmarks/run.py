@@ -93,6 +93,7 @@ SIZES = {
         "startup_args": ["--quick"],
         "memory_args": ["--quick"],
         "ingest": (4_000, 3),
+        "panel_args": ["--rows", "20000", "--repeats", "1"],
     },
     # The test's size (LLMCOST_BENCH_TINY=1 with --quick): keeps the code alive in CI in seconds.
     "tiny": {
@@ -110,6 +111,7 @@ SIZES = {
         "startup_args": ["--runs", "1", "--no-importtime"],
         "memory_args": ["--calls", "50", "--rounds", "1"],
         "ingest": (1_000, 1),
+        "panel_args": ["--rows", "2000", "--users", "200", "--repeats", "1", "--ranges", "7d"],
     },
     "full": {
         "calls": 200,
@@ -127,6 +129,7 @@ SIZES = {
         "startup_args": [],
         "memory_args": [],
         "ingest": (20_000, 3),
+        "panel_args": ["--rows", "10000000", "--repeats", "2"],
     },
 }
 
@@ -355,6 +358,11 @@ def _queries(ctx: Context) -> Any:
     return queries
 
 
+def _panels(ctx: Context) -> Any:
+    # This interpreter: the panels are otel-llmcost's own SQL on chdb, no peer involved.
+    return _subprocess_section([sys.executable, str(HERE / "panel_bench.py"), *ctx.size["panel_args"]], timeout=7200)
+
+
 def _growth(ctx: Context) -> Any:
     queries = ctx.results.get("queries") or [query_bench.measure(ctx.size["query_rows"][0])]
     return run_growth(ctx.python, ctx.size, queries)
@@ -369,6 +377,7 @@ SECTIONS: list[Section] = [
     Section("exporter", "3. Exporter throughput (LLMCostSpanExporter vs plain clickhouse-connect insert)", _exporter),
     Section("ingest", "3a. Ingest: spool into chdb, against a bulk insert of the same rows", _ingest),
     Section("queries", "4. Query speed: rollups/views vs raw otel_traces maps", _queries),
+    Section("panels", "4b. Storage: rows and bytes per table, every dashboard panel at 1 h, 7 d and 30 d", _panels),
     Section("growth", "5. Cost growth: prompt size, stream length, data size (vs bare, same run)", _growth),
 ]
 
