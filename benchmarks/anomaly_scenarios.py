@@ -211,7 +211,8 @@ def new_detections(client, t: datetime, e: datetime) -> dict[str, list[tuple]]:
 def old_detections(client, e: datetime) -> dict[str, set[str]]:
     out: dict[str, set[str]] = {}
     for (svc,) in client.query(
-        f"SELECT DISTINCT ServiceName FROM {DB}.v_spend_anomalies_daily WHERE Flagged AND Day >= {{d:Date}}",
+        f"SELECT DISTINCT ServiceName FROM {DB}.v_spend_anomalies_daily(since_hours = "
+        "toUInt32(greatest(24, dateDiff('hour', toDateTime({d:Date}), now()) + 24))) WHERE Flagged AND Day >= {d:Date}",
         parameters={"d": e.date()},
     ).result_rows:
         out.setdefault(svc, set()).add("spend")
@@ -248,7 +249,8 @@ def run(quick: bool) -> dict:
             parameters={"e": e},
         ).result_rows[0][0]
         old_fp = client.query(
-            f"SELECT countIf(Flagged), count() FROM {DB}.v_spend_anomalies_daily WHERE Day < {{d:Date}} "
+            f"SELECT countIf(Flagged), count() FROM {DB}.v_spend_anomalies_daily(since_hours = "
+            "toUInt32(greatest(24, dateDiff('hour', toDateTime({d:Date} - 14), now()) + 24))) WHERE Day < {d:Date} "
             "AND Day >= {d:Date} - 14",
             parameters={"d": e.date()},
         ).result_rows[0]

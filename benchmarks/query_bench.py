@@ -140,11 +140,12 @@ FROM (
 RAW = {
     "spend_by_endpoint": """
 SELECT ServiceName, Endpoint, sum(Calls) AS Calls, sum(Errors) AS Errors, sum(InputTokens) AS InputTokens,
-    sum(OutputTokens) AS OutputTokens, round(sum(Cost), 6) AS CostUsd,
-    round(sum(Cost) / nullIf(Calls, 0), 6) AS CostPerCallUsd, round(max(P99), 1) AS WorstHourP99Ms
+    sum(OutputTokens) AS OutputTokens, sum(Unpriced) AS UnpricedCalls, round(sum(Cost), 6) AS CostUsd,
+    round(sum(Cost) / nullIf(Calls - UnpricedCalls, 0), 6) AS CostPerCallUsd, round(max(P99), 1) AS WorstHourP99Ms
 FROM (
     SELECT ServiceName, SpanAttributes['llmcost.endpoint'] AS Endpoint, toStartOfHour(Timestamp) AS Hour,
         count() AS Calls, countIf(StatusCode = 'Error' OR SpanAttributes['error.type'] != '') AS Errors,
+        countIf(lower(SpanAttributes['llmcost.unpriced']) IN ('true', '1')) AS Unpriced,
         sum(toUInt64OrZero(SpanAttributes['gen_ai.usage.input_tokens'])) AS InputTokens,
         sum(toUInt64OrZero(SpanAttributes['gen_ai.usage.output_tokens'])) AS OutputTokens,
         sum(toFloat64OrZero(SpanAttributes['llmcost.cost.total'])) AS Cost,
@@ -344,7 +345,7 @@ def run_one(
         timed = TimedClient(client)
         checks = {
             # name: (report, key columns, columns compared)
-            "spend_by_endpoint": ("spend_by_endpoint", 2, [2, 3, 4, 5, 6]),
+            "spend_by_endpoint": ("spend_by_endpoint", 2, [2, 3, 4, 5, 6, 7, 8]),
             "spend_by_model": ("spend_by_model", 2, [2, 3, 4, 5, 6, 7]),
             "cache_efficiency": ("cache_efficiency", 3, [3, 4, 5, 6, 7, 8, 9]),
             "rate_limits": ("rate_limits", 3, [3, 4, 6, 7, 8]),
