@@ -22,6 +22,10 @@ from tests.helpers.span_rows import HOUR_NS, call_row, now_ns
 DB = "otel"
 
 
+# The daily spend detector over the last year: every scripted day is inside it.
+SPEND_DAILY = "otel.v_spend_anomalies_daily(since_hours = 8760)"
+
+
 # --- migrations ---------------------------------------------------------------------------
 
 
@@ -502,7 +506,7 @@ def test_spend_anomaly_flags_the_day_10_spike_and_not_the_noise(chdb_module_clie
     insert_spans(chdb_module_client, rows)
     flagged = q(
         chdb_module_client,
-        "SELECT Endpoint, Day, PriorDays FROM otel.v_spend_anomalies_daily(since_hours = 8760) WHERE ServiceName = {s:String} AND Flagged",
+        "SELECT Endpoint, Day, PriorDays FROM " + SPEND_DAILY + " WHERE ServiceName = {s:String} AND Flagged",
         s=svc,
     )
     spike_day = dt.datetime.fromtimestamp(_local_noon(4) / 1e9).date()
@@ -510,7 +514,7 @@ def test_spend_anomaly_flags_the_day_10_spike_and_not_the_noise(chdb_module_clie
     # the first 7 days lack history and are never flagged
     early = q(
         chdb_module_client,
-        "SELECT count() FROM otel.v_spend_anomalies_daily(since_hours = 8760) WHERE ServiceName = {s:String} AND PriorDays < 7 AND Flagged",
+        "SELECT count() FROM " + SPEND_DAILY + " WHERE ServiceName = {s:String} AND PriorDays < 7 AND Flagged",
         s=svc,
     )
     assert early == [(0,)]
@@ -523,8 +527,9 @@ def test_spend_anomaly_counts_days_without_calls_as_zero(chdb_module_client):
     insert_spans(chdb_module_client, rows)
     got = q(
         chdb_module_client,
-        "SELECT PriorDays, round(PriorMean, 4), Flagged FROM otel.v_spend_anomalies_daily(since_hours = 8760)"
-        " WHERE ServiceName = {s:String} AND Day = {d:Date}",
+        "SELECT PriorDays, round(PriorMean, 4), Flagged FROM "
+        + SPEND_DAILY
+        + " WHERE ServiceName = {s:String} AND Day = {d:Date}",
         s=svc,
         d=dt.datetime.fromtimestamp(_local_noon(3) / 1e9).date(),
     )
@@ -589,14 +594,15 @@ def test_spend_anomaly_first_day_has_null_not_nan_prior(chdb_module_client):
     insert_spans(chdb_module_client, [call_row(svc, _local_noon(1), endpoint="/e", cost_total=2.0)])
     got = q(
         chdb_module_client,
-        "SELECT PriorDays, PriorMean, PriorStddev, ZScore, Flagged FROM otel.v_spend_anomalies_daily(since_hours = 8760)"
-        " WHERE ServiceName = {s:String}",
+        "SELECT PriorDays, PriorMean, PriorStddev, ZScore, Flagged FROM "
+        + SPEND_DAILY
+        + " WHERE ServiceName = {s:String}",
         s=svc,
     )
     assert got == [(0, None, None, None, 0)]
     summed = q(
         chdb_module_client,
-        "SELECT sum(PriorMean) FROM otel.v_spend_anomalies_daily(since_hours = 8760) WHERE ServiceName = {s:String}",
+        "SELECT sum(PriorMean) FROM " + SPEND_DAILY + " WHERE ServiceName = {s:String}",
         s=svc,
     )
     assert summed == [(0.0,)] or summed == [(None,)]  # never NaN
