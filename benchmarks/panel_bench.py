@@ -205,9 +205,10 @@ def render(result: dict[str, Any]) -> str:
     if result.get("status") != "ok":
         return f"panel benchmark failed: {result.get('detail')}"
     verdict = summary(result)
+    timing = f"best of {result['repeats']}" if result["repeats"] else "rows read only, not timed"
     lines = [
         f"{result['calls']:,} calls generated in {result['generate_s']:.0f} s; {verdict['panels']} panels,"
-        f" best of {result['repeats']}; then {result['old_calls']:,} calls 60-150 days old for the retention check.",
+        f" {timing}; then {result['old_calls']:,} calls 60-150 days old for the retention check.",
         f"Over {BUDGET_S:g} s (wall and CPU) at {BUDGET_RANGE}: {', '.join(verdict['over_budget']) or 'none'}."
         f" Rows read at {BUDGET_RANGE} grew with older data: {', '.join(verdict['grows_with_retention']) or 'none'}."
         f" Failing: {', '.join(verdict['failing']) or 'none'}.",
