@@ -37,6 +37,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 import query_bench  # noqa: E402
+import storage_bytes  # noqa: E402
 
 DB = query_bench.DB
 RANGES = {"1h": 3600, "7d": 7 * 86400, "30d": 30 * 86400}
@@ -62,11 +63,15 @@ def _merge_rollups(client: Any) -> None:
 
 def _table_sizes(client: Any, calls: int) -> dict[str, dict[str, float]]:
     """Rows, calls per row and compressed bytes per row of every table holding data."""
-    rows = client.query(
-        f"SELECT table, sum(rows), sum(data_compressed_bytes) FROM system.parts"
-        f" WHERE database = '{DB}' AND active GROUP BY table ORDER BY table"
-    ).result_rows
-    return {table: {"rows": n, "calls_per_row": calls / n, "bytes_per_row": size / n} for table, n, size in rows if n}
+    return {
+        t["table"]: {
+            "rows": t["rows"],
+            "calls_per_row": calls / t["rows"],
+            "bytes_per_row": t["compressed"] / t["rows"],
+        }
+        for t in storage_bytes.sizes(client, DB)["tables"]
+        if t["rows"]
+    }
 
 
 def _rows_read(client: Any, sql: str) -> int:
