@@ -9,7 +9,9 @@ case; against a real API a call takes 100-1000x longer and the ratio vanishes.
 The prompt is a typical RAG chat turn: a ~350-token system prompt, two tools, ~1,500
 tokens of marked context, ten turns of history and a new user message every call.
 "warm" is the steady state (the stable parts were seen before, only the latest
-message is encoded); "cold" counts everything from scratch every call.
+message is encoded); "cold" counts everything from scratch every call. Both counters
+(``OTEL_LLMCOST_PROMPT_COUNTER``: ``bytes``, the default, and ``tiktoken``) run in the
+same rounds.
 """
 
 from __future__ import annotations
@@ -25,6 +27,8 @@ from otel_llmcost import LLMCostInstrumentor
 from otel_llmcost.demo.fakes import FakeLLMServer, openai_client
 from otel_llmcost.instrumentation.anatomy import Anatomy
 from otel_llmcost.providers.base import PromptView
+
+COUNTERS = ("bytes", "tiktoken")
 
 SYSTEM = "You are the support assistant of ACME Corp. " + "Follow the policy: be brief, cite sources. " * 40
 TOOLS = [
@@ -79,39 +83,47 @@ def main() -> None:
 
     fake = FakeLLMServer()
     client = openai_client(fake)
-    anatomy = Anatomy()
+    anatomies = {counter: Anatomy(counter=counter) for counter in COUNTERS}
 
     def bare(i: int) -> object:
         return client.chat.completions.create(model="gpt-4o-mini", messages=messages(i), tools=TOOLS)
 
-    def warm(i: int) -> object:
-        return anatomy.breakdown(PromptView(messages=messages(i), tools=TOOLS), "gpt-4o-mini")
+    def counting(anatomy: Anatomy, cold: bool) -> Callable[[int], object]:
+        def count(i: int) -> object:
+            if cold:
+                anatomy._counts.clear()
+            return anatomy.breakdown(PromptView(messages=messages(i), tools=TOOLS), "gpt-4o-mini")
 
-    def cold(i: int) -> object:
-        anatomy._counts.clear()
-        return warm(i)
+        return count
 
     # Interleaved rounds, medians: the machine's load drifts less between neighbours.
     instrumentor = LLMCostInstrumentor()
-    samples: dict[str, list[float]] = {"bare": [], "warm": [], "cold": [], "off": [], "on": []}
+    samples: dict[str, list[float]] = {}
     for _ in range(5):
-        samples["bare"].append(per_call_us(bare, calls, repeats=1))
-        samples["warm"].append(per_call_us(warm, calls, repeats=1))
-        samples["cold"].append(per_call_us(cold, max(calls // 10, 20), repeats=1))
-        for setting in ("off", "on"):
-            instrumentor.instrument(tracer_provider=TracerProvider(), prompt_anatomy=setting, hash_prompts=False)
-            samples[setting].append(per_call_us(bare, calls, repeats=1))
+        samples.setdefault("bare", []).append(per_call_us(bare, calls, repeats=1))
+        for counter, anatomy in anatomies.items():
+            samples.setdefault(f"warm {counter}", []).append(per_call_us(counting(anatomy, False), calls, repeats=1))
+            samples.setdefault(f"cold {counter}", []).append(
+                per_call_us(counting(anatomy, True), max(calls // 10, 20), repeats=1)
+            )
+        for setting in ("off", *COUNTERS):
+            options = {"prompt_anatomy": "off"} if setting == "off" else {"prompt_counter": setting}
+            instrumentor.instrument(tracer_provider=TracerProvider(), hash_prompts=False, **options)
+            samples.setdefault(f"instrumented {setting}", []).append(per_call_us(bare, calls, repeats=1))
             instrumentor.uninstrument()
-    bare_us, warm_us, cold_us = (statistics.median(samples[k]) for k in ("bare", "warm", "cold"))
-    results = {k: statistics.median(samples[k]) for k in ("off", "on")}
+    median = {name: statistics.median(values) for name, values in samples.items()}
+    bare_us, off_us = median["bare"], median["instrumented off"]
 
-    print(f"prompt: {sum(anatomy.breakdown(PromptView(messages=messages(0), tools=TOOLS), 'gpt-4o-mini'))} tokens")
+    prompt = PromptView(messages=messages(0), tools=TOOLS)
+    print(f"prompt: {sum(anatomies['tiktoken'].breakdown(prompt, 'gpt-4o-mini'))} tokens (o200k)")
     print(f"bare SDK call (fake provider, uninstrumented): {bare_us:8.1f} us/call")
-    print(f"anatomy, warm (stable prefix cached):           {warm_us:8.1f} us/call  ({warm_us / bare_us:6.1%} of bare)")
-    print(f"anatomy, cold (everything encoded):             {cold_us:8.1f} us/call  ({cold_us / bare_us:6.1%} of bare)")
-    print(f"instrumented call, anatomy off:                 {results['off']:8.1f} us/call")
-    extra = results["on"] - results["off"]
-    print(f"instrumented call, anatomy on:                  {results['on']:8.1f} us/call  (+{extra:.1f} us)")
+    print(f"instrumented call, anatomy off:                 {off_us:8.1f} us/call")
+    for counter in COUNTERS:
+        warm_us, cold_us, on_us = (median[f"{kind} {counter}"] for kind in ("warm", "cold", "instrumented"))
+        print(f"counter {counter}:")
+        print(f"  anatomy, warm (stable prefix cached): {warm_us:8.1f} us/call  ({warm_us / bare_us:6.1%} of bare)")
+        print(f"  anatomy, cold (everything counted):   {cold_us:8.1f} us/call  ({cold_us / bare_us:6.1%} of bare)")
+        print(f"  instrumented call, anatomy on:       {on_us:8.1f} us/call  (+{on_us - off_us:.1f} us)")
 
 
 if __name__ == "__main__":

@@ -124,6 +124,7 @@ def _byte_limit(value: Any) -> int:
 
 
 BUDGETS_INVALID_MODES = ("fail_closed", "disabled")
+PROMPT_COUNTERS = ("bytes", "tiktoken")
 DEFAULT_MAX_PLAUSIBLE_TOKENS = 10_000_000
 
 
@@ -134,6 +135,13 @@ def _budgets_invalid(value: Any) -> str:
             f"OTEL_LLMCOST_BUDGETS_INVALID must be one of {', '.join(BUDGETS_INVALID_MODES)}, got {value!r}"
         )
     return mode
+
+
+def _prompt_counter(value: Any) -> str:
+    counter = str(value).strip().lower()
+    if counter not in PROMPT_COUNTERS:
+        raise ValueError(f"OTEL_LLMCOST_PROMPT_COUNTER must be one of {', '.join(PROMPT_COUNTERS)}, got {value!r}")
+    return counter
 
 
 def default_home(environ: Mapping[str, str] | None = None) -> Path:
@@ -200,6 +208,16 @@ OPTIONS: tuple[Option, ...] = (
         "prompt tokens by component (`llmcost.prompt.component.*`): `on`, `off` or a sample rate such as `0.1`",
         "instrumentation",
         parse=parse_rate,
+    ),
+    Option(
+        "prompt_counter",
+        "OTEL_LLMCOST_PROMPT_COUNTER",
+        "bytes",
+        "how prompt anatomy and declared evidence count prompt tokens:"
+        " `bytes` (a token per 4 bytes of UTF-8) or `tiktoken` (exact for OpenAI models, about +80 MB of"
+        " memory per process for the vocabulary)",
+        "instrumentation",
+        parse=_prompt_counter,
     ),
     Option(
         "user_hash_key",
@@ -387,6 +405,7 @@ class Settings:
     estimate_missing_usage: bool = True
     hash_prompts: bool = True
     prompt_anatomy: float = 1.0
+    prompt_counter: str = "bytes"
     user_hash_key: str | None = None
     emit_draft_cost: bool = False
     limiters: tuple[str, ...] = ()

@@ -1,8 +1,12 @@
 """Prompt anatomy: where the input tokens of a call go.
 
-Each traced call gets ``llmcost.prompt.component.{system,tools,context,history,latest}``,
-prompt tokens counted offline with tiktoken (:mod:`.tokens`; o200k/cl100k
-for OpenAI models, o200k as an estimate for other providers' models):
+Each traced call gets ``llmcost.prompt.component.{system,tools,context,history,latest}``:
+the prompt's input tokens split by component. Each component is counted locally, by
+default at a token per 4 bytes of UTF-8 (:func:`.tokens.estimate_text`; with
+``OTEL_LLMCOST_PROMPT_COUNTER=tiktoken``, o200k/cl100k for OpenAI models and o200k as an
+estimate for others, at ~80 MB of memory per process), and when the call ends the counts
+are scaled to the input tokens the provider reported (:func:`scaled`): the components add
+up to ``gen_ai.usage.input_tokens``, and only the split is an estimate.
 
 ``system``
     system/developer messages and the system prompt given apart from them (Anthropic's
@@ -28,9 +32,9 @@ for OpenAI models, o200k as an estimate for other providers' models):
 ``latest``
     the last message (unmarked parts) and the reply primer.
 
-The components add up to the prompt estimate (chat-format overhead per message
-included, as :func:`otel_llmcost.instrumentation.tokens.count_messages` counts it),
-which is also the input side of the budgets' pre-call estimate.
+Unscaled, the components add up to the prompt estimate (chat-format overhead per message
+included, as :func:`otel_llmcost.instrumentation.tokens.count_messages` counts it), which
+is the input side of the budgets' pre-call estimate and what a failed call records.
 
 Speed: counts are memoised per distinct text (by hash and length, so the cache holds
 integers, never prompt text), and the stable part of a prompt — system prompt, tools,
@@ -56,7 +60,7 @@ from typing import Any
 from .. import semconv
 from ..providers.base import PromptView
 from ..providers.fields import plain, to_json
-from .tokens import TOKENS_PER_MESSAGE, TOKENS_REPLY_PRIMER, encoding_name_for_model, get_encoding
+from .tokens import TOKENS_PER_MESSAGE, TOKENS_REPLY_PRIMER, encoding_name_for_model, estimate_text, get_encoding
 
 ATTRIBUTES = tuple(semconv.PROMPT_COMPONENT_PREFIX + name for name in semconv.PROMPT_COMPONENTS)
 SYSTEM, TOOLS, CONTEXT, HISTORY, LATEST = range(5)
@@ -64,15 +68,17 @@ _SYSTEM_ROLES = ("system", "developer")
 _CONTEXT_PART_TYPES = ("document", "search_result")
 _CONTEXT_TAGS = ("<context", "<document", "<retrieved")
 _CACHE_MAX = 8192
+BYTES = "bytes"  # the counter that needs no vocabulary (tokens.estimate_text)
 
 
 class Anatomy:
     """Counts prompt components; one per process. ``rate`` is the share of calls counted."""
 
-    __slots__ = ("rate", "_counts", "_random", "_prefixes", "_requests")
+    __slots__ = ("rate", "counter", "_counts", "_random", "_prefixes", "_requests")
 
-    def __init__(self, rate: float = 1.0) -> None:
+    def __init__(self, rate: float = 1.0, counter: str = "bytes") -> None:
         self.rate = rate
+        self.counter = counter  # "bytes" or "tiktoken": OTEL_LLMCOST_PROMPT_COUNTER
         self._counts: dict[tuple[int, int, int], int] = {}
         self._random = random.Random()
         # (prefix hash, encoding) -> components of everything before the last message;
@@ -92,12 +98,16 @@ class Anatomy:
     def measure(self, prompt: PromptView, model: str) -> tuple[list[int], int]:
         """(breakdown, prefix tokens): the prefix is everything before the last message,
         what ``llmcost.prompt.prefix_hash`` covers and a provider can cache."""
-        parts, prefix, _ = self._measure(prompt, encoding_name_for_model(model))
+        parts, prefix, _ = self._measure(prompt, self._encoding_name(model))
         return parts, prefix
+
+    def _encoding_name(self, model: str) -> str:
+        """The cache key of a model's counting: one for every model when counting bytes."""
+        return encoding_name_for_model(model) if self.counter == "tiktoken" else BYTES
 
     def _measure(self, prompt: PromptView, encoding_name: str) -> tuple[list[int], int, tuple[int, ...]]:
         """(breakdown, prefix tokens, the components of the prefix alone)."""
-        count = self._counter(get_encoding(encoding_name))
+        count = self._counter(encoding_name)
         parts = [0, 0, 0, 0, 0]
         if prompt.system is not None:
             parts[SYSTEM] += _strings(prompt.system, count)
@@ -119,7 +129,7 @@ class Anatomy:
     ) -> tuple[list[int], int]:
         """:meth:`measure`, remembered by the call's request hash, and the prefix's
         components by its prefix hash (None: the prompt has no prefix, all zeros)."""
-        encoding_name = encoding_name_for_model(model)
+        encoding_name = self._encoding_name(model)
         requests = self._requests
         key = (request_key, encoding_name)
         known = requests.get(key)
@@ -140,7 +150,7 @@ class Anatomy:
             prefix = sum(parts)
             messages = prompt.messages
             if messages:
-                _message(messages[-1], LATEST, self._counter(get_encoding(encoding_name)), parts)
+                _message(messages[-1], LATEST, self._counter(encoding_name), parts)
             parts[LATEST] += TOKENS_REPLY_PRIMER
         if len(requests) >= _CACHE_MAX:
             requests.clear()
@@ -172,7 +182,10 @@ class Anatomy:
             attrs[semconv.PROMPT_PREFIX_TOKENS] = prefix
         return attrs
 
-    def _counter(self, encoding: Any) -> Callable[[str], int]:
+    def _counter(self, encoding_name: str) -> Callable[[str], int]:
+        if encoding_name == BYTES:
+            return estimate_text  # cheaper than a memo lookup
+        encoding = get_encoding(encoding_name)
         counts = self._counts
         encode = encoding.encode
         tag = id(encoding)
@@ -190,6 +203,26 @@ class Anatomy:
             return n
 
         return count
+
+
+def scaled(components: dict[str, int], input_tokens: int) -> dict[str, int]:
+    """``components`` (what :meth:`Anatomy.attributes` returned) scaled to add up to
+    ``input_tokens``, the call's input as the provider reported it: the local count only
+    splits the prompt (images, audio and the provider's own rendering of tools are in the
+    bill and not in the text). The prefix scales with them; rounding goes to the largest."""
+    counted = 0
+    for name in ATTRIBUTES:
+        counted += components[name]
+    if counted <= 0 or input_tokens <= 0 or counted == input_tokens:
+        return components
+    factor = input_tokens / counted
+    result = {name: round(components[name] * factor) for name in ATTRIBUTES}
+    largest = max(ATTRIBUTES, key=result.__getitem__)
+    result[largest] += input_tokens - sum(result.values())
+    prefix = components.get(semconv.PROMPT_PREFIX_TOKENS)
+    if prefix:
+        result[semconv.PROMPT_PREFIX_TOKENS] = min(round(prefix * factor), input_tokens)
+    return result
 
 
 def claim_context(parts: list[int], evidence_tokens: int) -> None:

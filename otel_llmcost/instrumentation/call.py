@@ -37,6 +37,7 @@ from ..config import Settings
 from ..pricing import Cost, Pricer, Usage
 from ..providers.base import Attempt, Provider, Request, ResponseRecord
 from . import attributes
+from .anatomy import scaled
 from .metrics import Instruments
 from .tokens import count_parts, count_prompt, count_texts
 
@@ -82,6 +83,7 @@ class LLMCall:
         "hops",
         "metric_dimensions",
         "reservation",
+        "anatomy",
         "answered",
         "ended",
         "_context_token",
@@ -119,6 +121,7 @@ class LLMCall:
         self.hops = 0
         self.metric_dimensions: dict[str, str] | None = None
         self.reservation: Reservation | None = None  # held against budgets until finish
+        self.anatomy: dict[str, int] | None = None  # prompt components as counted locally (anatomy.py)
         self.answered = False  # a complete response was read (not a stream that may never start)
         self.ended = False
         self._context_token: object | None = None
@@ -299,6 +302,15 @@ class LLMCall:
             # the message is recorded only where content capture is allowed.
             description = str(error)[:512] if telemetry.settings.capture_content else error_type
             span.set_status(Status(StatusCode.ERROR, description))
+        components = self.anatomy
+        if components is not None:
+            # Kept as counted: a multi-request call (Gemini's automatic function calling)
+            # bills more input than the one prompt the components split, and an implausible
+            # usage is no bill. The input is read back capped at int64, as it is exported.
+            input_tokens = attrs.get(semconv.GEN_AI_USAGE_INPUT_TOKENS, 0) if self.hops <= 1 else 0
+            if input_tokens > 0 and not (cost is not None and cost.implausible):
+                components = scaled(components, input_tokens)
+            attrs.update(components)
         span.set_attributes(attrs)
         metric_attrs, input_attrs, output_attrs = attributes.metric_attribute_sets(
             self.request, record, attrs.get(semconv.ERROR_TYPE), self.metric_dimensions

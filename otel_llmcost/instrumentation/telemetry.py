@@ -34,7 +34,7 @@ from .hashing import prompt_hashes
 from .metrics import Instruments
 from .similarity import prompt_simhash
 from .streams import PROXIES
-from .tokens import count_text
+from .tokens import prompt_counter
 
 logger = logging.getLogger(__name__)
 
@@ -56,9 +56,18 @@ class Telemetry:
         )
         rate = self.settings.prompt_anatomy
         # None when off: the hot path pays one attribute check for each.
-        self.anatomy = Anatomy(rate) if rate > 0 else None
+        counter = self.settings.prompt_counter
+        self.anatomy = Anatomy(rate, counter) if rate > 0 else None
         self.budgets = _budgets(budgets, runtime, self.pricer)
-        self._prompt_counter = self.anatomy or (Anatomy() if self.budgets is not None else None)
+        # A budget's pre-call estimate stays a tiktoken count whatever the setting: it is a
+        # limit, exact for OpenAI models (docs/budgets.md), and budgets are opted into.
+        if self.budgets is None:
+            self._prompt_counter: Anatomy | None = None
+        elif self.anatomy is not None and counter == "tiktoken":
+            self._prompt_counter = self.anatomy  # shares its memo
+        else:
+            self._prompt_counter = Anatomy(counter="tiktoken")
+        self._count_evidence = prompt_counter(counter)
         self._sketches: dict[str, Any] = {}
 
     # --- call lifecycle -----------------------------------------------------------
@@ -135,14 +144,15 @@ class Telemetry:
             except Exception:
                 logger.debug("otel-llmcost: could not hash the prompt", exc_info=True)
         model = request.model
-        evidence = claim_pending(count_text, model)  # declared by the app; never raises
+        evidence = claim_pending(self._count_evidence, model)  # declared by the app; never raises
         if evidence is not None:
             attrs.update(evidence[1])
         anatomy = self.anatomy
         # An embeddings, image or audio input is no conversation: no system, tools or history to break down.
         if anatomy is not None and request.operation not in semconv.NON_CONVERSATION_OPERATIONS and anatomy.sampled():
             try:
-                attrs.update(anatomy.attributes(request.prompt, model, evidence[2] if evidence else 0, hashes=hashes))
+                # Set when the call ends, scaled to the input tokens the provider reports.
+                call.anatomy = anatomy.attributes(request.prompt, model, evidence[2] if evidence else 0, hashes=hashes)
             except Exception:
                 logger.debug("otel-llmcost: could not count the prompt's components", exc_info=True)
         return call, attrs, evidence

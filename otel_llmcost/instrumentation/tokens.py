@@ -12,6 +12,14 @@ Counts are used where a provider returned no usage (a stream without
 ``include_usage``), or a usage without the output count: those spans carry
 ``llmcost.usage.estimated=true``. The output counted is everything the stream
 generated, tool-call names and arguments included, joined once at the end.
+
+What every call counts (prompt anatomy, declared evidence) uses :func:`estimate_text`
+unless ``OTEL_LLMCOST_PROMPT_COUNTER=tiktoken``: an o200k vocabulary costs a process
+about 80 MB of memory (60 -> 141 MB RSS, measured with ``get_encoding`` and one
+``encode``), which every worker of every app would pay for a split of the prompt that
+the provider's reported input tokens then scale anyway (:mod:`.anatomy`). A vocabulary
+is loaded only where the count is money: a response with no usage (the count is the
+bill) and a budget's pre-call estimate (a limit).
 """
 
 from __future__ import annotations
@@ -21,7 +29,7 @@ import logging
 import os
 import tempfile
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -117,6 +125,33 @@ def encoding_name_for_model(model: str) -> str:
             _encoding_names.clear()  # bounded: model ids are few, but they come from the app
         _encoding_names[model] = name
     return name
+
+
+BYTES_PER_TOKEN = 4
+
+
+def estimate_text(text: str) -> int:
+    """Tokens of ``text`` at a token per 4 bytes of UTF-8, the providers' rule of thumb.
+
+    Against o200k on the project's docs, code and tool schemas it is within 11%, on
+    Chinese and German text 20% over, on digits 44% under (three digits a token): an
+    estimate for splitting a prompt, not for billing. Hand-written because no library
+    counts tokens without loading a vocabulary.
+    """
+    if not text:
+        return 0
+    size = len(text) if text.isascii() else len(text.encode("utf-8", "surrogatepass"))
+    return -(-size // BYTES_PER_TOKEN)
+
+
+def estimate_tokens(text: str, model: str) -> int:
+    """:func:`estimate_text` with :func:`count_text`'s signature (the model is not needed)."""
+    return estimate_text(text)
+
+
+def prompt_counter(name: str) -> Callable[[str, str], int]:
+    """``(text, model) -> tokens`` for the ``OTEL_LLMCOST_PROMPT_COUNTER`` setting."""
+    return count_text if name == "tiktoken" else estimate_tokens
 
 
 def count_text(text: str, model: str) -> int:

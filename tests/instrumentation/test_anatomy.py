@@ -1,4 +1,5 @@
-"""Prompt anatomy: token breakdown by component, offline tiktoken, sampling and switch-off."""
+"""Prompt anatomy: token breakdown by component (bytes or offline tiktoken), scaled to the
+billed input, sampling and switch-off."""
 
 from __future__ import annotations
 
@@ -10,9 +11,9 @@ import pytest
 
 from otel_llmcost import semconv
 from otel_llmcost.config import parse_rate
-from otel_llmcost.demo.fakes import openai_client
+from otel_llmcost.demo.fakes import Reply, openai_client
 from otel_llmcost.instrumentation import tokens
-from otel_llmcost.instrumentation.anatomy import Anatomy
+from otel_llmcost.instrumentation.anatomy import ATTRIBUTES, Anatomy, scaled
 from otel_llmcost.providers.base import PromptView
 
 ANATOMY_ENV = "OTEL_LLMCOST_PROMPT_ANATOMY"
@@ -38,22 +39,34 @@ MESSAGES = [
 ]
 
 
-def _n(text: str) -> int:
-    return tokens.count_text(text, "gpt-4o-mini")
+COUNTERS = {"bytes": tokens.estimate_text, "tiktoken": lambda text: tokens.count_text(text, "gpt-4o-mini")}
 
 
-def test_components_add_up_to_the_prompt_count():
-    parts = Anatomy().breakdown(PromptView(messages=MESSAGES, tools=TOOLS), "gpt-4o-mini")
+@pytest.fixture(params=sorted(COUNTERS))
+def counter(request):  # type: ignore[no-untyped-def]
+    return request.param
+
+
+def test_components_add_up_to_the_prompt_count(counter):
+    _n = COUNTERS[counter]
+    parts = Anatomy(counter=counter).breakdown(PromptView(messages=MESSAGES, tools=TOOLS), "gpt-4o-mini")
     system, tools_, context, history, latest = parts
     per_message = tokens.TOKENS_PER_MESSAGE
     assert system == per_message + _n("system") + _n(SYSTEM)
     assert context == per_message + _n("user") + _n("context") + _n(DOCS)
     assert latest == per_message + _n("user") + _n("Order 42, please.") + tokens.TOKENS_REPLY_PRIMER
     assert tools_ > 20
-    assert system + context + history + latest == tokens.count_messages(MESSAGES, "gpt-4o-mini")
+    if counter == "tiktoken":
+        assert system + context + history + latest == tokens.count_messages(MESSAGES, "gpt-4o-mini")
 
 
-def test_context_marked_by_part_type_or_xml_tag():
+def test_the_byte_counter_is_a_token_per_four_bytes_of_utf8():
+    assert [tokens.estimate_text(t) for t in ("", "abcd", "abcde", "日本")] == [0, 1, 2, 2]  # 6 bytes
+    assert tokens.estimate_text("\ud800") == 1  # a lone surrogate (from JSON) does not raise
+
+
+def test_context_marked_by_part_type_or_xml_tag(counter):
+    _n = COUNTERS[counter]
     messages = [
         {"role": "user", "content": "<documents>" + DOCS + "</documents>"},
         {
@@ -65,14 +78,16 @@ def test_context_marked_by_part_type_or_xml_tag():
             ],
         },
     ]
-    system, _, context, history, latest = Anatomy().breakdown(PromptView(messages=messages), "gpt-4o-mini")
+    anatomy = Anatomy(counter=counter)
+    system, _, context, history, latest = anatomy.breakdown(PromptView(messages=messages), "gpt-4o-mini")
     assert history == tokens.TOKENS_PER_MESSAGE + _n("user")  # the first message is all context
     assert latest == tokens.TOKENS_PER_MESSAGE + _n("user") + _n("text") + _n("Summarize.") + 3
     assert context > 2 * _n(DOCS)
 
 
-def test_anthropic_style_system_kwarg_and_responses_instructions():
-    anatomy = Anatomy()
+def test_anthropic_style_system_kwarg_and_responses_instructions(counter):
+    _n = COUNTERS[counter]
+    anatomy = Anatomy(counter=counter)
     anthropic = PromptView(system=[{"type": "text", "text": SYSTEM}], messages=[{"role": "user", "content": "hi"}])
     assert anatomy.breakdown(anthropic, "claude-sonnet-4")[0] == _n("text") + _n(SYSTEM)
     responses = PromptView(system=SYSTEM, messages=["hi"])
@@ -81,18 +96,70 @@ def test_anthropic_style_system_kwarg_and_responses_instructions():
 
 
 def test_counts_are_memoised_without_keeping_text():
-    anatomy = Anatomy()
+    anatomy = Anatomy(counter="tiktoken")
     anatomy.breakdown(PromptView(messages=MESSAGES), "gpt-4o-mini")
     assert anatomy._counts and all(isinstance(k, tuple) and isinstance(v, int) for k, v in anatomy._counts.items())
     assert not any(isinstance(part, str) for key in anatomy._counts for part in key)
 
 
-def test_span_carries_the_breakdown(instrument, otel, fake):
+def test_scaling_keeps_the_split_and_adds_up_to_the_billed_input():
+    counted = dict(zip(ATTRIBUTES, (10, 20, 0, 30, 40), strict=True)) | {semconv.PROMPT_PREFIX_TOKENS: 60}
+    assert list(scaled(counted, 150).values()) == [15, 30, 0, 45, 60, 90]
+    # Rounding: 3.33 each; the remainder goes to the largest component, the sum is exact.
+    thirds = dict(zip(ATTRIBUTES, (1, 1, 1, 0, 0), strict=True))
+    assert list(scaled(thirds, 10).values()) == [4, 3, 3, 0, 0]
+    assert scaled(thirds, 0) is thirds and scaled(thirds, 3) is thirds  # nothing billed / already equal
+
+
+def test_span_components_add_up_to_the_billed_input(counter, instrument, otel, fake):
+    instrument(prompt_counter=counter)
+    fake.enqueue(Reply(usage={"prompt_tokens": 1000, "completion_tokens": 5}))
     openai_client(fake).chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, tools=TOOLS)
     attrs = otel.only_span().attributes
-    names = [semconv.PROMPT_COMPONENT_PREFIX + c for c in semconv.PROMPT_COMPONENTS]
-    assert all(attrs[n] > 0 for n in names)
-    assert attrs[semconv.PROMPT_COMPONENT_CONTEXT] == tokens.TOKENS_PER_MESSAGE + _n("user") + _n("context") + _n(DOCS)
+    counted = Anatomy(counter=counter).attributes(PromptView(messages=MESSAGES, tools=TOOLS), "gpt-4o-mini")
+    factor = 1000 / sum(counted[name] for name in ATTRIBUTES)
+    assert sum(attrs[name] for name in ATTRIBUTES) == 1000
+    for name in ATTRIBUTES:
+        assert attrs[name] == pytest.approx(counted[name] * factor, abs=2), name
+    assert attrs[semconv.PROMPT_PREFIX_TOKENS] == round(counted[semconv.PROMPT_PREFIX_TOKENS] * factor)
+
+
+def test_a_failed_call_keeps_the_local_count(instrument, otel, fake):
+    fake.enqueue(Reply(status=400, body={"error": {"message": "bad request", "type": "invalid_request_error"}}))
+    with pytest.raises(Exception, match="bad request"):
+        openai_client(fake).chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, tools=TOOLS)
+    attrs = otel.only_span().attributes
+    assert attrs[semconv.PROMPT_COMPONENT_CONTEXT] == (
+        tokens.TOKENS_PER_MESSAGE + sum(map(tokens.estimate_text, ("user", "context", DOCS)))
+    )
+
+
+def test_an_implausible_input_is_not_spread_over_the_components(instrument, otel, fake):
+    fake.enqueue(Reply(usage={"prompt_tokens": 10**15, "completion_tokens": 5}))  # beyond any context window
+    openai_client(fake).chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
+    attrs = otel.only_span().attributes
+    assert attrs[semconv.USAGE_IMPLAUSIBLE]
+    counted = Anatomy().attributes(PromptView(messages=MESSAGES), "gpt-4o-mini")
+    assert {name: attrs[name] for name in counted} == counted
+
+
+def test_the_default_never_loads_a_vocabulary():
+    # tiktoken's o200k costs a process ~80 MB: a call with the default settings (anatomy on,
+    # usage reported) must not load it. A fresh process, so no other test has loaded it.
+    script = (
+        "from opentelemetry.sdk.trace import TracerProvider\n"
+        "from otel_llmcost import LLMCostInstrumentor\n"
+        "from otel_llmcost.demo.fakes import FakeLLMServer, openai_client\n"
+        "from otel_llmcost.instrumentation import tokens\n"
+        "LLMCostInstrumentor().instrument(tracer_provider=TracerProvider())\n"
+        "messages = [{'role': 'system', 'content': 'Be brief.'}, {'role': 'user', 'content': 'hi'}]\n"
+        "openai_client(FakeLLMServer()).chat.completions.create(model='gpt-4o-mini', messages=messages)\n"
+        "import sys\n"
+        "print(sorted(tokens._encodings), 'tiktoken' in sys.modules)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["[]", "False"]
 
 
 def test_anatomy_can_be_turned_off(instrument, otel, fake, monkeypatch):

@@ -81,10 +81,11 @@ def _message(rng: random.Random) -> Any:
     )
 
 
-def test_anatomy_remembered_by_prefix_and_request_hash_counts_as_the_whole_prompt() -> None:
+@pytest.mark.parametrize("counter", ["bytes", "tiktoken"])
+def test_anatomy_remembered_by_prefix_and_request_hash_counts_as_the_whole_prompt(counter: str) -> None:
     rng = random.Random(7)
     prefixes = [[_message(rng) for _ in range(rng.randrange(4))] for _ in range(6)]
-    remembered, counted = Anatomy(), Anatomy()
+    remembered, counted = Anatomy(counter=counter), Anatomy(counter=counter)
     for _ in range(1500):
         messages = rng.choice(prefixes) + [_message(rng) for _ in range(rng.randrange(3))]
         prompt = PromptView(system=rng.choice([None, "Be brief."]), tools=rng.choice([None, [{"name": "t"}]]))

@@ -29,7 +29,7 @@ MODEL = "gpt-4o-mini"
 
 
 def test_prefix_tokens_are_everything_before_the_last_message():
-    parts, prefix = Anatomy().measure(PromptView(messages=MESSAGES, tools=TOOLS), MODEL)
+    parts, prefix = Anatomy(counter="tiktoken").measure(PromptView(messages=MESSAGES, tools=TOOLS), MODEL)
     expected = tokens.count_messages(MESSAGES[:-1], MODEL) - tokens.TOKENS_REPLY_PRIMER
     expected += tokens.count_text(json.dumps(TOOLS), MODEL)
     assert prefix == expected
@@ -39,7 +39,9 @@ def test_prefix_tokens_are_everything_before_the_last_message():
 def test_span_carries_the_prefix_tokens(instrument, otel, fake):
     openai_client(fake).chat.completions.create(model=MODEL, messages=MESSAGES)
     attrs = otel.only_span().attributes
-    assert attrs[sc.PROMPT_PREFIX_TOKENS] == tokens.count_messages(MESSAGES[:-1], MODEL) - tokens.TOKENS_REPLY_PRIMER
+    parts, prefix = Anatomy().measure(PromptView(messages=MESSAGES), MODEL)
+    # The local count, scaled to the input the provider billed (as every component is).
+    assert attrs[sc.PROMPT_PREFIX_TOKENS] == round(prefix * attrs[sc.GEN_AI_USAGE_INPUT_TOKENS] / sum(parts))
     assert attrs[sc.PROMPT_PREFIX_HASH]
 
 

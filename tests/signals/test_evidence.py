@@ -13,7 +13,8 @@ from otel_llmcost import semconv as sc
 from otel_llmcost.demo.fakes import openai_client
 from otel_llmcost.exporter.rows import span_to_row
 from otel_llmcost.instrumentation import tokens
-from otel_llmcost.instrumentation.anatomy import CONTEXT, HISTORY, LATEST, claim_context
+from otel_llmcost.instrumentation.anatomy import CONTEXT, HISTORY, LATEST, Anatomy, claim_context
+from otel_llmcost.providers.base import PromptView
 from otel_llmcost.reporting import reports
 from otel_llmcost.signals.evidence import MAX_ID_CHARS, MAX_ITEMS, item_id
 from tests.helpers.chdb import insert_spans, q, reads_only_the_window
@@ -26,7 +27,7 @@ QUESTION = [{"role": "user", "content": f"Context:\n{DOC_A}\n{DOC_B}\n\nHow long
 
 
 def _n(text: str) -> int:
-    return tokens.count_text(text, "gpt-4o-mini")
+    return tokens.estimate_text(text)  # the default prompt counter (OTEL_LLMCOST_PROMPT_COUNTER=bytes)
 
 
 def _spans(otel, name: str):  # type: ignore[no-untyped-def]
@@ -50,13 +51,24 @@ def test_next_call_carries_evidence_ids_and_per_item_tokens(instrument, otel, fa
     assert sc.EVIDENCE_SET_ID not in second.attributes
 
 
+def test_evidence_is_counted_with_the_configured_prompt_counter(instrument, otel, fake):
+    instrument(prompt_counter="tiktoken")
+    llmcost.evidence({"kb-1": DOC_A})
+    openai_client(fake).chat.completions.create(model="gpt-4o-mini", messages=QUESTION)
+    attrs = _spans(otel, "chat gpt-4o-mini")[0].attributes
+    assert list(attrs[sc.EVIDENCE_TOKENS]) == [tokens.count_text(DOC_A, "gpt-4o-mini")] != [_n(DOC_A)]
+
+
 def test_unmarked_evidence_counts_as_the_context_component(instrument, otel, fake):
     llmcost.evidence({"kb-1": DOC_A, "kb-2": DOC_B})
     openai_client(fake).chat.completions.create(model="gpt-4o-mini", messages=QUESTION)
     attrs = _spans(otel, "chat gpt-4o-mini")[0].attributes
     parts = [attrs[sc.PROMPT_COMPONENT_PREFIX + c] for c in sc.PROMPT_COMPONENTS]
-    assert attrs[sc.PROMPT_COMPONENT_CONTEXT] == _n(DOC_A) + _n(DOC_B)
-    assert sum(parts) == tokens.count_messages(QUESTION, "gpt-4o-mini")  # moved, not added
+    billed = attrs[sc.GEN_AI_USAGE_INPUT_TOKENS]
+    counted = Anatomy().total(PromptView(messages=QUESTION), "gpt-4o-mini")
+    # Moved from `latest`, not added: the parts still add up to the (billed) prompt.
+    assert sum(parts) == billed
+    assert attrs[sc.PROMPT_COMPONENT_CONTEXT] == pytest.approx((_n(DOC_A) + _n(DOC_B)) * billed / counted, abs=2)
 
 
 def test_claim_context_moves_the_shortfall_from_latest_then_history():
