@@ -461,6 +461,9 @@ def _moment(text: str | None) -> datetime | None:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
 
 
+_UNIT_LABELS = ("hour of input audio", "million input characters")  # of pricing.formula.UNIT_RATES
+
+
 @prices_app.command("show")
 def prices_show(
     model: str = typer.Argument(..., help="model id as sent to the API, e.g. gpt-4o-2024-08-06"),
@@ -470,7 +473,7 @@ def prices_show(
     prices_file: str | None = PricesFileOption,
 ) -> None:
     """Show the price otel-llmcost would apply to MODEL, where it comes from and when it holds."""
-    from .pricing.formula import MODALITY_RATES, TEXT_RATES
+    from .pricing.formula import MODALITY_RATES, TEXT_RATES, UNIT_RATES
 
     _check_given("--provider", provider)
     _check_given("--service-tier", service_tier)
@@ -491,18 +494,21 @@ def prices_show(
     console.print(f"source: {entry.source} (version {entry.version}), {window}", highlight=False, soft_wrap=True)
     table = Table()
     table.add_column("part")
-    table.add_column("USD per million tokens", justify="right")
+    table.add_column("USD", justify="right")
+    table.add_column("per", justify="left")
     rates = entry.rates
-    for part in TEXT_RATES + MODALITY_RATES:
+    # A model priced only per hour of audio or per character (whisper-1, tts-1) has no token price.
+    token_parts = TEXT_RATES + MODALITY_RATES if rates.tokens_priced else ()
+    for part, unit in [(p, "million tokens") for p in token_parts] + list(zip(UNIT_RATES, _UNIT_LABELS, strict=True)):
         value = getattr(rates, part)
         if value is None:
-            continue  # that modality is billed at the text price
+            continue  # that modality is billed at the text price, or the model has no such unit price
         text = (
             str(value)
             if not hasattr(value, "tiers")
             else f"{value.base} (tiers: " + ", ".join(f">{t.start}: {t.price}" for t in value.tiers) + ")"
         )
-        table.add_row(part, text)
+        table.add_row(part, text, unit)
     console.print(table)
 
 

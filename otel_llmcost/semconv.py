@@ -117,7 +117,9 @@ USAGE_OUTPUT_IMAGE_TOKENS: Final = "llmcost.usage.output_image_tokens"
 # Vertex AI embeddings: the characters the request is billed by (metadata.billable_character_count).
 USAGE_BILLABLE_CHARACTERS: Final = "llmcost.usage.billable_characters"
 # Image and audio calls, in the units some of their models are billed by (recorded as the
-# response or request states them; such calls are priced only from tokens, see providers.openai_media).
+# response or request states them). whisper-1 is priced by the audio seconds and tts-1 / tts-1-hd
+# by the input characters (genai-prices' unit prices; providers.openai_media, pricing.formula);
+# images are priced only from tokens.
 USAGE_IMAGES: Final = "llmcost.usage.images"  # images returned
 USAGE_AUDIO_SECONDS: Final = "llmcost.usage.audio_seconds"  # input audio the response billed (whisper-1)
 USAGE_INPUT_CHARACTERS: Final = "llmcost.usage.input_characters"  # text sent to speech

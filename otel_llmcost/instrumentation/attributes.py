@@ -84,7 +84,13 @@ def put_transport(
 
 
 def put_usage(attrs: dict[str, Any], usage: Usage) -> None:
-    """Token counts as reported, capped at int64 (the most OTLP can carry; see pricing.usage)."""
+    """Token counts as reported, capped at int64 (the most OTLP can carry; see pricing.usage).
+
+    A usage in other units only (whisper-1's audio seconds, speech's characters) reports no
+    tokens: none are written (no made-up zeros). Its units are already on the span, as the
+    provider read them (``llmcost.usage.audio_seconds`` / ``.input_characters``)."""
+    if not usage.input_tokens and usage.has_units and not usage.counts_tokens:
+        return
     # int64() inlined: six calls per span on the hot path.
     cap = INT64_MAX
     count = usage.input_tokens

@@ -260,6 +260,8 @@ class LLMCall:
         end = self.end = time.perf_counter()
         record = self.record
         usage = self.hop_usage if self.hops > 1 and self.hop_usage is not None else record.usage
+        if usage is None and error is None:
+            usage = self.request.billed_usage  # speech: the characters sent (None for most requests)
         if error is None and self.request.estimate_usage and telemetry.settings.estimate_missing_usage:
             usage = self._estimate_usage(usage)
         ttfc = self.first_chunk_at - self.start if self.first_chunk_at is not None else None
@@ -312,6 +314,8 @@ class LLMCall:
                 components = scaled(components, input_tokens)
             attrs.update(components)
         span.set_attributes(attrs)
+        # A usage in other units only (whisper-1's seconds, speech's characters) counts no tokens.
+        tokens = usage if usage is not None and (usage.counts_tokens or not usage.has_units) else None
         metric_attrs, input_attrs, output_attrs = attributes.metric_attribute_sets(
             self.request, record, attrs.get(semconv.ERROR_TYPE), self.metric_dimensions
         )
@@ -319,8 +323,8 @@ class LLMCall:
             metric_attrs,
             token_attributes=(input_attrs, output_attrs),
             duration_s=end - self.start,
-            input_tokens=usage.input_tokens if usage is not None else None,
-            output_tokens=usage.output_tokens if usage is not None else None,
+            input_tokens=tokens.input_tokens if tokens is not None else None,
+            output_tokens=tokens.output_tokens if tokens is not None else None,
             cost=cost.total if cost is not None else None,
             savings=cost.savings if cost is not None else None,
             unpriced=(usage is not None and cost is None) or unpriced_without_usage,

@@ -4,13 +4,20 @@ Spans carry the cost computed when the call was made. That number is right for i
 day but cannot answer later questions: what did calls recorded *unpriced* cost once
 a price exists, does the recorded cost still agree with the catalogue (a corrected
 price, a new genai-prices release), what would last month have cost on another
-model. ``sync`` writes what SQL needs to answer them (``storage/sql/009_prices.sql``):
+model. ``sync`` writes what SQL needs to answer them (``storage/sql/009_prices.sql`` and
+``026_audio_units.sql``):
 
 ``llm_prices``
     every price of genai-prices and of the override file, as dated rows:
     ``[EffectiveFrom, EffectiveUntil)`` in UTC and, for tiered prices (Gemini above
     200k prompt tokens), ``[InputTokensFrom, InputTokensUntil)``, so one row applies
     to a call and the view needs only a join and the cost formula;
+``llm_unit_prices``
+    the prices in units other than tokens (``storage/sql/026_audio_units.sql``): per hour
+    of input audio (whisper-1) and per million input characters (tts-1), dated like
+    ``llm_prices``. A model priced only so has no row in ``llm_prices``, so the views that
+    price tokens from it (routing targets, caching, other instrumentations' calls) never
+    take it for a free token model;
 ``llm_price_refs``
     which catalogue rows price each distinct model recorded in ``llm_calls`` and in
     ``llm_foreign_calls`` (calls traced by other instrumentations): provider, requested
@@ -33,7 +40,7 @@ from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any
 
-from .formula import MODALITY_RATES, TEXT_RATES, Rates, model_price, rates_from_prices
+from .formula import MODALITY_RATES, TEXT_RATES, UNIT_RATES, Rates, model_price, rates_from_prices
 from .overrides import OverrideFile, variant_context, variant_label
 from .pricer import SOURCE_DATABASE, Pricer, genai_prices_version, price_start_dates, price_window
 
@@ -82,6 +89,19 @@ REF_COLUMNS = (
     "Model",
     "Variant",
     "Source",
+)
+UNIT_PRICE_COLUMNS = (
+    "SyncId",
+    "Provider",
+    "Model",
+    "Variant",
+    "EffectiveFrom",
+    "EffectiveUntil",
+    "InputAudioHours",
+    "InputMchars",
+    "TimeOfDay",
+    "Source",
+    "Version",
 )
 SYNC_COLUMNS = ("SyncId", "DatabaseVersion", "OverrideFile", "OverrideVersion", "Prices", "Refs")
 
@@ -133,8 +153,36 @@ def _rows_for_rates(
         yield [*head, *effective, low, high, *text, int(rates.cache_read_priced), *modal, *tail]
 
 
+def _unit_row(
+    rates: Rates, head: Sequence[Any], effective: tuple[datetime, datetime], tail: Sequence[Any]
+) -> list[Any] | None:
+    """The ``llm_unit_prices`` row of ``rates`` (None when it prices no unit): head + window +
+    unit prices (a tiered one at its base: unit-priced models report no input tokens) + tail."""
+    units = [_rate_at(getattr(rates, name), 0) for name in UNIT_RATES]
+    if all(unit is None for unit in units):
+        return None
+    return [*head, *effective, *units, *tail]
+
+
 def database_rows(sync_id: datetime, version: str) -> Iterator[list[Any]]:
-    """Dated rows for every model and price variant genai-prices knows."""
+    """Dated ``llm_prices`` rows for every model and price variant genai-prices prices by tokens."""
+    for rates, head, effective, tail in _database_prices(sync_id, version):
+        if rates.tokens_priced:
+            yield from _rows_for_rates(rates, head, effective, tail)
+
+
+def database_unit_rows(sync_id: datetime, version: str) -> Iterator[list[Any]]:
+    """Dated ``llm_unit_prices`` rows for every model genai-prices prices by audio seconds or characters."""
+    for rates, head, effective, tail in _database_prices(sync_id, version):
+        row = _unit_row(rates, head, effective, tail)
+        if row is not None:
+            yield row
+
+
+def _database_prices(
+    sync_id: datetime, version: str
+) -> Iterator[tuple[Rates, tuple[Any, ...], tuple[datetime, datetime], tuple[Any, ...]]]:
+    """(rates, row head, [from, until), row tail) of every dated price genai-prices knows."""
     from genai_prices import data_snapshot
 
     for provider in data_snapshot.get_snapshot().providers:
@@ -150,7 +198,7 @@ def database_rows(sync_id: datetime, version: str) -> Iterator[list[Any]]:
                     rates = rates_from_prices(info.get_prices(start, context))
                     _, _, time_of_day, applied = price_window(info, start, context)
                     if rates is None or (context and applied != label):
-                        marker = None  # no token price, or this variant is not in force yet
+                        marker = None  # no price we apply, or this variant is not in force yet
                     else:
                         marker = (repr(rates), time_of_day)
                     if marker == previous:
@@ -161,7 +209,7 @@ def database_rows(sync_id: datetime, version: str) -> Iterator[list[Any]]:
                     if rates is None:
                         continue
                     until = pending[i + 1][0] if i + 1 < len(pending) else FOREVER
-                    yield from _rows_for_rates(
+                    yield (
                         rates,
                         (sync_id, provider.id, info.id, label),
                         (start, until),
@@ -265,14 +313,18 @@ def sync(client: Any, pricer: Pricer, *, database: str, keep: int = 10) -> SyncR
     sync_id = datetime.now(tz=_UTC).replace(tzinfo=None)
     version = genai_prices_version()
     prices = list(database_rows(sync_id, version))
+    unit_prices = list(database_unit_rows(sync_id, version))
     overrides = pricer.overrides
     if overrides is not None:
         prices += override_rows(sync_id, overrides)
     refs = list(ref_rows(sync_id, pricer, recorded_refs(client, database)))
     # Naive UTC datetimes: clickhouse-connect writes them as UTC wall time.
     prices = [_naive(row) for row in prices]
+    unit_prices = [_naive(row) for row in unit_prices]
     refs = [_naive(row) for row in refs]
     client.insert(f"{database}.llm_prices", prices, column_names=list(PRICE_COLUMNS))
+    if unit_prices:
+        client.insert(f"{database}.llm_unit_prices", unit_prices, column_names=list(UNIT_PRICE_COLUMNS))
     if refs:
         client.insert(f"{database}.llm_price_refs", refs, column_names=list(REF_COLUMNS))
     client.insert(
@@ -283,7 +335,7 @@ def sync(client: Any, pricer: Pricer, *, database: str, keep: int = 10) -> SyncR
                 version,
                 overrides.name if overrides else "",
                 overrides.version if overrides else "",
-                len(prices),
+                len(prices) + len(unit_prices),
                 len(refs),
             ]
         ],
@@ -292,7 +344,7 @@ def sync(client: Any, pricer: Pricer, *, database: str, keep: int = 10) -> SyncR
     pruned = prune(client, database=database, keep=keep)
     return SyncResult(
         sync_id,
-        len(prices),
+        len(prices) + len(unit_prices),
         len(refs),
         version,
         overrides.name if overrides else "",
@@ -313,7 +365,7 @@ def prune(client: Any, *, database: str, keep: int) -> int:
     # A value read back from the table, not user input: safe to inline as a literal.
     oldest_kept = f"toDateTime64('{rows[0][0]:%Y-%m-%d %H:%M:%S.%f}', 6)"
     dropped = client.query(f"SELECT count() FROM {database}.llm_price_syncs WHERE SyncId < {oldest_kept}")
-    for table in ("llm_prices", "llm_price_refs", "llm_price_syncs"):
+    for table in ("llm_prices", "llm_unit_prices", "llm_price_refs", "llm_price_syncs"):
         client.command(f"DELETE FROM {database}.{table} WHERE SyncId < {oldest_kept}")
     dropped = dropped.result_rows[0][0]
     return int(dropped)
@@ -324,9 +376,12 @@ def _naive(row: list[Any]) -> list[Any]:
 
 
 def in_catalogue(client: Any, provider: str, model: str, *, database: str) -> bool:
-    """Whether the newest synced catalogue prices ``provider``/``model`` (what-if targets)."""
+    """Whether the newest synced catalogue prices ``provider``/``model`` (what-if targets), by
+    tokens or by another unit (``llm_unit_prices``: tts-1-hd for tts-1 calls)."""
     rows = client.query(
-        f"SELECT count() FROM {database}.v_prices_current WHERE Provider = %(p)s AND Model = %(m)s",
+        f"SELECT (SELECT count() FROM {database}.v_prices_current WHERE Provider = %(p)s AND Model = %(m)s)"
+        f" + (SELECT count() FROM {database}.llm_unit_prices WHERE Provider = %(p)s AND Model = %(m)s"
+        f" AND SyncId = (SELECT max(SyncId) FROM {database}.llm_price_syncs))",
         parameters={"p": provider, "m": model},
     ).result_rows
     return bool(rows and rows[0][0])

@@ -11,11 +11,19 @@ move to their modality's own price where the model has one, as genai-prices bill
 them: uncached ones at the modality's input price, cached ones at its cache-read price
 (or the text cache-read price when the model has none for the modality).
 
+Some audio models are billed by no token at all (genai-prices: whisper-1 per hour of input
+audio, ``input_audio_hours`` falling back to ``audio_hours``; tts-1 and tts-1-hd per million
+input characters, ``input_mchars``). Their :class:`Rates` carry those unit prices and
+``tokens_priced=False``; a usage's ``audio_seconds`` and ``input_characters`` are priced by
+them, as input, with genai-prices' own unit sizes (``genai_prices.data_units``). A usage is
+priced only when every unit it counts has a price: tokens against a price with no token
+price, or seconds / characters against one without theirs, is unpriced (None), never $0.
+
 :func:`cost_of` allocates tokens to rates once (:func:`_parts`) and multiplies with one
 of two unit prices: per-token floats for untiered rates (nearly every call: no Decimal
 on the hot path), genai-prices' ``calc_unit_price`` for tiered ones. The SQL repricing
-view (``storage/sql/009_prices.sql``) states the same formula; ``tests`` check both
-against one table of cases.
+view (``v_calls_repriced``, ``storage/sql/026_audio_units.sql``) states the same formula;
+``tests`` check both against one table of cases.
 """
 
 from __future__ import annotations
@@ -24,7 +32,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
-from functools import partial
+from functools import lru_cache, partial
 from typing import Any
 
 from .usage import Usage
@@ -36,6 +44,8 @@ _ZERO = Decimal(0)
 # that modality at its text price).
 TEXT_RATES = ("input", "output", "cache_read", "cache_write_5m", "cache_write_1h", "reasoning")
 MODALITY_RATES = ("input_audio", "cache_audio_read", "output_audio", "input_image", "cache_image_read", "output_image")
+# Prices of units other than tokens: USD per hour of input audio, per million input characters.
+UNIT_RATES = ("input_audio_hours", "input_mchars")
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +69,12 @@ class Rates:
     input_image: Any = None
     cache_image_read: Any = None
     output_image: Any = None
+    # False when the model has no token price at all (priced only by the units below): then a
+    # usage that counts tokens is unpriced, and the text rates above are placeholders (0).
+    tokens_priced: bool = True
+    # Unit prices (Decimal or genai-prices TieredPrices); None where the model has none.
+    input_audio_hours: Any = None  # USD per hour of input audio
+    input_mchars: Any = None  # USD per million input characters
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,14 +137,49 @@ def _tiered(total_input: int, rate: Any, count: int) -> float:
     return float(calc_unit_price(rate, count, total_input, 1_000_000))
 
 
-def cost_of(usage: Usage, entry: PriceEntry) -> Cost:
-    """Apply a price entry to a usage."""
+def cost_of(usage: Usage, entry: PriceEntry) -> Cost | None:
+    """Apply a price entry to a usage; None when the entry has no price for a unit the usage
+    counts (see the module docstring)."""
     rates = entry.rates
-    if rates.per_token is not None and not usage.has_modalities:
+    if rates.per_token is not None and not usage.has_modalities and not usage.has_units:
         parts = _parts(usage, rates.per_token, _per_token)
     else:
+        if not rates.tokens_priced and usage.counts_tokens:
+            return None
         parts = _parts(usage, rates, partial(_tiered, usage.input_tokens))
+        if usage.has_units or not rates.tokens_priced:
+            units = _unit_cost(usage, rates)
+            if units is None:
+                return None
+            parts = (parts[0] + units, *parts[1:])
     return _cost(*parts, usage, entry)
+
+
+@lru_cache(maxsize=1)
+def _unit_sizes() -> tuple[int, int]:
+    """(seconds per ``input_audio_hours`` price, characters per ``input_mchars`` price), as
+    genai-prices defines its units: 3600 and 1,000,000."""
+    from genai_prices.data_units import unit_data
+
+    return int(unit_data["input_audio_seconds"]["per"]), int(unit_data["input_characters"]["per"])
+
+
+def _unit_cost(usage: Usage, rates: Rates) -> float | None:
+    """What the audio seconds and input characters of ``usage`` cost; None if one is unpriced."""
+    seconds, characters = usage.audio_seconds, usage.input_characters
+    if (seconds and rates.input_audio_hours is None) or (characters and rates.input_mchars is None):
+        return None
+    if not seconds and not characters:
+        return 0.0
+    from genai_prices.types import calc_unit_price
+
+    per_hour, per_mchars = _unit_sizes()
+    total = 0.0
+    if seconds:
+        total += float(calc_unit_price(rates.input_audio_hours, seconds, usage.input_tokens, per_hour))
+    if characters:
+        total += float(calc_unit_price(rates.input_mchars, characters, usage.input_tokens, per_mchars))
+    return total
 
 
 def _parts(usage: Usage, rates: Rates, price: UnitPrice) -> tuple[float, float, float, float, float, float, float]:
@@ -229,12 +280,30 @@ def _first(*values: Any) -> Any:
 
 def rates_from_prices(prices: Any) -> Rates | None:
     """Map a genai-prices ``ModelPrice`` to our parts, with the fall-backs its decomposition
-    uses; None when it has no token price (priced per request, second or character)."""
+    uses; None when it has neither a token price nor a unit price we apply (a price per
+    request, image or pixel only)."""
     get = prices.__dict__.get
     input_rate = get("input_mtok")
     output_rate = get("output_mtok")
+    # Input audio seconds are priced at input_audio_hours, else at their parent unit's
+    # audio_hours (genai-prices' decomposition of audio_seconds into input/output).
+    audio_hours = _first(get("input_audio_hours"), get("audio_hours"))
+    mchars = get("input_mchars")
     if input_rate is None and output_rate is None:
-        return None
+        if audio_hours is None and mchars is None:
+            return None
+        return Rates(
+            _ZERO,
+            _ZERO,
+            _ZERO,
+            _ZERO,
+            _ZERO,
+            _ZERO,
+            cache_read_priced=False,
+            tokens_priced=False,
+            input_audio_hours=audio_hours,
+            input_mchars=mchars,
+        )
     input_rate = _first(input_rate, _ZERO)
     output_rate = _first(output_rate, _ZERO)
     write = get("cache_write_mtok")
@@ -261,6 +330,8 @@ def rates_from_prices(prices: Any) -> Rates | None:
         input_image=get("input_image_mtok"),
         cache_image_read=get("cache_image_read_mtok"),
         output_image=get("output_image_mtok"),
+        input_audio_hours=audio_hours,
+        input_mchars=mchars,
     )
 
 

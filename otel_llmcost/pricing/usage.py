@@ -23,6 +23,11 @@ holds for every provider. Audio and image tokens are *subsets* of those totals
 ``output_tokens``, ...), as genai-prices counts them: a model that prices a modality
 apart bills those tokens at that price instead of the text price.
 
+Two counts are not tokens: ``audio_seconds`` (input audio a transcription billed: whisper-1)
+and ``input_characters`` (text sent to speech: tts-1). genai-prices prices a few models by
+them (per audio hour, per million characters) and no tokens at all; a usage with either is
+priced only by a price that has that unit (``pricing.formula.cost_of``), never as free tokens.
+
 Reading a provider's usage object into a ``Usage`` is the provider module's job
 (``otel_llmcost.providers.<provider>.parse_usage``): the one rule per provider shape.
 """
@@ -44,7 +49,8 @@ def int64(count: int) -> int:
 
 
 class Usage:
-    """Normalized token counts of one call (see the module docstring for the meaning)."""
+    """Normalized token counts of one call, and the other units it was billed by (see the module
+    docstring for the meaning)."""
 
     __slots__ = (
         "input_tokens",
@@ -59,6 +65,8 @@ class Usage:
         "input_image_tokens",
         "cache_image_read_tokens",
         "output_image_tokens",
+        "audio_seconds",
+        "input_characters",
         "estimated",
     )
 
@@ -78,6 +86,8 @@ class Usage:
         input_image_tokens: int = 0,
         cache_image_read_tokens: int = 0,
         output_image_tokens: int = 0,
+        audio_seconds: float = 0.0,
+        input_characters: int = 0,
     ) -> None:
         self.input_tokens = input_tokens
         self.output_tokens = output_tokens
@@ -95,6 +105,9 @@ class Usage:
         self.input_image_tokens = input_image_tokens
         self.cache_image_read_tokens = cache_image_read_tokens
         self.output_image_tokens = output_image_tokens
+        # Billing units other than tokens (see the module docstring); zero for token-billed calls.
+        self.audio_seconds = audio_seconds
+        self.input_characters = input_characters
 
     @property
     def uncached_input_tokens(self) -> int:
@@ -122,10 +135,21 @@ class Usage:
         )
 
     @property
+    def has_units(self) -> bool:
+        """Whether the usage counts audio seconds or input characters (the units some audio
+        models are billed by instead of tokens)."""
+        return bool(self.audio_seconds or self.input_characters)
+
+    @property
+    def counts_tokens(self) -> bool:
+        """Whether any token count is reported (False for a usage in other units only)."""
+        return bool(self.input_tokens or self.output_tokens or self.cache_read_tokens or self.cache_write_tokens)
+
+    @property
     def largest_count(self) -> int:
         """What a plausibility bound is compared with: input + output, or any one count if larger
         (a provider can report a subset, e.g. cache reads, that is absurd on its own)."""
-        return max(self.input_tokens + self.output_tokens, *_counts_of(self))
+        return max(self.input_tokens + self.output_tokens, *_token_counts_of(self))
 
     def plus(self, other: Usage) -> Usage:
         """The usage of two requests billed separately (e.g. the hops of one logical call)."""
@@ -147,4 +171,6 @@ class Usage:
 
 # Every count field, for arithmetic over all of them (plus(), equality).
 _COUNTS = tuple(name for name in Usage.__slots__ if name != "estimated")
-_counts_of = attrgetter(*_COUNTS)  # every count, in one C call (largest_count is on the hot path)
+# Every token count, in one C call (largest_count is on the hot path; seconds and characters
+# are no tokens and have no token bound).
+_token_counts_of = attrgetter(*(name for name in _COUNTS if name not in ("audio_seconds", "input_characters")))

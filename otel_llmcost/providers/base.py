@@ -189,6 +189,9 @@ class Request:
     # The response may report nothing we can price (a dall-e image, speech audio, a text-format
     # transcription): a call that succeeds without a usage is then recorded as unpriced, never as free.
     unpriced_without_usage: bool = False
+    # What the request alone bills, for a response that reports no usage (speech: the characters
+    # sent, priced per character): the call's usage when it succeeds and its response has none.
+    billed_usage: Usage | None = None
 
 
 @dataclass(slots=True)

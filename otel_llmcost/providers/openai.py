@@ -151,6 +151,7 @@ class OpenAIProvider(StainlessProvider):
         if api.kind in openai_media.KINDS:
             request = self.base_request(api, instance, kwargs, openai_media.prompt(api.kind, kwargs))
             request.attributes = openai_media.request_attributes(api.kind, kwargs)
+            request.billed_usage = openai_media.billed_usage(api.kind, kwargs)
             request.unpriced_without_usage = True
             return request
         chat = api.kind == _CHAT

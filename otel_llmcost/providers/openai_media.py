@@ -1,8 +1,8 @@
 """OpenAI's image and audio endpoints: ``images.generate`` / ``images.edit``,
 ``audio.transcriptions.create`` / ``audio.translations.create`` and ``audio.speech.create``.
 
-They are priced only from the tokens a response reports, the one unit our cost formula and
-genai-prices share:
+They are priced from what a response (or, for speech, the request) states in a unit
+genai-prices prices the model by:
 
 - GPT Image models (gpt-image-1, -1-mini, -1.5, ...) return ``usage`` with
   ``input_tokens`` (text + image, split in ``input_tokens_details``) and ``output_tokens``
@@ -13,15 +13,17 @@ genai-prices share:
   ``input_tokens`` with ``input_token_details.audio_tokens`` / ``text_tokens`` (note
   "token", not "tokens") and ``output_tokens``; a stream reports it on
   ``transcript.text.done``. whisper-1 reports ``usage`` of type ``duration`` (``seconds``):
-  genai-prices prices it per audio hour, which our token formula does not apply, so it is
-  recorded (``llmcost.usage.audio_seconds``) and left unpriced. A text, SRT or VTT
-  ``response_format`` returns a bare string: nothing to price.
-- Speech returns audio bytes and no usage at all: tts-1 is priced per input character and
-  gpt-4o-mini-tts by tokens the response never states. The characters sent are recorded
-  (``llmcost.usage.input_characters``); the call is unpriced.
+  recorded (``llmcost.usage.audio_seconds``) and priced per hour of input audio
+  (genai-prices: $0.36 an hour). A text, SRT or VTT ``response_format`` returns a bare
+  string: nothing to price.
+- Speech returns audio bytes and no usage at all: the characters sent are recorded
+  (``llmcost.usage.input_characters``) and are the call's usage (``Request.billed_usage``)
+  once it succeeds. tts-1 and tts-1-hd are priced per million characters (genai-prices: $15
+  and $30); gpt-4o-mini-tts is priced by tokens the response never states, so it stays
+  unpriced (characters are no tokens: :func:`otel_llmcost.pricing.formula.cost_of`).
 
-A call whose response reports no tokens is marked ``llmcost.unpriced`` (never a cost of 0):
-``Request.unpriced_without_usage``. The audio file is never read or hashed.
+A call whose response reports nothing priceable is marked ``llmcost.unpriced`` (never a cost
+of 0): ``Request.unpriced_without_usage``. The audio file is never read or hashed.
 """
 
 from __future__ import annotations
@@ -86,6 +88,15 @@ def request_attributes(kind: str, kwargs: dict[str, Any]) -> dict[str, Any] | No
     return None
 
 
+def billed_usage(kind: str, kwargs: dict[str, Any]) -> Usage | None:
+    """What the request alone bills: the characters a speech request sends (None otherwise)."""
+    if kind == SPEECH:
+        text = kwargs.get("input")
+        if isinstance(text, str):
+            return Usage(input_characters=len(text))
+    return None
+
+
 def parse_transcription_usage(usage: Any) -> Usage | None:
     """A transcription's ``usage`` of type ``tokens``; None for ``duration`` (whisper-1) or none."""
     if usage is None or field(usage, "input_tokens") is None:
@@ -137,3 +148,4 @@ def _read_transcription_usage(record: ResponseRecord, usage: Any) -> None:
     seconds = as_float(field(usage, "seconds"))
     if seconds is not None and 0 <= seconds < 1e9:  # NaN and infinity fail this too
         record.set_attribute(semconv.USAGE_AUDIO_SECONDS, seconds)
+        record.usage = Usage(audio_seconds=seconds)  # whisper-1: billed by the second of audio

@@ -48,6 +48,18 @@ def test_show_gives_source_version_and_window(prices_file):
     assert "0.5" in later.output
 
 
+def test_show_gives_audio_prices_in_their_own_units():
+    whisper = run("prices", "whisper-1", "--prices-file", "")
+    assert whisper.exit_code == 0, whisper.output
+    assert "input_audio_hours" in whisper.output and "0.36" in whisper.output
+    assert "hour of input audio" in whisper.output
+    assert "million tokens" not in whisper.output  # no token price: not shown as $0 tokens
+    speech = run("prices", "tts-1-hd", "--prices-file", "")
+    assert speech.exit_code == 0, speech.output
+    assert "input_mchars" in speech.output and "30" in speech.output
+    assert "million input characters" in speech.output
+
+
 def test_show_errors_are_clear(prices_file):
     assert run("prices", "gpt-4o", "--at", "yesterday").exit_code == 2
     missing = run("prices", "no-such-model-anywhere")

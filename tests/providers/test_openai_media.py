@@ -1,7 +1,8 @@
 """OpenAI images and audio through the real openai SDK against the fake provider: one span per
-call, priced from the tokens the response reports (GPT Image, gpt-4o transcribe models), and
-unpriced, never $0, where the response reports none or reports another unit (DALL-E, whisper-1's
-seconds, speech) (issue 23)."""
+call, priced from the tokens the response reports (GPT Image, gpt-4o transcribe models) or
+the unit genai-prices bills the model by (whisper-1's audio seconds, tts-1's characters), and
+unpriced, never $0, where nothing priceable is reported (DALL-E, a text-format transcription,
+gpt-4o-mini-tts, a model genai-prices does not know) (issue 23)."""
 
 from __future__ import annotations
 
@@ -23,8 +24,9 @@ from tests.helpers.fuzz_values import PROVIDER_FUZZ, json_values
 #   gpt-image-1: text input 5, image input 10, output 40;
 #   gpt-4o-transcribe: text input 2.5, audio input 6, output 10;
 #   gpt-4o-mini-transcribe: audio input 3, output 5.
-# whisper-1 ($0.36 per audio hour) and tts-1 ($15 per million characters) are priced in units
-# our token formula does not apply; DALL-E has no price at all.
+# genai-prices, in other units: whisper-1 $0.36 per hour of input audio; tts-1 $15 and
+# tts-1-hd $30 per million input characters. DALL-E has no price at all; gpt-4o-mini-tts is
+# priced by tokens that speech responses never state.
 AUDIO = ("a.mp3", b"fake audio", "audio/mpeg")
 _VALUES = json_values(max_int=2**40, text_size=8)
 
@@ -175,13 +177,50 @@ def test_transcription_async_and_streamed_are_priced(openai_only, fake):
     assert attrs[semconv.COST_TOTAL] == pytest.approx(0.000395)
 
 
-def test_whisper_duration_is_recorded_and_unpriced(openai_only, fake):
+def assert_priced(attrs, total: float, model: str) -> None:  # type: ignore[no-untyped-def]
+    assert semconv.UNPRICED not in attrs
+    assert attrs[semconv.COST_TOTAL] == pytest.approx(total, rel=1e-12)
+    assert attrs[semconv.COST_INPUT] == pytest.approx(total, rel=1e-12)  # audio in or text in: input
+    assert attrs[semconv.COST_OUTPUT] == 0
+    assert attrs[semconv.PRICE_MODEL] == model
+    assert attrs[semconv.PRICE_PROVIDER] == "openai"
+    assert attrs[semconv.PRICE_SOURCE] == "genai-prices"
+    assert semconv.GEN_AI_USAGE_INPUT_TOKENS not in attrs  # billed by another unit: no made-up zeros
+
+
+def genai_prices_total(model: str, **usage: float) -> float:
+    """The price genai-prices itself computes (its own calculator over its own data)."""
+    import genai_prices
+
+    return float(genai_prices.calc_price(genai_prices.Usage(**usage), model, provider_id="openai").total_price)
+
+
+def test_whisper_transcription_is_priced_per_audio_hour(openai_only, fake):
+    fake.enqueue(Reply(usage={"type": "duration", "seconds": 90}))
     response = openai_client(fake).audio.transcriptions.create(model="whisper-1", file=AUDIO)
 
-    assert response.usage.seconds == 12.5
+    assert response.usage.seconds == 90
     attrs = openai_only.only_span().attributes
-    assert attrs[semconv.USAGE_AUDIO_SECONDS] == 12.5
-    assert_unpriced(attrs)
+    assert attrs[semconv.USAGE_AUDIO_SECONDS] == 90
+    # 90 s of audio at $0.36 an hour: 90 / 3600 * 0.36 = $0.009
+    assert_priced(attrs, 0.009, "whisper-1")
+    assert 0.009 == pytest.approx(genai_prices_total("whisper-1", audio_seconds=90, input_audio_seconds=90))
+    assert semconv.METRIC_UNPRICED_CALLS not in openai_only.metrics()
+
+
+def test_whisper_default_duration_async_and_translation_are_priced(openai_only, fake):
+    async def transcribe() -> None:
+        await openai_client(fake, is_async=True).audio.transcriptions.create(model="whisper-1", file=AUDIO)
+
+    asyncio.run(transcribe())
+    # the fake reports 12.5 s: 12.5 / 3600 * 0.36 = $0.00125
+    assert_priced(openai_only.only_span().attributes, 0.00125, "whisper-1")
+    openai_only.clear()
+
+    openai_client(fake).audio.translations.create(model="whisper-1", file=AUDIO)
+    attrs = openai_only.only_span().attributes
+    assert attrs[semconv.GEN_AI_OPERATION_NAME] == "translation"
+    assert_priced(attrs, 0.00125, "whisper-1")
 
 
 def test_text_format_transcription_reports_nothing_so_is_unpriced(openai_only, fake):
@@ -193,38 +232,75 @@ def test_text_format_transcription_reports_nothing_so_is_unpriced(openai_only, f
     assert_unpriced(openai_only.only_span().attributes)
 
 
-def test_translation_is_one_unpriced_span(openai_only, fake):
-    openai_client(fake).audio.translations.create(model="whisper-1", file=AUDIO)
+def test_text_format_translation_is_one_unpriced_span(openai_only, fake):
+    openai_client(fake).audio.translations.create(model="whisper-1", file=AUDIO, response_format="text")
 
     attrs = openai_only.only_span().attributes
     assert attrs[semconv.GEN_AI_OPERATION_NAME] == "translation"
+    assert semconv.USAGE_AUDIO_SECONDS not in attrs  # the duration is never guessed from the file
     assert_unpriced(attrs)
 
 
-def test_speech_records_its_characters_and_is_unpriced_sync_and_async(openai_only, fake):
-    audio = openai_client(fake).audio.speech.create(model="tts-1", voice="alloy", input="Hello, world")
+def test_speech_is_priced_per_character_sync_and_async(openai_only, fake):
+    text = "x" * 1000
+    audio = openai_client(fake).audio.speech.create(model="tts-1", voice="alloy", input=text)
 
     assert audio.content.startswith(b"ID3")
     span = openai_only.only_span()
     assert span.name == "speech tts-1"
-    assert span.attributes[semconv.USAGE_INPUT_CHARACTERS] == 12
-    assert_unpriced(span.attributes)
+    assert span.attributes[semconv.USAGE_INPUT_CHARACTERS] == 1000
+    # 1,000 characters at $15 per million: $0.015
+    assert_priced(span.attributes, 0.015, "tts-1")
+    assert 0.015 == pytest.approx(genai_prices_total("tts-1", input_characters=1000))
     openai_only.clear()
 
     async def speak() -> None:
-        await openai_client(fake, is_async=True).audio.speech.create(model="gpt-4o-mini-tts", voice="alloy", input="Hi")
+        await openai_client(fake, is_async=True).audio.speech.create(model="tts-1-hd", voice="alloy", input=text)
 
     asyncio.run(speak())
-    assert_unpriced(openai_only.only_span().attributes)
+    # tts-1-hd: $30 per million characters: $0.030
+    assert_priced(openai_only.only_span().attributes, 0.030, "tts-1-hd")
+    assert 0.030 == pytest.approx(genai_prices_total("tts-1-hd", input_characters=1000))
 
 
-def test_streamed_speech_is_one_unpriced_span(openai_only, fake):
+def test_streamed_speech_is_one_priced_span(openai_only, fake):
     client = openai_client(fake)
     with client.audio.speech.with_streaming_response.create(model="tts-1", voice="alloy", input="Hi") as response:
         body = b"".join(response.iter_bytes())
 
     assert body.startswith(b"ID3")
-    assert_unpriced(openai_only.only_span().attributes)
+    assert_priced(openai_only.only_span().attributes, 2 * 15 / 1e6, "tts-1")
+
+
+def test_speech_by_a_token_priced_or_unknown_model_stays_unpriced_never_free(openai_only, fake):
+    # gpt-4o-mini-tts is priced by tokens the response never states; tts-9 has no price at all.
+    for model in ("gpt-4o-mini-tts", "tts-9"):
+        openai_client(fake).audio.speech.create(model=model, voice="alloy", input="Hello, world")
+        attrs = openai_only.only_span().attributes
+        assert attrs[semconv.USAGE_INPUT_CHARACTERS] == 12
+        assert_unpriced(attrs)
+        openai_only.clear()
+
+
+def test_failed_speech_is_an_error_not_priced_or_unpriced(openai_only, fake):
+    fake.enqueue(Reply(status=400, body={"error": {"message": "bad voice", "type": "invalid_request_error"}}))
+    with pytest.raises(openai.BadRequestError):
+        openai_client(fake, max_retries=0).audio.speech.create(model="tts-1", voice="nobody", input="Hi")
+
+    attrs = openai_only.only_span().attributes
+    assert attrs[semconv.ERROR_TYPE] == "BadRequestError"
+    assert semconv.UNPRICED not in attrs
+    assert semconv.COST_TOTAL not in attrs
+
+
+def test_draft_cost_attributes_carry_the_audio_price(instrument, otel, fake):
+    instrument(providers=("openai",), limiters=(), emit_draft_cost=True)
+    openai_client(fake).audio.speech.create(model="tts-1", voice="alloy", input="x" * 1000)
+
+    attrs = otel.only_span().attributes
+    assert attrs[semconv.GEN_AI_USAGE_COST_AMOUNT] == pytest.approx(0.015)
+    assert attrs[semconv.GEN_AI_USAGE_COST_CURRENCY] == "USD"
+    assert attrs[semconv.GEN_AI_USAGE_COST_SOURCE] == semconv.COST_SOURCE_LOCAL
 
 
 # --- any shape -----------------------------------------------------------------------------

@@ -149,3 +149,30 @@ def test_an_old_llm_calls_gets_the_codecs_of_a_new_one_and_keeps_its_rows(old_da
     assert upgraded["Timestamp"][1] == "CODEC(Delta(8), T64('bit'), ZSTD(1))"
     kept = client.query(f"SELECT InputTokens FROM {DB}.llm_calls WHERE ServiceName = 'upgrade-codecs'")
     assert kept.result_rows == [(7,)]
+
+
+def test_old_database_gains_the_audio_unit_columns_prices_and_repricing(old_database):
+    """Audio units (issue 23; 026_audio_units.sql): llm_calls gains AudioSeconds and
+    InputCharacters (filled by the materialized view from then on), llm_unit_prices is
+    created, and the repricing views read both; rows from before keep defaults."""
+    client = old_database
+    assert "AudioSeconds" not in columns(client, "llm_calls")
+    ts = now_ns()
+    insert_spans(client, [call_row("upgrade-audio", ts, gen_ai_request_model="whisper-1", usage_audio_seconds=90)])
+
+    migrations.migrate(client, database=DB)
+    assert {"AudioSeconds", "InputCharacters"} <= columns(client, "llm_calls")
+    assert {"InputAudioHours", "InputMchars"} <= columns(client, "llm_unit_prices")
+
+    more = {"gen_ai_request_model": "tts-1", "usage_input_characters": 1000}
+    insert_spans(client, [call_row("upgrade-audio", ts + 1, **more)])
+    rows = client.query(
+        f"SELECT AudioSeconds, InputCharacters FROM {DB}.llm_calls"
+        " WHERE ServiceName = 'upgrade-audio' ORDER BY Timestamp"
+    ).result_rows
+    assert rows == [(0.0, 0), (0.0, 1000)]  # the old row keeps defaults
+    assert client.query(
+        f"SELECT count() FROM {DB}.v_calls_repriced(target_provider = '', target_model = '')"
+        " WHERE ServiceName = 'upgrade-audio'"
+    ).result_rows == [(2,)]
+    assert migrations.migrate(client, database=DB) == [f"CREATE DATABASE IF NOT EXISTS {DB}"]

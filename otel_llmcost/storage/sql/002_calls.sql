@@ -131,6 +131,12 @@ CREATE TABLE IF NOT EXISTS {database}.llm_calls {cluster} (
     -- otel_llmcost/instrumentation/similarity.py): near-duplicate requests by Hamming
     -- distance (018_near_duplicates.sql). 0 when there is none or it is malformed.
     SimHash UInt64,
+    -- Audio calls billed in units other than tokens (otel_llmcost/providers/openai_media.py):
+    -- the seconds of input audio a whisper-1 response billed (llmcost.usage.audio_seconds) and
+    -- the characters sent to speech (llmcost.usage.input_characters, recorded on failed calls
+    -- too); 0 for every other call. Priced by llm_unit_prices (026_audio_units.sql).
+    AudioSeconds Float64 CODEC(ZSTD(1)),
+    InputCharacters UInt64 CODEC(T64, ZSTD(1)),
     INDEX idx_trace_id TraceId TYPE bloom_filter(0.001) GRANULARITY 1,
     INDEX idx_user User TYPE bloom_filter(0.01) GRANULARITY 1,
     INDEX idx_prefix_hash PrefixHash TYPE bloom_filter(0.01) GRANULARITY 1,
@@ -227,7 +233,9 @@ AS SELECT
                  NULL) AS Nullable(UInt8)) AS Background,
     SpanAttributes['llmcost.batch.file_id'] AS BatchFileId,
     if(match(SpanAttributes['llmcost.prompt.simhash'], '^[0-9a-fA-F]{16}$'),
-       reinterpretAsUInt64(reverse(unhex(SpanAttributes['llmcost.prompt.simhash']))), 0) AS SimHash
+       reinterpretAsUInt64(reverse(unhex(SpanAttributes['llmcost.prompt.simhash']))), 0) AS SimHash,
+    greatest(ifNotFinite(toFloat64OrZero(SpanAttributes['llmcost.usage.audio_seconds']), 0), 0) AS AudioSeconds,
+    toUInt64OrZero(SpanAttributes['llmcost.usage.input_characters']) AS InputCharacters
 FROM {database}.otel_traces
 -- Only otel-llmcost's own spans: other GenAI instrumentations (and SDKs that trace
 -- themselves, as anthropic 2.x does under the global tracer provider) emit a second
