@@ -17,6 +17,8 @@ retention. Rows read come from the query's own statistics (``FORMAT JSON``).
 
     python benchmarks/panel_bench.py --rows 10000000          # the issue's size (~15 min)
     python benchmarks/panel_bench.py --rows 20000 --repeats 1  # what CI runs
+    # the 7 days of the issue's size only (2.3M calls), a few panels:
+    python benchmarks/panel_bench.py --rows 2630000 --days 8 --ranges 7d --panels 'Savings opportunities|Top users'
 
 chdb opens one data path per process: run as a script, this is that process.
 """
@@ -111,8 +113,18 @@ def _panels(client: Any, now: dt.datetime, ranges: dict[str, int]) -> list[Panel
 
 
 def run(
-    rows: int, repeats: int, endpoints: int, models: int, users: int, ranges: dict[str, int] | None = None
+    rows: int,
+    repeats: int,
+    endpoints: int,
+    models: int,
+    users: int,
+    ranges: dict[str, int] | None = None,
+    *,
+    days: int = 30,
+    only: list[str] | None = None,
 ) -> dict[str, Any]:
+    """``days``: how far back the generated calls go; ``only``: time just the panels whose
+    "dashboard uid: title" contains one of these strings (all panels when empty)."""
     ranges = ranges or RANGES
     if BUDGET_RANGE not in ranges:
         raise ValueError(f"the ranges must include {BUDGET_RANGE} (the budget and the retention check use it)")
@@ -127,13 +139,13 @@ def run(
     client = storage.connect(dsn, database=DB)  # the panels name their views unqualified, as Grafana's data source does
     try:
         start = time.perf_counter()
-        query_bench.generate(client, rows, endpoints=endpoints, models_count=models, users=users)
+        query_bench.generate(client, rows, endpoints=endpoints, models_count=models, users=users, days=days)
         generate_s = time.perf_counter() - start
         _merge_rollups(client)
         calls = client.query(f"SELECT count() FROM {DB}.llm_calls").result_rows[0][0]
         tables = _table_sizes(client, calls)
         now = dt.datetime.now(dt.timezone.utc)
-        panels = _panels(client, now, ranges)
+        panels = [p for p in _panels(client, now, ranges) if not only or any(o in p[0] for o in only)]
         results = []
         for panel_id, _panel, sqls in panels:
             entry: dict[str, Any] = {"panel": panel_id, "ranges": {}}
@@ -180,6 +192,7 @@ def run(
             "calls": calls,
             "old_calls": old_calls,
             "cardinality": {"endpoints": endpoints, "models": models, "users": users},
+            "days": days,
             "generate_s": generate_s,
             "tables": tables,
             "repeats": repeats,
@@ -259,11 +272,18 @@ def main() -> int:
     parser.add_argument("--models", type=int, default=10)
     parser.add_argument("--users", type=int, default=5000)
     parser.add_argument("--ranges", default=",".join(RANGES), help=f"a subset of {','.join(RANGES)}")
+    parser.add_argument("--days", type=int, default=30, help="spread the calls over the last N days")
+    parser.add_argument(
+        "--panels",
+        default="",
+        help="time only these panels: '|'-separated parts of 'dashboard uid: title' (e.g. 'Top users|Tail')",
+    )
     parser.add_argument("--json", type=Path, help="also write the result here")
     parser.add_argument("--check", action="store_true", help="exit 1 if a panel fails or reads older data")
     args = parser.parse_args()
     ranges = {name: RANGES[name] for name in args.ranges.split(",")}
-    result = run(args.rows, args.repeats, args.endpoints, args.models, args.users, ranges)
+    only = [p for p in args.panels.split("|") if p]
+    result = run(args.rows, args.repeats, args.endpoints, args.models, args.users, ranges, days=args.days, only=only)
     print(render(result))
     if args.json:
         args.json.write_text(json.dumps(result, indent=1, default=str), encoding="utf-8")

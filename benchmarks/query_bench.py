@@ -56,7 +56,7 @@ INSERT INTO {db}.otel_traces
     (Timestamp, TraceId, SpanId, ParentSpanId, TraceState, SpanName, SpanKind, ServiceName,
      ResourceAttributes, ScopeName, ScopeVersion, SpanAttributes, Duration, StatusCode, StatusMessage)
 SELECT
-    now64(9) - toIntervalMillisecond(cityHash64(number, 1) % (30 * 86400000)) AS Timestamp,
+    now64(9) - toIntervalMillisecond(cityHash64(number, 1) % ({days} * 86400000)) AS Timestamp,
     lower(hex(cityHash64(number, 11))) || lower(hex(cityHash64(number, 12))) AS TraceId,
     lower(hex(cityHash64(number, 13))) AS SpanId,
     '' AS ParentSpanId,
@@ -236,8 +236,9 @@ ORDER BY CostUsd DESC, User
 LIMIT 50"""
 
 
-def generate(client: Any, rows: int, *, endpoints: int, models_count: int, users: int) -> None:
-    """Insert ``rows`` generated spans into ``otel_traces`` (and so, through the views, everywhere)."""
+def generate(client: Any, rows: int, *, endpoints: int, models_count: int, users: int, days: int = 30) -> None:
+    """Insert ``rows`` generated spans over the last ``days`` days into ``otel_traces`` (and so,
+    through the views, everywhere)."""
     names = models_for(models_count)
     models = "[" + ",".join(f"'{m}'" for m in names) + "]"
     openai_models = sum(1 for m in names if m.startswith("gpt"))
@@ -250,6 +251,7 @@ def generate(client: Any, rows: int, *, endpoints: int, models_count: int, users
             nmodels=models_count,
             users=users,
             openai_models=openai_models,
+            days=days,
         )
     )
 

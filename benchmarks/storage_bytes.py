@@ -80,6 +80,7 @@ def load(client: Any, rows: int, *, parent_ids: bool = True) -> float:
         nmodels=len(names),
         users=USERS,
         openai_models=sum(1 for m in names if m.startswith("gpt")),
+        days=30,
     )
     if parent_ids:
         if _NO_PARENT not in sql:

@@ -69,34 +69,17 @@ FROM (
         sum(CostInput) AS InputCost,
         min(Timestamp) AS FirstSeen,
         max(Timestamp) AS LastSeen,
-        countIf(N > 1 AND GapS <= 300) AS Repeats,
+        -- Calls within 5 minutes of the previous call of the prefix: the gaps between its
+        -- sorted call times (ms), one array per prefix rather than a window over every call.
+        arrayCount(
+            d -> d <= 300000,
+            arrayPopFront(arrayDifference(arraySort(groupArray(toUnixTimestamp64Milli(Timestamp)))))
+        ) AS Repeats,
         sum(CacheReadTokens) AS ReadTokens,
         sumIf(CostInput, NOT Unpriced) / nullIf(sumIf(UncachedInputTokens, NOT Unpriced), 0) AS InputRate
-    FROM (
-        SELECT
-            Timestamp,
-            ServiceName,
-            Provider,
-            RequestModel,
-            PrefixHash,
-            Endpoint,
-            Team,
-            InputTokens,
-            UncachedInputTokens,
-            CacheReadTokens,
-            CostInput,
-            Unpriced,
-            row_number() OVER w AS N,
-            dateDiff('millisecond', lagInFrame(Timestamp, 1) OVER w, Timestamp) / 1000 AS GapS
-        FROM {database}.llm_calls
-        WHERE PrefixHash != ''
-          AND Timestamp >= now() - toIntervalHour({since_hours:UInt32})
-        WINDOW w AS (
-            PARTITION BY ServiceName, Provider, RequestModel, PrefixHash
-            ORDER BY Timestamp
-            ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW
-        )
-    )
+    FROM {database}.llm_calls
+    WHERE PrefixHash != ''
+      AND Timestamp >= now() - toIntervalHour({since_hours:UInt32})
     GROUP BY
         ServiceName,
         Provider,
@@ -271,6 +254,14 @@ FROM (
                 FROM {database}.llm_calls AS c
                 WHERE (CacheWriteTokens > 0 OR CacheReadTokens > 0)
                   AND c.Timestamp >= now() - toIntervalHour({since_hours:UInt32})
+                  -- Only prefixes written in the window: the reads of the others come
+                  -- before any write (WriteSeq 0) and are dropped below anyway.
+                  AND (ServiceName, Provider, RequestModel, PrefixHash, if(PrefixHash = '', c.Endpoint, '')) IN (
+                      SELECT ServiceName, Provider, RequestModel, PrefixHash, if(PrefixHash = '', Endpoint, '')
+                      FROM {database}.llm_calls
+                      WHERE CacheWriteTokens > 0
+                        AND Timestamp >= now() - toIntervalHour({since_hours:UInt32})
+                  )
             )
             WHERE WriteSeq > 0
             WINDOW s AS (

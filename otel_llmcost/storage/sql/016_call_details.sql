@@ -218,20 +218,14 @@ SELECT
     ServiceName,
     Endpoint,
     count() AS Calls,
-    any(Top) AS TopCalls,
+    toUInt64(ceil(Calls * 0.05)) AS TopCalls,
     sum(CostTotal) AS CostUsd,
-    sumIf(CostTotal, Rank <= Top) AS TopCostUsd,
+    -- The TopCalls largest costs, whichever calls tie at the cut: one array per endpoint
+    -- rather than a window over every call of the range ordered by cost.
+    arraySum(arraySlice(arrayReverseSort(groupArray(CostTotal)), 1, TopCalls)) AS TopCostUsd,
     TopCostUsd / nullIf(CostUsd, 0) AS TopShare
-FROM (
-    SELECT
-        ServiceName,
-        Endpoint,
-        CostTotal,
-        row_number() OVER (PARTITION BY ServiceName, Endpoint ORDER BY CostTotal DESC, SpanId) AS Rank,
-        toUInt64(ceil(count() OVER (PARTITION BY ServiceName, Endpoint) * 0.05)) AS Top
-    FROM {database}.llm_calls
-    WHERE Timestamp >= now() - toIntervalHour({since_hours:UInt32})
-)
+FROM {database}.llm_calls
+WHERE Timestamp >= now() - toIntervalHour({since_hours:UInt32})
 GROUP BY
     ServiceName,
     Endpoint;

@@ -146,6 +146,18 @@ FROM (
               AND NOT Unpriced
               AND NOT Implausible
               AND StatusCode != 'Error'
+              -- Only models the pairs below can match, by their own name or by the
+              -- catalogue model they resolve to, so that the joins see no other call (a
+              -- wider set than the joins keep, tested on the model column alone: cheap).
+              AND RequestModel IN (
+                  SELECT FromModel
+                  FROM {database}.v_routing_pairs
+                  UNION ALL
+                  SELECT RequestModel
+                  FROM {database}.llm_price_refs
+                  WHERE SyncId = (SELECT max(SyncId) FROM {database}.llm_price_syncs)
+                    AND (PriceProvider, Model) IN (SELECT Provider, FromModel FROM {database}.v_routing_pairs)
+              )
         ) AS c
         LEFT JOIN (
             SELECT *
@@ -240,6 +252,13 @@ INNER JOIN (
             any(Team) AS Team
         FROM {database}.llm_calls
         WHERE Timestamp >= now() - toIntervalHour({since_hours:UInt32} + 24)
+          -- Only tasks with an outcome in the window (the join below keeps no other):
+          -- grouping every trace of the range is most of the cost otherwise.
+          AND if(TaskId != '', TaskId, TraceId) IN (
+              SELECT TaskKey
+              FROM {database}.llm_task_outcomes
+              WHERE Timestamp >= now() - toIntervalHour({since_hours:UInt32})
+          )
         GROUP BY
             TaskKey,
             RequestModel

@@ -3451,34 +3451,17 @@ FROM (
         sum(CostInput) AS InputCost,
         min(Timestamp) AS FirstSeen,
         max(Timestamp) AS LastSeen,
-        countIf(N > 1 AND GapS <= 300) AS Repeats,
+        -- Calls within 5 minutes of the previous call of the prefix: the gaps between its
+        -- sorted call times (ms), one array per prefix rather than a window over every call.
+        arrayCount(
+            d -> d <= 300000,
+            arrayPopFront(arrayDifference(arraySort(groupArray(toUnixTimestamp64Milli(Timestamp)))))
+        ) AS Repeats,
         sum(CacheReadTokens) AS ReadTokens,
         sumIf(CostInput, NOT Unpriced) / nullIf(sumIf(UncachedInputTokens, NOT Unpriced), 0) AS InputRate
-    FROM (
-        SELECT
-            Timestamp,
-            ServiceName,
-            Provider,
-            RequestModel,
-            PrefixHash,
-            Endpoint,
-            Team,
-            InputTokens,
-            UncachedInputTokens,
-            CacheReadTokens,
-            CostInput,
-            Unpriced,
-            row_number() OVER w AS N,
-            dateDiff('millisecond', lagInFrame(Timestamp, 1) OVER w, Timestamp) / 1000 AS GapS
-        FROM otel.llm_calls
-        WHERE PrefixHash != ''
-          AND Timestamp >= now() - toIntervalHour({since_hours:UInt32})
-        WINDOW w AS (
-            PARTITION BY ServiceName, Provider, RequestModel, PrefixHash
-            ORDER BY Timestamp
-            ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW
-        )
-    )
+    FROM otel.llm_calls
+    WHERE PrefixHash != ''
+      AND Timestamp >= now() - toIntervalHour({since_hours:UInt32})
     GROUP BY
         ServiceName,
         Provider,
@@ -3639,6 +3622,14 @@ FROM (
                 FROM otel.llm_calls AS c
                 WHERE (CacheWriteTokens > 0 OR CacheReadTokens > 0)
                   AND c.Timestamp >= now() - toIntervalHour({since_hours:UInt32})
+                  -- Only prefixes written in the window: the reads of the others come
+                  -- before any write (WriteSeq 0) and are dropped below anyway.
+                  AND (ServiceName, Provider, RequestModel, PrefixHash, if(PrefixHash = '', c.Endpoint, '')) IN (
+                      SELECT ServiceName, Provider, RequestModel, PrefixHash, if(PrefixHash = '', Endpoint, '')
+                      FROM otel.llm_calls
+                      WHERE CacheWriteTokens > 0
+                        AND Timestamp >= now() - toIntervalHour({since_hours:UInt32})
+                  )
             )
             WHERE WriteSeq > 0
             WINDOW s AS (
@@ -4084,20 +4075,14 @@ SELECT
     ServiceName,
     Endpoint,
     count() AS Calls,
-    any(Top) AS TopCalls,
+    toUInt64(ceil(Calls * 0.05)) AS TopCalls,
     sum(CostTotal) AS CostUsd,
-    sumIf(CostTotal, Rank <= Top) AS TopCostUsd,
+    -- The TopCalls largest costs, whichever calls tie at the cut: one array per endpoint
+    -- rather than a window over every call of the range ordered by cost.
+    arraySum(arraySlice(arrayReverseSort(groupArray(CostTotal)), 1, TopCalls)) AS TopCostUsd,
     TopCostUsd / nullIf(CostUsd, 0) AS TopShare
-FROM (
-    SELECT
-        ServiceName,
-        Endpoint,
-        CostTotal,
-        row_number() OVER (PARTITION BY ServiceName, Endpoint ORDER BY CostTotal DESC, SpanId) AS Rank,
-        toUInt64(ceil(count() OVER (PARTITION BY ServiceName, Endpoint) * 0.05)) AS Top
-    FROM otel.llm_calls
-    WHERE Timestamp >= now() - toIntervalHour({since_hours:UInt32})
-)
+FROM otel.llm_calls
+WHERE Timestamp >= now() - toIntervalHour({since_hours:UInt32})
 GROUP BY
     ServiceName,
     Endpoint;
@@ -4118,6 +4103,14 @@ SELECT
 FROM otel.llm_calls
 WHERE Timestamp >= now() - toIntervalHour({since_hours:UInt32})
   AND RequestHash != ''
+  AND RequestHash IN (
+      SELECT RequestHash
+      FROM otel.llm_calls
+      WHERE Timestamp >= now() - toIntervalHour({since_hours:UInt32})
+        AND RequestHash != ''
+      GROUP BY RequestHash
+      HAVING count() >= 2
+  )
 GROUP BY
     ServiceName,
     RequestModel,
@@ -4328,6 +4321,18 @@ FROM (
               AND NOT Unpriced
               AND NOT Implausible
               AND StatusCode != 'Error'
+              -- Only models the pairs below can match, by their own name or by the
+              -- catalogue model they resolve to, so that the joins see no other call (a
+              -- wider set than the joins keep, tested on the model column alone: cheap).
+              AND RequestModel IN (
+                  SELECT FromModel
+                  FROM otel.v_routing_pairs
+                  UNION ALL
+                  SELECT RequestModel
+                  FROM otel.llm_price_refs
+                  WHERE SyncId = (SELECT max(SyncId) FROM otel.llm_price_syncs)
+                    AND (PriceProvider, Model) IN (SELECT Provider, FromModel FROM otel.v_routing_pairs)
+              )
         ) AS c
         LEFT JOIN (
             SELECT *
@@ -4415,6 +4420,13 @@ INNER JOIN (
             any(Team) AS Team
         FROM otel.llm_calls
         WHERE Timestamp >= now() - toIntervalHour({since_hours:UInt32} + 24)
+          -- Only tasks with an outcome in the window (the join below keeps no other):
+          -- grouping every trace of the range is most of the cost otherwise.
+          AND if(TaskId != '', TaskId, TraceId) IN (
+              SELECT TaskKey
+              FROM otel.llm_task_outcomes
+              WHERE Timestamp >= now() - toIntervalHour({since_hours:UInt32})
+          )
         GROUP BY
             TaskKey,
             RequestModel
@@ -5361,4 +5373,20 @@ SELECT
     any(CatalogueVersion) AS CatalogueVersion
 FROM otel.v_calls_repriced(target_provider = '', target_model = '')
 GROUP BY Day, ServiceName, Provider, RequestModel, Endpoint, Team;
+
+CREATE VIEW IF NOT EXISTS otel.v_user_calls  ON CLUSTER prod AS
+SELECT
+    Timestamp,
+    toStartOfHour(Timestamp) AS Hour,
+    ServiceName,
+    Endpoint,
+    RequestModel,
+    Team,
+    User,
+    toUInt64(1) AS Calls,
+    InputTokens,
+    OutputTokens,
+    CostTotal
+FROM otel.llm_calls
+WHERE User != '';
 
