@@ -203,6 +203,7 @@ def test_tiktoken_works_with_the_network_disabled(tmp_path):
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["2", "2"]
     assert sorted(p.name for p in (tmp_path / "tiktoken").iterdir()) == ["cl100k_base.tiktoken", "o200k_base.tiktoken"]
+    assert not (tmp_path / "cache").exists()  # no second copy in tiktoken's cache (3.6 MB per data directory)
 
 
 def _refuse(*args: object, **kwargs: object) -> None:
