@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 from otel_llmcost.cli import app
 from otel_llmcost.reporting import anomalies
 from tests.helpers import anomaly_fixture
-from tests.helpers.chdb import migrated_client
+from tests.helpers.chdb import chdb_dsn, fresh_client
 from tests.helpers.dashboard_db import dashboard_database
 
 runner = CliRunner()
@@ -27,18 +27,18 @@ ISO_Z = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ")
 
 @pytest.fixture(scope="module")
 def scripted_dsn(tmp_path_factory: pytest.TempPathFactory) -> str:
-    dsn = f"chdb://{tmp_path_factory.mktemp('anomalies') / 'chdb'}"
-    with migrated_client(dsn) as client:
+    directory = tmp_path_factory.mktemp("anomalies")
+    with fresh_client(directory) as client:
         anomaly_fixture.install(client)
-    return dsn
+    return chdb_dsn(directory)
 
 
 @pytest.fixture(scope="module")
 def empty_dsn(tmp_path_factory: pytest.TempPathFactory) -> str:
-    dsn = f"chdb://{tmp_path_factory.mktemp('anomalies-empty') / 'chdb'}"
-    with migrated_client(dsn) as client:
+    directory = tmp_path_factory.mktemp("anomalies-empty")
+    with fresh_client(directory) as client:
         anomaly_fixture.install(client, rows=[])
-    return dsn
+    return chdb_dsn(directory)
 
 
 def run(*args: str) -> tuple[int, str, str]:

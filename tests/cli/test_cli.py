@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import re
 
@@ -9,16 +10,17 @@ import pytest
 from typer.testing import CliRunner
 
 from otel_llmcost.cli import app
+from otel_llmcost.reporting import reports
+from tests.helpers.dashboard_db import demo_database
 
 runner = CliRunner()
 
 
 @pytest.fixture(scope="module")
 def demo_dsn(tmp_path_factory: pytest.TempPathFactory) -> str:
-    dsn = f"chdb://{tmp_path_factory.mktemp('demo') / 'chdb'}"
-    result = runner.invoke(app, ["demo", "--dsn", dsn, "--format", "json"])
-    assert result.exit_code == 0, result.output
-    return dsn
+    """What ``otel-llmcost demo --dsn DSN --format json`` wrote (the command must exit 0):
+    run once per session, a copy per module (tests.helpers.dashboard_db)."""
+    return demo_database(tmp_path_factory.getbasetemp(), tmp_path_factory.mktemp("demo") / "chdb")
 
 
 def report(dsn: str, *names: str) -> dict[str, list[dict]]:
@@ -165,8 +167,26 @@ def test_demo_reprices_its_fine_tune_and_compares_the_gateway_cost(demo_dsn):
     assert reported["acme/router-special-1"]["UnpricedCalls"] == reported["acme/router-special-1"]["Calls"]
 
 
+_REPORT_QUERIES: dict[tuple[str, str], reports.Report] = {}
+
+
+@pytest.fixture
+def report_queries_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each report query of the tests that use this runs once for all of them (the demo's
+    report is ~5 s of queries; the widths differ in rendering only): later runs get a copy."""
+    run = reports.run
+
+    def once(client, name, **options):  # type: ignore[no-untyped-def]
+        key = (name, repr(sorted(options.items())))
+        if key not in _REPORT_QUERIES:
+            _REPORT_QUERIES[key] = run(client, name, **options)
+        return copy.deepcopy(_REPORT_QUERIES[key])
+
+    monkeypatch.setattr(reports, "run", once)
+
+
 @pytest.mark.parametrize("width", [80, 160])
-def test_demo_report_fits_the_width_without_breaking_a_name(demo_dsn, width):
+def test_demo_report_fits_the_width_without_breaking_a_name(demo_dsn, width, report_queries_once):
     """Issue 21: piped, the report is 80 columns; no line is wider, no endpoint or header is cut."""
     result = runner.invoke(app, ["report", "--dsn", demo_dsn], env={"COLUMNS": str(width)})
     assert result.exit_code == 0, result.output

@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 from otel_llmcost.cli import app
 from otel_llmcost.reporting.safe_query import ALLOWED_TABLE_FUNCTIONS
-from tests.helpers.chdb import DATABASE, chdb_dsn, insert_spans, migrated_client, query_dsn
+from tests.helpers.chdb import DATABASE, chdb_dsn, copy_migrated, fresh_client, insert_spans, query_dsn
 from tests.helpers.span_rows import call_row, now_ns
 
 runner = CliRunner()
@@ -22,10 +22,10 @@ OBJECTS_SQL = f"SELECT count() FROM system.tables WHERE database = '{DATABASE}'"
 
 @pytest.fixture(scope="module")
 def dsn(tmp_path_factory: pytest.TempPathFactory) -> str:
-    dsn = chdb_dsn(tmp_path_factory.mktemp("query"))
-    with migrated_client(dsn) as client:
+    directory = tmp_path_factory.mktemp("query")
+    with fresh_client(directory) as client:
         insert_spans(client, [call_row("svc", now_ns())])
-    return dsn
+    return chdb_dsn(directory)
 
 
 def query(dsn: str, *args: str):  # type: ignore[no-untyped-def]
@@ -106,9 +106,7 @@ def test_every_allowed_table_function_is_allowed_by_clickhouse_read_only(dsn):
 
 
 def test_write_runs_one_maintenance_statement(tmp_path):
-    dsn = chdb_dsn(tmp_path)
-    with migrated_client(dsn):
-        pass
+    dsn = copy_migrated(tmp_path)
     refused = query(dsn, "--write", "DROP VIEW v_errors_hourly; DROP TABLE otel_traces")
     assert refused.exit_code == 2 and "one statement" in refused.stderr
     result = query(dsn, "--write", "DROP VIEW v_errors_hourly")

@@ -19,7 +19,7 @@ from typer.testing import CliRunner
 from otel_llmcost.cli import app
 from otel_llmcost.reporting import terminal
 from otel_llmcost.reporting.reports import Report
-from tests.helpers.chdb import chdb_dsn, insert_spans, migrated_client
+from tests.helpers.chdb import chdb_dsn, fresh_client, insert_spans
 from tests.helpers.span_rows import call_row, now_ns
 
 runner = CliRunner()
@@ -47,11 +47,11 @@ RAW_CONTROLS = ("\x1b[31m", "\x1b]8;", "\x07", "\r", "\u202e")
 
 @pytest.fixture(scope="module")
 def dsn(tmp_path_factory: pytest.TempPathFactory) -> str:
-    dsn = chdb_dsn(tmp_path_factory.mktemp("hostile"))
+    directory = tmp_path_factory.mktemp("hostile")
     rows = [call_row(f"svc-{key}", now_ns(), endpoint=value, cost_total=0.25) for key, value in HOSTILE.items()]
-    with migrated_client(dsn) as client:
+    with fresh_client(directory) as client:
         insert_spans(client, rows)
-    return dsn
+    return chdb_dsn(directory)
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess[str]:

@@ -766,11 +766,25 @@ def test_variable_queries_return_options(client, week, name):
     assert "llmcost-demo" in variables["service"].options
 
 
+@pytest.fixture(scope="module")
+def all_selected(client, week, variables_for):
+    """Each panel's query with every variable at All, run once for the tests that read it
+    (the same SQL on the same data: the module's database and time range)."""
+    cache: dict[str, tuple[list[str], list[tuple]]] = {}
+
+    def run(uid: str, panel: dict[str, Any]) -> tuple[list[str], list[tuple]]:
+        sql = expanded_panel_sql(panel, week, variables_for(uid))
+        if sql not in cache:
+            cache[sql] = _columns_and_rows(client, sql)  # a failure is raised, never cached
+        return cache[sql]
+
+    return run
+
+
 @pytest.mark.parametrize("item", PANELS, ids=_panel_id)
-def test_panel_query_runs_with_all_selected(client, week, variables_for, item):
+def test_panel_query_runs_with_all_selected(all_selected, item):
     uid, panel = item
-    variables = variables_for(uid)
-    columns, rows = _columns_and_rows(client, expanded_panel_sql(panel, week, variables))
+    columns, rows = all_selected(uid, panel)
     assert columns == EXPECTED_COLUMNS[uid][panel["title"]]
     assert rows, f"{panel['title']} returned no rows on the demo data"
     if panel["type"] == "timeseries":
@@ -942,11 +956,11 @@ def _is_number(value: Any) -> bool:
 
 
 @pytest.mark.parametrize("item", PANELS, ids=_panel_id)
-def test_panel_units_match_what_each_column_holds(client, week, variables_for, item):
+def test_panel_units_match_what_each_column_holds(all_selected, item):
     """count -> none/short, $ -> currencyUSD, share -> percentunit, ms -> ms: the unit Grafana
     (and the HTML report) applies to each numeric column, from defaults and overrides."""
     uid, panel = item
-    columns, rows = _columns_and_rows(client, expanded_panel_sql(panel, week, variables_for(uid)))
+    columns, rows = all_selected(uid, panel)
     default = panel.get("fieldConfig", {}).get("defaults", {}).get("unit")
     overrides = column_overrides(panel, columns)
     wrong = []

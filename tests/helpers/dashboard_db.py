@@ -1,6 +1,8 @@
 """The chdb database the dashboard and HTML-report tests read: the demo, plus edge cases.
 
-``run_demo`` (real SDKs, fake provider, ~5-10 s) fills it once per test session. A few
+The demo (real SDKs, fake provider, ~5-10 s) runs once per test session, through the CLI
+(``otel-llmcost demo``, as tests/cli/test_cli.py needs it): every process (xdist worker)
+copies that database and adds its own rows (see ``demo_database``). A few
 spans the demo does not produce are added the way the collector would write them (rows
 in otel_traces, so the materialized views run): a spend spike after 8 quiet days, a
 cache written and never read, a repeated uncached prefix, an hour whose cache hit rate
@@ -13,13 +15,19 @@ data, not on empty results.
 from __future__ import annotations
 
 import datetime as dt
+import fcntl
 import functools
+import os
+import shutil
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import clickhouse_connect
+from typer.testing import CliRunner
 
-from otel_llmcost.demo import run_demo
+from otel_llmcost.cli import app
+from otel_llmcost.config import DEFAULT_DATABASE
 from tests.helpers.budget_rows import add_demo_budgets
 from tests.helpers.chdb import DATABASE, insert_spans
 from tests.helpers.span_rows import server_span_row, trace_row
@@ -131,13 +139,49 @@ def limiter_decision_spans(now: dt.datetime) -> list[list[Any]]:
     return rows
 
 
+def session_dir(root: Path) -> Path:
+    """The directory every process of this test session shares: under xdist ``root`` (a
+    worker's base temp, ``pytest-N/popen-gwK``) is one per worker and its parent the session's."""
+    return root.parent if os.environ.get("PYTEST_XDIST_WORKER") else root
+
+
+def session_once(root: Path, name: str, build: Callable[[Path], None]) -> Path:
+    """``session_dir(root) / name``, a directory ``build`` fills once per test session: in
+    whichever process asks first, while the others wait on a lock. A build that raised
+    leaves nothing behind, so every process that asks builds again and fails its own test."""
+    shared = session_dir(root)
+    target = shared / name
+    with open(shared / f"{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (target / ".built").exists():
+            shutil.rmtree(target, ignore_errors=True)
+            target.mkdir(parents=True)
+            build(target)
+            (target / ".built").touch()
+    return target
+
+
+def _run_demo_command(directory: Path) -> None:
+    assert DATABASE == DEFAULT_DATABASE  # the command writes the configured (default) database
+    result = CliRunner().invoke(app, ["demo", "--dsn", f"chdb://{directory / 'chdb'}", "--format", "json"])
+    assert result.exit_code == 0, result.output
+
+
+def demo_database(root: Path, target: Path) -> str:
+    """The DSN of a copy, at ``target`` (a chdb directory), of the database ``otel-llmcost
+    demo --dsn DSN --format json`` writes (15 days, the command's default: the least that
+    gives the seasonal detectors 4 prior days of the same type on any day of the week).
+    The command runs once per session (``session_once``) and must exit 0."""
+    template = session_once(root, "demo-template", _run_demo_command)
+    # chdb's data directory holds relative symlinks only: the copy stands alone
+    shutil.copytree(template / "chdb", target, symlinks=True)
+    return f"chdb://{target}"
+
+
 @functools.cache
 def dashboard_database(root: Path) -> str:
     """Build the database once per process under ``root``; return its chdb DSN."""
-    dsn = f"chdb://{root / 'dashboards-chdb'}"
-    # 15: the least that gives the seasonal detectors 4 prior days of the same type
-    # (weekday or weekend) on any day of the week
-    run_demo(dsn, database=DATABASE, days=15)
+    dsn = demo_database(root, root / "dashboards-chdb")
     client = clickhouse_connect.get_client(dsn=dsn)
     try:
         now = dt.datetime.now(dt.timezone.utc)

@@ -16,7 +16,7 @@ import pytest
 
 from otel_llmcost import semconv as sc
 from otel_llmcost.storage import migrations
-from tests.helpers.chdb import chdb_dsn, insert_spans, migrated_client
+from tests.helpers.chdb import chdb_dsn, fresh_client, insert_spans
 from tests.helpers.span_rows import now_ns, trace_row
 
 FIXTURE = Path(__file__).with_name("fixtures") / "schema_a5d3197.sql"
@@ -127,7 +127,7 @@ def _same(client: Any, new: str, old: str) -> list[tuple]:
 
 
 def test_the_views_over_the_rollup_give_what_the_old_views_over_llm_calls_gave(tmp_path: Path) -> None:
-    with migrated_client(chdb_dsn(tmp_path)) as client:
+    with fresh_client(tmp_path) as client:
         insert_spans(client, _calls("fresh", 40, now_ns() - 8 * 3600 * 10**9))
         insert_spans(client, _calls("fresh", 13, now_ns() - 3 * 3600 * 10**9))  # a second part
 
@@ -151,7 +151,7 @@ def _same_daily(client: Any) -> None:
 
 def test_the_daily_views_read_the_daily_rollup_and_give_what_the_calls_give(tmp_path: Path) -> None:
     day_ns = 24 * 3600 * 10**9
-    with migrated_client(chdb_dsn(tmp_path)) as client:
+    with fresh_client(tmp_path) as client:
         for days_ago in (3, 2, 1):  # 40 calls 10 minutes apart: some days are split in two
             insert_spans(client, _calls("daily", 40, now_ns() - days_ago * day_ns - 3 * 3600 * 10**9))
         insert_spans(client, _calls("daily", 13, now_ns() - 3600 * 10**9))
