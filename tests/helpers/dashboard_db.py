@@ -172,7 +172,11 @@ def demo_database(root: Path, target: Path) -> str:
     demo --dsn DSN --format json`` writes (15 days, the command's default: the least that
     gives the seasonal detectors 4 prior days of the same type on any day of the week).
     The command runs once per session (``session_once``) and must exit 0."""
-    template = session_once(root, "demo-template", _run_demo_command)
+    # One per clock hour: the demo's spike is judged "as of now" by the anomaly detectors,
+    # and read in a later hour it is another hour's data (a copy from 21:59 read at 22:00
+    # loses the spend anomalies the tests expect). Within the hour every process shares it.
+    hour = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%d%H")
+    template = session_once(root, f"demo-template-{hour}", _run_demo_command)
     # chdb's data directory holds relative symlinks only: the copy stands alone
     shutil.copytree(template / "chdb", target, symlinks=True)
     return f"chdb://{target}"

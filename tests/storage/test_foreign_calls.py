@@ -19,7 +19,7 @@ from otel_llmcost import semconv as sc
 from otel_llmcost.exporter.rows import COLUMNS
 from otel_llmcost.pricing import Pricer
 from otel_llmcost.pricing import catalogue as price_catalogue
-from tests.helpers.chdb import insert_spans, q
+from tests.helpers.chdb import insert_spans, q, reads_only_the_window
 from tests.helpers.span_rows import trace_row
 
 DB = "otel"
@@ -157,7 +157,7 @@ def foreign(client: Any) -> dict[str, tuple]:
     rows = q(
         client,
         f"SELECT SpanId, Source, InputTokens, UncachedInputTokens, CacheReadTokens, CacheWriteTokens, "
-        f"OutputTokens, Unpriced, CostUsd, CostReported, Duplicate FROM {DB}.v_foreign_calls",
+        f"OutputTokens, Unpriced, CostUsd, CostReported, Duplicate FROM {DB}.v_foreign_calls(since_hours = 87600)",
     )
     return {r[0]: r[1:] for r in rows}
 
@@ -222,12 +222,25 @@ def test_a_model_without_a_price_is_unpriced_never_zero(chdb_client, tmp_path):
     insert_spans(chdb_client, [row])
     sync(chdb_client, tmp_path)
     assert foreign(chdb_client)[sid(row)][6:8] == (True, None)
-    assert q(chdb_client, f"SELECT Unpriced, CostUsd FROM {DB}.v_calls_all") == [(1, None)]
+    assert q(chdb_client, f"SELECT Unpriced, CostUsd FROM {DB}.v_calls_all(since_hours = 87600)") == [(1, None)]
 
 
 def test_before_any_sync_foreign_calls_are_unpriced(chdb_client):
     insert_spans(chdb_client, [contrib_openai_v2()])
-    assert q(chdb_client, f"SELECT Unpriced, CostUsd FROM {DB}.v_foreign_calls") == [(True, None)]
+    assert q(chdb_client, f"SELECT Unpriced, CostUsd FROM {DB}.v_foreign_calls(since_hours = 87600)") == [(True, None)]
+
+
+@pytest.mark.parametrize("view", ["v_foreign_duplicates", "v_foreign_calls", "v_calls_all", "v_cost_by_source_daily"])
+def test_every_call_view_reads_only_its_window(chdb_client, tmp_path, view):
+    # The calls are from WHEN (weeks ago): a day's window holds none of them, and no table
+    # (ours, the foreign calls, the duplicate lookup's) may be read beyond its window.
+    trace_id = secrets.token_hex(16)
+    our = ours(trace_id)
+    insert_spans(chdb_client, [our, contrib_openai_v2(trace_id=trace_id, parent=sid(our), ts_ns=WHEN_NS + 1000)])
+    sync(chdb_client, tmp_path)
+    assert q(chdb_client, f"SELECT count() FROM {DB}.{view}(since_hours = 24)") == [(0,)]
+    assert q(chdb_client, f"SELECT count() FROM {DB}.{view}(since_hours = 87600)") != [(0,)]
+    assert reads_only_the_window(chdb_client, f"SELECT * FROM {DB}.{view}(since_hours = 24)")
 
 
 @pytest.mark.parametrize("relation", ["foreign_child", "foreign_parent", "sibling_overlapping"])
@@ -247,7 +260,11 @@ def test_a_call_traced_by_us_and_contrib_counts_once_as_ours(chdb_client, tmp_pa
         insert_spans(chdb_client, batch)
     sync(chdb_client, tmp_path)
     assert foreign(chdb_client)[sid(other)][-1] == 1
-    rows = q(chdb_client, f"SELECT Source, CostUsd FROM {DB}.v_calls_all WHERE TraceId = %(t)s", t=trace_id)
+    rows = q(
+        chdb_client,
+        f"SELECT Source, CostUsd FROM {DB}.v_calls_all(since_hours = 87600) WHERE TraceId = %(t)s",
+        t=trace_id,
+    )
     assert rows == [("otel-llmcost", pytest.approx(0.0036))]
 
 
@@ -262,7 +279,8 @@ def test_the_same_model_in_another_trace_or_later_is_not_a_duplicate(chdb_client
     assert (got[sid(later)][-1], got[sid(elsewhere)][-1]) == (False, False)
     by_source = q(
         chdb_client,
-        f"SELECT Source, sum(Calls), sum(CostUsd) FROM {DB}.v_cost_by_source_daily GROUP BY Source ORDER BY Source",
+        f"SELECT Source, sum(Calls), sum(CostUsd) FROM {DB}.v_cost_by_source_daily(since_hours = 87600)"
+        " GROUP BY Source ORDER BY Source",
     )
     # ours 0.0036; two contrib calls at 0.003 each
     assert by_source == [
@@ -332,6 +350,8 @@ def test_real_sdk_spans_through_the_exporter_rows(chdb_client, tmp_path):
         )
     insert_spans(chdb_client, [span_to_row(s) for s in exporter.get_finished_spans()])
     sync(chdb_client, tmp_path)
-    rows = q(chdb_client, f"SELECT Source, InputTokens, CostUsd FROM {DB}.v_calls_all ORDER BY Source")
+    rows = q(
+        chdb_client, f"SELECT Source, InputTokens, CostUsd FROM {DB}.v_calls_all(since_hours = 87600) ORDER BY Source"
+    )
     # OpenLIT: 500 * 2 + 50 * 8 = 1400 per million; ours as recorded
     assert rows == [("openlit", 500, pytest.approx(0.0014)), ("otel-llmcost", 1000, pytest.approx(0.0036))]

@@ -134,7 +134,7 @@ def test_v_spend_hourly_agrees_with_v_calls_all_call_by_call(mixed):
     per_call = q(
         mixed,
         f"SELECT Source, count(), countIf(Unpriced = 1), round(sum(ifNull(CostUsd, 0)), 9) "
-        f"FROM {DB}.v_calls_all GROUP BY Source ORDER BY Source",
+        f"FROM {DB}.v_calls_all(since_hours = 720) GROUP BY Source ORDER BY Source",
     )
     assert rollup == per_call
 
@@ -152,7 +152,9 @@ def test_a_duplicate_outside_the_window_is_not_subtracted_inside_it(chdb_client,
     for since_hours in (24, 96):
         got = q(chdb_client, f"SELECT sum(Calls) FROM {DB}.v_foreign_spend_hourly(since_hours = {since_hours})")
         assert got == [(1,)], since_hours
-    assert q(chdb_client, f"SELECT count(), countIf(Duplicate) FROM {DB}.v_foreign_calls") == [(2, 1)]
+    assert q(chdb_client, f"SELECT count(), countIf(Duplicate) FROM {DB}.v_foreign_calls(since_hours = 720)") == [
+        (2, 1)
+    ]
 
 
 def test_calls_either_side_of_a_price_tier_are_priced_at_their_tier(chdb_client):
@@ -163,7 +165,7 @@ def test_calls_either_side_of_a_price_tier_are_priced_at_their_tier(chdb_client)
     large = at(span(("openlit.otel.tracing", ""), "chat", {**attrs, "gen_ai.usage.input_tokens": 300_000}))
     insert_spans(chdb_client, [small, large])
     price_catalogue.sync(chdb_client, Pricer(), database=DB)
-    per_call = dict(q(chdb_client, f"SELECT InputTokens, CostUsd FROM {DB}.v_foreign_calls"))
+    per_call = dict(q(chdb_client, f"SELECT InputTokens, CostUsd FROM {DB}.v_foreign_calls(since_hours = 720)"))
     assert per_call[300_000] / 300_000 > per_call[100_000] / 100_000  # the upper tier, dearer
     rollup = q(chdb_client, f"SELECT sum(CostUsd) FROM {DB}.v_foreign_spend_hourly(since_hours = 24)")
     assert rollup == [(pytest.approx(per_call[100_000] + per_call[300_000]),)]

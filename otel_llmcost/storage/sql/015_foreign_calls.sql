@@ -120,12 +120,38 @@ WHERE ScopeName != 'otel_llmcost'
        OR mapContains(SpanAttributes, 'gen_ai.usage.prompt_tokens')
        OR mapContains(SpanAttributes, 'gen_ai.usage.completion_tokens'));
 
--- Every foreign call, priced by the newest catalogue at the call's time, with
--- Duplicate = 1 when otel-llmcost traced the same call: a call of ours in the same trace that
--- is the foreign span's parent or child, or has the same requested model and overlaps it in
--- time (two instrumentations wrapping one SDK method nest in either order, or are siblings
--- when one of them does not propagate context). Formula: v_calls_repriced's, on text tokens
--- (foreign spans carry no audio/image split and no cache TTL: cache writes at the 5m price).
+-- The foreign calls of the last since_hours (from the start of that hour) that otel-llmcost
+-- traced too: a call of ours in the same trace that is the foreign span's parent or child,
+-- or has the same requested model and overlaps it in time (two instrumentations wrapping one
+-- SDK method nest in either order, or are siblings when one of them does not propagate
+-- context). Ours is read from an hour before the window: it starts at most that much
+-- earlier. The one place of the duplicate rule (v_foreign_calls, v_foreign_spend_hourly).
+CREATE VIEW IF NOT EXISTS {database}.v_foreign_duplicates {cluster} AS
+SELECT y.SpanId AS SpanId
+FROM {database}.llm_foreign_calls AS y
+INNER JOIN (
+    SELECT TraceId, SpanId, ParentSpanId, RequestModel,
+           toUnixTimestamp64Nano(Timestamp) AS start_ns,
+           start_ns + toInt64(DurationMs * 1e6) AS end_ns
+    FROM {database}.llm_calls
+    WHERE Timestamp >= toStartOfHour(now() - toIntervalHour({since_hours:UInt32})) - INTERVAL 1 HOUR
+      AND TraceId IN (
+        SELECT TraceId
+        FROM {database}.llm_foreign_calls
+        WHERE Timestamp >= toStartOfHour(now() - toIntervalHour({since_hours:UInt32}))
+      )
+) AS c ON c.TraceId = y.TraceId
+WHERE y.Timestamp >= toStartOfHour(now() - toIntervalHour({since_hours:UInt32}))
+  AND (c.SpanId = y.ParentSpanId
+       OR c.ParentSpanId = y.SpanId
+       OR (c.RequestModel = y.RequestModel
+           AND c.start_ns <= toUnixTimestamp64Nano(y.Timestamp) + toInt64(y.DurationMs * 1e6)
+           AND toUnixTimestamp64Nano(y.Timestamp) <= c.end_ns));
+
+-- Every foreign call of the last since_hours (from the start of that hour), priced by the
+-- newest catalogue at the call's time, with Duplicate = 1 when otel-llmcost traced the same
+-- call (v_foreign_duplicates). Formula: v_calls_repriced's, on text tokens (foreign spans
+-- carry no audio/image split and no cache TTL: cache writes at the 5m price).
 CREATE VIEW IF NOT EXISTS {database}.v_foreign_calls {cluster} AS
 SELECT
     f.Timestamp AS Timestamp,
@@ -160,20 +186,7 @@ SELECT
     p.Source AS CatalogueSource,
     p.Version AS CatalogueVersion,
     f.SpanId IN (
-        SELECT x.SpanId
-        FROM {database}.llm_foreign_calls AS x
-        INNER JOIN (
-            SELECT TraceId, SpanId, ParentSpanId, RequestModel,
-                   toUnixTimestamp64Nano(Timestamp) AS start_ns,
-                   start_ns + toInt64(DurationMs * 1e6) AS end_ns
-            FROM {database}.llm_calls
-            WHERE TraceId IN (SELECT TraceId FROM {database}.llm_foreign_calls)
-        ) AS c ON c.TraceId = x.TraceId
-        WHERE c.SpanId = x.ParentSpanId
-           OR c.ParentSpanId = x.SpanId
-           OR (c.RequestModel = x.RequestModel
-               AND c.start_ns <= toUnixTimestamp64Nano(x.Timestamp) + toInt64(x.DurationMs * 1e6)
-               AND toUnixTimestamp64Nano(x.Timestamp) <= c.end_ns)
+        SELECT SpanId FROM {database}.v_foreign_duplicates(since_hours = {since_hours:UInt32})
     ) AS Duplicate
 FROM {database}.llm_foreign_calls AS f
 LEFT JOIN (
@@ -198,11 +211,13 @@ LEFT JOIN (
     AND f.Timestamp >= p.EffectiveFrom
     AND f.Timestamp < p.EffectiveUntil
     AND f.InputTokens >= p.InputTokensFrom
-    AND f.InputTokens < p.InputTokensUntil;
+    AND f.InputTokens < p.InputTokensUntil
+WHERE f.Timestamp >= toStartOfHour(now() - toIntervalHour({since_hours:UInt32}));
 
--- Every call once: ours (Source 'otel-llmcost', cost as recorded) and the foreign calls we did
--- not trace ourselves (cost from the catalogue). CostUsd is NULL for an unpriced call, so
--- sum(CostUsd) is the priced spend and countIf(Unpriced) what it leaves out.
+-- Every call of the last since_hours (from the start of that hour) once: ours (Source
+-- 'otel-llmcost', cost as recorded) and the foreign calls we did not trace ourselves (cost
+-- from the catalogue). CostUsd is NULL for an unpriced call, so sum(CostUsd) is the priced
+-- spend and countIf(Unpriced) what it leaves out.
 CREATE VIEW IF NOT EXISTS {database}.v_calls_all {cluster} AS
 SELECT
     Timestamp, TraceId, SpanId, ServiceName,
@@ -214,6 +229,7 @@ SELECT
     toUInt8(Unpriced OR Implausible) AS Unpriced,
     if(Unpriced OR Implausible, NULL, CostTotal) AS CostUsd
 FROM {database}.llm_calls
+WHERE Timestamp >= toStartOfHour(now() - toIntervalHour({since_hours:UInt32}))
 UNION ALL
 SELECT
     Timestamp, TraceId, SpanId, ServiceName,
@@ -224,10 +240,11 @@ SELECT
     InputTokens, OutputTokens, CacheReadTokens, CacheWriteTokens, ReasoningTokens,
     toUInt8(Unpriced) AS Unpriced,
     CostUsd
-FROM {database}.v_foreign_calls
+FROM {database}.v_foreign_calls(since_hours = {since_hours:UInt32})
 WHERE NOT Duplicate;
 
--- Spend per day and source: how much of the bill each instrumentation saw.
+-- Spend per day and source over the last since_hours (from the start of that hour): how
+-- much of the bill each instrumentation saw.
 CREATE VIEW IF NOT EXISTS {database}.v_cost_by_source_daily {cluster} AS
 SELECT
     toDate(Timestamp) AS Day,
@@ -240,5 +257,5 @@ SELECT
     sum(OutputTokens) AS OutputTokens,
     sum(CostUsd) AS CostUsd,
     countIf(Unpriced) AS UnpricedCalls
-FROM {database}.v_calls_all
+FROM {database}.v_calls_all(since_hours = {since_hours:UInt32})
 GROUP BY Day, ServiceName, Source, Provider, RequestModel;

@@ -116,7 +116,7 @@ GROUP BY
 -- Foreign calls of the last since_hours (from the start of that hour), duplicates left out,
 -- per hour, source, model and price tier, priced by the newest catalogue like
 -- v_foreign_calls: CostUsd NULL and UnpricedCalls = Calls where the model has no catalogue
--- row (never $0). The duplicate test is v_foreign_calls.Duplicate's, on the window only.
+-- row (never $0). The duplicates are v_foreign_duplicates' of the window.
 CREATE VIEW IF NOT EXISTS {database}.v_foreign_spend_hourly {cluster} AS
 SELECT
     k.Hour AS Hour,
@@ -191,27 +191,7 @@ FROM (
         FROM {database}.llm_foreign_calls AS x
         WHERE x.Timestamp >= toStartOfHour(now() - toIntervalHour({since_hours:UInt32}))
           AND x.SpanId IN (
-            SELECT y.SpanId
-            FROM {database}.llm_foreign_calls AS y
-            INNER JOIN (
-                SELECT TraceId, SpanId, ParentSpanId, RequestModel,
-                       toUnixTimestamp64Nano(Timestamp) AS start_ns,
-                       start_ns + toInt64(DurationMs * 1e6) AS end_ns
-                FROM {database}.llm_calls
-                -- our side of a duplicate starts at most an hour before the window
-                WHERE Timestamp >= toStartOfHour(now() - toIntervalHour({since_hours:UInt32})) - INTERVAL 1 HOUR
-                  AND TraceId IN (
-                    SELECT TraceId
-                    FROM {database}.llm_foreign_calls
-                    WHERE Timestamp >= toStartOfHour(now() - toIntervalHour({since_hours:UInt32}))
-                  )
-            ) AS c ON c.TraceId = y.TraceId
-            WHERE y.Timestamp >= toStartOfHour(now() - toIntervalHour({since_hours:UInt32}))
-              AND (c.SpanId = y.ParentSpanId
-                   OR c.ParentSpanId = y.SpanId
-                   OR (c.RequestModel = y.RequestModel
-                       AND c.start_ns <= toUnixTimestamp64Nano(y.Timestamp) + toInt64(y.DurationMs * 1e6)
-                       AND toUnixTimestamp64Nano(y.Timestamp) <= c.end_ns))
+            SELECT SpanId FROM {database}.v_foreign_duplicates(since_hours = {since_hours:UInt32})
           )
         GROUP BY Hour, ServiceName, Source, Provider, PriceProvider, RequestModel, ResponseModel, InputBand
     )

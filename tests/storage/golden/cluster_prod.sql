@@ -3784,6 +3784,28 @@ WHERE ScopeName != 'otel_llmcost'
        OR mapContains(SpanAttributes, 'gen_ai.usage.prompt_tokens')
        OR mapContains(SpanAttributes, 'gen_ai.usage.completion_tokens'));
 
+CREATE VIEW IF NOT EXISTS otel.v_foreign_duplicates  ON CLUSTER prod AS
+SELECT y.SpanId AS SpanId
+FROM otel.llm_foreign_calls AS y
+INNER JOIN (
+    SELECT TraceId, SpanId, ParentSpanId, RequestModel,
+           toUnixTimestamp64Nano(Timestamp) AS start_ns,
+           start_ns + toInt64(DurationMs * 1e6) AS end_ns
+    FROM otel.llm_calls
+    WHERE Timestamp >= toStartOfHour(now() - toIntervalHour({since_hours:UInt32})) - INTERVAL 1 HOUR
+      AND TraceId IN (
+        SELECT TraceId
+        FROM otel.llm_foreign_calls
+        WHERE Timestamp >= toStartOfHour(now() - toIntervalHour({since_hours:UInt32}))
+      )
+) AS c ON c.TraceId = y.TraceId
+WHERE y.Timestamp >= toStartOfHour(now() - toIntervalHour({since_hours:UInt32}))
+  AND (c.SpanId = y.ParentSpanId
+       OR c.ParentSpanId = y.SpanId
+       OR (c.RequestModel = y.RequestModel
+           AND c.start_ns <= toUnixTimestamp64Nano(y.Timestamp) + toInt64(y.DurationMs * 1e6)
+           AND toUnixTimestamp64Nano(y.Timestamp) <= c.end_ns));
+
 CREATE VIEW IF NOT EXISTS otel.v_foreign_calls  ON CLUSTER prod AS
 SELECT
     f.Timestamp AS Timestamp,
@@ -3818,20 +3840,7 @@ SELECT
     p.Source AS CatalogueSource,
     p.Version AS CatalogueVersion,
     f.SpanId IN (
-        SELECT x.SpanId
-        FROM otel.llm_foreign_calls AS x
-        INNER JOIN (
-            SELECT TraceId, SpanId, ParentSpanId, RequestModel,
-                   toUnixTimestamp64Nano(Timestamp) AS start_ns,
-                   start_ns + toInt64(DurationMs * 1e6) AS end_ns
-            FROM otel.llm_calls
-            WHERE TraceId IN (SELECT TraceId FROM otel.llm_foreign_calls)
-        ) AS c ON c.TraceId = x.TraceId
-        WHERE c.SpanId = x.ParentSpanId
-           OR c.ParentSpanId = x.SpanId
-           OR (c.RequestModel = x.RequestModel
-               AND c.start_ns <= toUnixTimestamp64Nano(x.Timestamp) + toInt64(x.DurationMs * 1e6)
-               AND toUnixTimestamp64Nano(x.Timestamp) <= c.end_ns)
+        SELECT SpanId FROM otel.v_foreign_duplicates(since_hours = {since_hours:UInt32})
     ) AS Duplicate
 FROM otel.llm_foreign_calls AS f
 LEFT JOIN (
@@ -3856,7 +3865,8 @@ LEFT JOIN (
     AND f.Timestamp >= p.EffectiveFrom
     AND f.Timestamp < p.EffectiveUntil
     AND f.InputTokens >= p.InputTokensFrom
-    AND f.InputTokens < p.InputTokensUntil;
+    AND f.InputTokens < p.InputTokensUntil
+WHERE f.Timestamp >= toStartOfHour(now() - toIntervalHour({since_hours:UInt32}));
 
 CREATE VIEW IF NOT EXISTS otel.v_calls_all  ON CLUSTER prod AS
 SELECT
@@ -3869,6 +3879,7 @@ SELECT
     toUInt8(Unpriced OR Implausible) AS Unpriced,
     if(Unpriced OR Implausible, NULL, CostTotal) AS CostUsd
 FROM otel.llm_calls
+WHERE Timestamp >= toStartOfHour(now() - toIntervalHour({since_hours:UInt32}))
 UNION ALL
 SELECT
     Timestamp, TraceId, SpanId, ServiceName,
@@ -3879,7 +3890,7 @@ SELECT
     InputTokens, OutputTokens, CacheReadTokens, CacheWriteTokens, ReasoningTokens,
     toUInt8(Unpriced) AS Unpriced,
     CostUsd
-FROM otel.v_foreign_calls
+FROM otel.v_foreign_calls(since_hours = {since_hours:UInt32})
 WHERE NOT Duplicate;
 
 CREATE VIEW IF NOT EXISTS otel.v_cost_by_source_daily  ON CLUSTER prod AS
@@ -3894,7 +3905,7 @@ SELECT
     sum(OutputTokens) AS OutputTokens,
     sum(CostUsd) AS CostUsd,
     countIf(Unpriced) AS UnpricedCalls
-FROM otel.v_calls_all
+FROM otel.v_calls_all(since_hours = {since_hours:UInt32})
 GROUP BY Day, ServiceName, Source, Provider, RequestModel;
 
 CREATE VIEW IF NOT EXISTS otel.v_prompt_component_cost  ON CLUSTER prod AS
@@ -5055,27 +5066,7 @@ FROM (
         FROM otel.llm_foreign_calls AS x
         WHERE x.Timestamp >= toStartOfHour(now() - toIntervalHour({since_hours:UInt32}))
           AND x.SpanId IN (
-            SELECT y.SpanId
-            FROM otel.llm_foreign_calls AS y
-            INNER JOIN (
-                SELECT TraceId, SpanId, ParentSpanId, RequestModel,
-                       toUnixTimestamp64Nano(Timestamp) AS start_ns,
-                       start_ns + toInt64(DurationMs * 1e6) AS end_ns
-                FROM otel.llm_calls
-                -- our side of a duplicate starts at most an hour before the window
-                WHERE Timestamp >= toStartOfHour(now() - toIntervalHour({since_hours:UInt32})) - INTERVAL 1 HOUR
-                  AND TraceId IN (
-                    SELECT TraceId
-                    FROM otel.llm_foreign_calls
-                    WHERE Timestamp >= toStartOfHour(now() - toIntervalHour({since_hours:UInt32}))
-                  )
-            ) AS c ON c.TraceId = y.TraceId
-            WHERE y.Timestamp >= toStartOfHour(now() - toIntervalHour({since_hours:UInt32}))
-              AND (c.SpanId = y.ParentSpanId
-                   OR c.ParentSpanId = y.SpanId
-                   OR (c.RequestModel = y.RequestModel
-                       AND c.start_ns <= toUnixTimestamp64Nano(y.Timestamp) + toInt64(y.DurationMs * 1e6)
-                       AND toUnixTimestamp64Nano(y.Timestamp) <= c.end_ns))
+            SELECT SpanId FROM otel.v_foreign_duplicates(since_hours = {since_hours:UInt32})
           )
         GROUP BY Hour, ServiceName, Source, Provider, PriceProvider, RequestModel, ResponseModel, InputBand
     )
