@@ -133,7 +133,7 @@ def test_demo_anomalies_are_the_injected_spike_and_the_uncached_new_model(demo_d
     # with the machine's load (a parallel test slows one day's calls, today's or a past one's)
     rows = [r for r in report(demo_dsn, "anomalies")["anomalies"] if r["Kind"] != "latency"]
     found = {(r["Kind"], r["Dimension"], r["Key"]) for r in rows}
-    # Today POST /summarize gets 20x its calls (feature summaries, team docs, the only
+    # Today POST /summarize gets 24x its calls (feature summaries, team docs, the only
     # endpoint on claude-sonnet-4): spend and calls rise on each of those series.
     spike = {("endpoint", "POST /summarize"), ("feature", "summaries"), ("team", "docs")}
     spike |= {("model", "claude-sonnet-4-20250514")}
