@@ -89,7 +89,7 @@ def put_usage(attrs: dict[str, Any], usage: Usage) -> None:
     A usage in other units only (whisper-1's audio seconds, speech's characters) reports no
     tokens: none are written (no made-up zeros). Its units are already on the span, as the
     provider read them (``llmcost.usage.audio_seconds`` / ``.input_characters``)."""
-    if not usage.input_tokens and usage.has_units and not usage.counts_tokens:
+    if not usage.input_tokens and usage.units_only:  # input first: the hot path reads one field
         return
     # int64() inlined: six calls per span on the hot path.
     cap = INT64_MAX

@@ -315,7 +315,7 @@ class LLMCall:
             attrs.update(components)
         span.set_attributes(attrs)
         # A usage in other units only (whisper-1's seconds, speech's characters) counts no tokens.
-        tokens = usage if usage is not None and (usage.counts_tokens or not usage.has_units) else None
+        tokens = usage if usage is not None and not usage.units_only else None
         metric_attrs, input_attrs, output_attrs = attributes.metric_attribute_sets(
             self.request, record, attrs.get(semconv.ERROR_TYPE), self.metric_dimensions
         )

@@ -166,17 +166,21 @@ def _unit_row(
 
 def database_rows(sync_id: datetime, version: str) -> Iterator[list[Any]]:
     """Dated ``llm_prices`` rows for every model and price variant genai-prices prices by tokens."""
+    return iter(database_tables(sync_id, version)[0])
+
+
+def database_tables(sync_id: datetime, version: str) -> tuple[list[list[Any]], list[list[Any]]]:
+    """(``llm_prices`` rows, ``llm_unit_prices`` rows) of every dated price genai-prices knows,
+    from one walk of its data: by tokens, and by audio seconds or characters."""
+    prices: list[list[Any]] = []
+    unit_prices: list[list[Any]] = []
     for rates, head, effective, tail in _database_prices(sync_id, version):
         if rates.tokens_priced:
-            yield from _rows_for_rates(rates, head, effective, tail)
-
-
-def database_unit_rows(sync_id: datetime, version: str) -> Iterator[list[Any]]:
-    """Dated ``llm_unit_prices`` rows for every model genai-prices prices by audio seconds or characters."""
-    for rates, head, effective, tail in _database_prices(sync_id, version):
+            prices.extend(_rows_for_rates(rates, head, effective, tail))
         row = _unit_row(rates, head, effective, tail)
         if row is not None:
-            yield row
+            unit_prices.append(row)
+    return prices, unit_prices
 
 
 def _database_prices(
@@ -312,8 +316,7 @@ def sync(client: Any, pricer: Pricer, *, database: str, keep: int = 10) -> SyncR
     """Write a full catalogue and the recorded-model map, then mark the sync complete."""
     sync_id = datetime.now(tz=_UTC).replace(tzinfo=None)
     version = genai_prices_version()
-    prices = list(database_rows(sync_id, version))
-    unit_prices = list(database_unit_rows(sync_id, version))
+    prices, unit_prices = database_tables(sync_id, version)
     overrides = pricer.overrides
     if overrides is not None:
         prices += override_rows(sync_id, overrides)
@@ -380,8 +383,7 @@ def in_catalogue(client: Any, provider: str, model: str, *, database: str) -> bo
     tokens or by another unit (``llm_unit_prices``: tts-1-hd for tts-1 calls)."""
     rows = client.query(
         f"SELECT (SELECT count() FROM {database}.v_prices_current WHERE Provider = %(p)s AND Model = %(m)s)"
-        f" + (SELECT count() FROM {database}.llm_unit_prices WHERE Provider = %(p)s AND Model = %(m)s"
-        f" AND SyncId = (SELECT max(SyncId) FROM {database}.llm_price_syncs))",
+        f" + (SELECT count() FROM {database}.v_unit_prices_current WHERE Provider = %(p)s AND Model = %(m)s)",
         parameters={"p": provider, "m": model},
     ).result_rows
     return bool(rows and rows[0][0])

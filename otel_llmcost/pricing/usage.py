@@ -146,6 +146,12 @@ class Usage:
         return bool(self.input_tokens or self.output_tokens or self.cache_read_tokens or self.cache_write_tokens)
 
     @property
+    def units_only(self) -> bool:
+        """Whether the usage counts units other than tokens and no token (whisper-1's seconds,
+        speech's characters): there is no token count to record or to meter."""
+        return self.has_units and not self.counts_tokens
+
+    @property
     def largest_count(self) -> int:
         """What a plausibility bound is compared with: input + output, or any one count if larger
         (a provider can report a subset, e.g. cache reads, that is absurd on its own)."""
