@@ -27,6 +27,12 @@ CREATE TABLE IF NOT EXISTS {database}.llm_unit_prices {cluster} (
 ) ENGINE = {merge_tree}
 ORDER BY (SyncId, Provider, Model, Variant, EffectiveFrom);
 
+-- The unit prices of the newest complete catalogue, as v_prices_current is its token prices.
+CREATE VIEW IF NOT EXISTS {database}.v_unit_prices_current {cluster} AS
+SELECT *
+FROM {database}.llm_unit_prices
+WHERE SyncId = (SELECT max(SyncId) FROM {database}.llm_price_syncs);
+
 -- Every call, priced by the newest catalogue at the call's own date.
 --   target_provider = '', target_model = '': by the catalogue row that prices the model
 --     the call used (repricing: unpriced calls priced since, corrected prices);
@@ -161,11 +167,7 @@ FROM (
         AND m.CallVariant = c.PriceVariant
         AND c.Timestamp >= m.ValidFrom
         AND c.Timestamp < m.ValidUntil
-    LEFT JOIN (
-        SELECT *
-        FROM {database}.llm_prices
-        WHERE SyncId = (SELECT max(SyncId) FROM {database}.llm_price_syncs)
-    ) AS p
+    LEFT JOIN {database}.v_prices_current AS p
         ON p.Provider = if({target_provider:String} = '', m.Provider, {target_provider:String})
         AND p.Model = if({target_model:String} = '', m.Model, {target_model:String})
         AND p.Variant = if({target_model:String} = '', m.Variant, '')
@@ -173,11 +175,7 @@ FROM (
         AND c.Timestamp < p.EffectiveUntil
         AND c.InputTokens >= p.InputTokensFrom
         AND c.InputTokens < p.InputTokensUntil
-    LEFT JOIN (
-        SELECT *
-        FROM {database}.llm_unit_prices
-        WHERE SyncId = (SELECT max(SyncId) FROM {database}.llm_price_syncs)
-    ) AS u
+    LEFT JOIN {database}.v_unit_prices_current AS u
         ON u.Provider = if({target_provider:String} = '', m.Provider, {target_provider:String})
         AND u.Model = if({target_model:String} = '', m.Model, {target_model:String})
         AND u.Variant = if({target_model:String} = '', m.Variant, '')

@@ -5196,6 +5196,11 @@ CREATE TABLE IF NOT EXISTS otel.llm_unit_prices  ON CLUSTER prod (
 ) ENGINE = ReplicatedMergeTree('/clickhouse/tables/all/{database}/{table}', '{replica}')
 ORDER BY (SyncId, Provider, Model, Variant, EffectiveFrom);
 
+CREATE VIEW IF NOT EXISTS otel.v_unit_prices_current  ON CLUSTER prod AS
+SELECT *
+FROM otel.llm_unit_prices
+WHERE SyncId = (SELECT max(SyncId) FROM otel.llm_price_syncs);
+
 CREATE VIEW IF NOT EXISTS otel.v_calls_repriced  ON CLUSTER prod AS
 SELECT
     Timestamp,
@@ -5316,11 +5321,7 @@ FROM (
         AND m.CallVariant = c.PriceVariant
         AND c.Timestamp >= m.ValidFrom
         AND c.Timestamp < m.ValidUntil
-    LEFT JOIN (
-        SELECT *
-        FROM otel.llm_prices
-        WHERE SyncId = (SELECT max(SyncId) FROM otel.llm_price_syncs)
-    ) AS p
+    LEFT JOIN otel.v_prices_current AS p
         ON p.Provider = if({target_provider:String} = '', m.Provider, {target_provider:String})
         AND p.Model = if({target_model:String} = '', m.Model, {target_model:String})
         AND p.Variant = if({target_model:String} = '', m.Variant, '')
@@ -5328,11 +5329,7 @@ FROM (
         AND c.Timestamp < p.EffectiveUntil
         AND c.InputTokens >= p.InputTokensFrom
         AND c.InputTokens < p.InputTokensUntil
-    LEFT JOIN (
-        SELECT *
-        FROM otel.llm_unit_prices
-        WHERE SyncId = (SELECT max(SyncId) FROM otel.llm_price_syncs)
-    ) AS u
+    LEFT JOIN otel.v_unit_prices_current AS u
         ON u.Provider = if({target_provider:String} = '', m.Provider, {target_provider:String})
         AND u.Model = if({target_model:String} = '', m.Model, {target_model:String})
         AND u.Variant = if({target_model:String} = '', m.Variant, '')
